@@ -1,0 +1,208 @@
+/* Internal declarations shared by the library's source files. Nothing here
+ * is public: non-static names are mo__ and hidden from the shared library. */
+#ifndef MORSEL_INTERNAL_H
+#define MORSEL_INTERNAL_H
+
+#include "morsel.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#define MO__LIKELY(x)   __builtin_expect(!!(x), 1)
+#define MO__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define MO__CACHELINE   64
+
+#define mo__container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* ---- allocation seam (error.c) ---- */
+void *mo__malloc(size_t size);
+void *mo__realloc(void *ptr, size_t size);
+void *mo__calloc(size_t count, size_t size);
+void mo__free(void *ptr);
+
+/* ---- delayed calls (timer.c) ----
+ *
+ * Invariants of the timer store, checked by mo__timer_verify():
+ * - Every pending timer is in exactly one place: the near heap or one slot
+ *   of the wheel. `where` says which (MO__T_HEAP with heap_idx, or the
+ *   wheel level and slot).
+ * - The wheel is hierarchical: 8 levels of 64 slots over ticks of
+ *   2^MO__TICK_SHIFT ns. A timer of tick t sits at the level of the highest
+ *   6-bit block in which t differs from `curr`, in the slot given by t's
+ *   block at that level; every wheel timer has t >= curr. Hence every timer
+ *   of level L is earlier than every timer of level L+1, and within a level
+ *   lower slots are earlier.
+ * - Every heap timer has a tick below `curr`, so every heap timer is due no
+ *   later than every wheel timer: the heap's minimum is the next call.
+ * - The heap is a binary min-heap on (deadline, seq); seq is unique and
+ *   grows with every scheduling, which makes equal deadlines FIFO.
+ * - bits[L] has bit s set iff slot s of level L is non-empty.
+ */
+#define MO__TICK_SHIFT   20 /* ~1.05 ms per tick */
+#define MO__WHEEL_BITS   6
+#define MO__WHEEL_SLOTS  64
+#define MO__WHEEL_LEVELS 8 /* 8 * 6 + 20 > 63 bits: every int64 deadline fits */
+#define MO__TIMER_CHUNK  512
+
+enum { MO__T_FREE = 0, MO__T_HEAP = 1, MO__T_WHEEL = 2 };
+
+struct mo__timer {
+    struct mo__timer *next;   /* wheel slot list, or the free list */
+    struct mo__timer **pprev; /* wheel slot list */
+    int64_t deadline;
+    uint64_t seq;
+    mo_call_fn fn;
+    void *arg;
+    uint32_t gen;   /* equals the generation of the id given out for it */
+    uint8_t state;  /* MO__T_* */
+    uint8_t level;  /* wheel level, when state == MO__T_WHEEL */
+    uint8_t slot;   /* wheel slot, when state == MO__T_WHEEL */
+    uint32_t index; /* this timer's slab index */
+    uint32_t heap_idx;
+};
+
+struct mo__heap_entry {
+    int64_t deadline;
+    struct mo__timer *t;
+};
+
+struct mo__timers {
+    struct mo__timer **chunks; /* slab: chunk i holds indices [i*CHUNK, (i+1)*CHUNK) */
+    uint32_t nchunks;
+    uint32_t chunks_cap;
+    struct mo__timer *free; /* free list through ->next */
+    uint64_t seq;
+    uint64_t count; /* pending timers */
+    uint64_t curr;  /* wheel position, in ticks */
+    uint64_t bits[MO__WHEEL_LEVELS];
+    struct mo__timer *wheel[MO__WHEEL_LEVELS][MO__WHEEL_SLOTS];
+    struct mo__heap_entry *heap;
+    uint32_t heap_len;
+    uint32_t heap_cap;
+};
+
+int mo__timers_init(struct mo__timers *ts);
+void mo__timers_destroy(struct mo__timers *ts);
+/* Runs every timer due at `now` that was scheduled before this call began. */
+void mo__timers_run(mo_loop_t *loop);
+/* The earliest deadline, or INT64_MAX if there is no timer. */
+int64_t mo__timers_next(struct mo__timers *ts);
+void mo__timer_verify(const struct mo__timers *ts);
+
+/* ---- fd watchers (io.c) ---- */
+struct mo__io_dir {
+    mo_io_fn fn;
+    void *arg;
+    uint32_t gen;
+    uint8_t active;
+};
+
+struct mo__fdrec {
+    struct mo__io_dir dir[2]; /* [0] readable, [1] writable */
+    uint32_t registered;      /* epoll events currently registered for the fd */
+};
+
+struct mo__io {
+    int epfd;
+    struct mo__fdrec *fds; /* indexed by fd; grows; re-read after callbacks */
+    uint32_t nfds;
+    uint32_t active; /* active watchers */
+};
+
+int mo__io_init(struct mo__io *io);
+void mo__io_destroy(struct mo__io *io);
+/* Polls with a timeout in ns (-1: none) and runs the watchers that fired. */
+int mo__io_poll(mo_loop_t *loop, int64_t timeout);
+
+/* ---- calls from threads (wake.c) ----
+ *
+ * One lane per hash of the posting thread: producers hashing to a lane take
+ * its spinlock, append to its chunk list and publish `tail`; the loop thread
+ * is the lane's only consumer. A producer always uses the same lane, so its
+ * calls stay in order. `pending` coalesces wake-ups: the producer that sets
+ * it from 0 to 1 writes the eventfd, and only if the loop said it sleeps.
+ */
+#define MO__LANES       32
+#define MO__CHUNK_CELLS 255
+
+struct mo__cell {
+    mo_call_fn fn;
+    void *arg;
+};
+
+struct mo__chunk {
+    struct mo__chunk *_Atomic next;
+    struct mo__cell cell[];
+};
+
+struct mo__lane {
+    /* Producer side, under `lock`. */
+    _Alignas(MO__CACHELINE) atomic_int lock;
+    struct mo__chunk *tail_chunk;
+    uint32_t tail_pos;
+    uint64_t tail_count;
+    /* Published by producers, read by the consumer. */
+    _Alignas(MO__CACHELINE) _Atomic uint64_t tail;
+    struct mo__chunk *_Atomic first; /* the lane's first chunk, set once */
+    struct mo__chunk *_Atomic spare; /* one recycled chunk */
+    /* Consumer side. */
+    _Alignas(MO__CACHELINE) struct mo__chunk *head_chunk;
+    uint32_t head_pos;
+    uint64_t head;
+};
+
+struct mo__wake {
+    int efd;
+    _Alignas(MO__CACHELINE) atomic_int pending;
+    atomic_int sleeping;
+    atomic_int closed;
+    _Atomic uint32_t lanes_used;
+    struct mo__lane lanes[MO__LANES];
+};
+
+int mo__wake_init(struct mo__wake *w);
+void mo__wake_destroy(struct mo__wake *w);
+/* Runs the calls posted so far. Returns how many ran. */
+size_t mo__wake_drain(mo_loop_t *loop);
+/* Before a blocking poll: returns true if calls are pending (do not sleep). */
+bool mo__wake_prepare_sleep(struct mo__wake *w);
+void mo__wake_after_sleep(struct mo__wake *w);
+void mo__wake_read(struct mo__wake *w);
+/* Refuses further calls and runs every call accepted before. */
+void mo__wake_close(mo_loop_t *loop);
+static inline bool mo__wake_pending(struct mo__wake *w)
+{
+    return atomic_load_explicit(&w->pending, memory_order_relaxed) != 0;
+}
+
+/* ---- the loop (loop.c) ---- */
+struct mo__ready {
+    struct mo__cell *ring; /* power-of-two ring of calls */
+    uint64_t mask;
+    uint64_t head; /* next to run */
+    uint64_t tail; /* next free */
+};
+
+struct mo_loop {
+    int64_t now;
+    struct mo__ready ready;
+    int64_t io_interval;
+    uint32_t batch; /* calls between two clock reads, adapted */
+    unsigned flags;
+    bool running;
+    bool stop;
+    bool closed;
+    bool virtual_clock;
+    uint64_t holds;
+    struct mo__timers timers;
+    struct mo__io io;
+    struct mo__wake wake;
+};
+
+static inline int64_t mo__clock(const mo_loop_t *loop)
+{
+    return loop->virtual_clock ? loop->now : mo_hrtime();
+}
+
+#endif /* MORSEL_INTERNAL_H */

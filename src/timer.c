@@ -1,0 +1,423 @@
+/* Delayed calls: mo_call_later() and the operations on its ids.
+ *
+ * Timers live in a per-loop slab (no malloc per call once it has grown) and
+ * are ordered by a hierarchical timing wheel in front of a small binary heap.
+ * Scheduling and cancelling a timer more than a tick away is O(1): a link
+ * into a wheel slot. As time moves on, the slots that come due are emptied
+ * into the heap, which orders them exactly by (deadline, seq). Each timer
+ * moves at most once per wheel level, and the heap only ever holds the
+ * timers of the next tick or so, which keeps it small and cache-resident.
+ * The invariants are written down in internal.h above struct mo__timers.
+ */
+#include "internal.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static inline uint64_t tick_of(int64_t deadline)
+{
+    return (uint64_t)deadline >> MO__TICK_SHIFT;
+}
+
+static inline struct mo__timer *timer_at(const struct mo__timers *ts, uint32_t index)
+{
+    return &ts->chunks[index / MO__TIMER_CHUNK][index % MO__TIMER_CHUNK];
+}
+
+static inline mo_call_id timer_id(const struct mo__timer *t)
+{
+    return ((uint64_t)t->gen << 32) | t->index;
+}
+
+int mo__timers_init(struct mo__timers *ts)
+{
+    memset(ts, 0, sizeof(*ts));
+    return 0;
+}
+
+void mo__timers_destroy(struct mo__timers *ts)
+{
+    for (uint32_t i = 0; i < ts->nchunks; i++) mo__free(ts->chunks[i]);
+    mo__free(ts->chunks);
+    mo__free(ts->heap);
+    memset(ts, 0, sizeof(*ts));
+}
+
+/* Adds a chunk of free timers. The heap's capacity is kept equal to the
+ * slab's, so that moving timers into the heap can never fail. */
+static int timers_grow(struct mo__timers *ts)
+{
+    if (ts->nchunks == UINT32_MAX / MO__TIMER_CHUNK) return MO_ENOMEM;
+    if (ts->nchunks == ts->chunks_cap) {
+        uint32_t cap = ts->chunks_cap ? ts->chunks_cap * 2 : 8;
+        struct mo__timer **chunks = mo__realloc(ts->chunks, cap * sizeof(*chunks));
+        if (!chunks) return MO_ENOMEM;
+        ts->chunks = chunks;
+        ts->chunks_cap = cap;
+    }
+    uint32_t slots = (ts->nchunks + 1) * MO__TIMER_CHUNK;
+    struct mo__heap_entry *heap = mo__realloc(ts->heap, slots * sizeof(*heap));
+    if (!heap) return MO_ENOMEM;
+    ts->heap = heap;
+    ts->heap_cap = slots;
+    struct mo__timer *chunk = mo__malloc(MO__TIMER_CHUNK * sizeof(*chunk));
+    if (!chunk) return MO_ENOMEM;
+    uint32_t base = ts->nchunks * MO__TIMER_CHUNK;
+    for (uint32_t i = MO__TIMER_CHUNK; i-- > 0;) {
+        chunk[i] = (struct mo__timer){.next = ts->free, .gen = 1, .index = base + i};
+        ts->free = &chunk[i];
+    }
+    ts->chunks[ts->nchunks++] = chunk;
+    return 0;
+}
+
+static struct mo__timer *timer_alloc(struct mo__timers *ts)
+{
+    if (!ts->free && timers_grow(ts) != 0) return NULL;
+    struct mo__timer *t = ts->free;
+    ts->free = t->next;
+    ts->count++;
+    return t;
+}
+
+/* Returns a timer to the free list and retires its id. */
+static void timer_release(struct mo__timers *ts, struct mo__timer *t)
+{
+    t->state = MO__T_FREE;
+    t->fn = NULL;
+    t->arg = NULL;
+    if (++t->gen == 0) t->gen = 1;
+    t->next = ts->free;
+    ts->free = t;
+    ts->count--;
+}
+
+/* ---- the near heap ---- */
+
+static inline bool entry_before(const struct mo__heap_entry *a, const struct mo__heap_entry *b)
+{
+    return a->deadline < b->deadline || (a->deadline == b->deadline && a->t->seq < b->t->seq);
+}
+
+static inline void heap_put(struct mo__timers *ts, uint32_t i, struct mo__heap_entry e)
+{
+    ts->heap[i] = e;
+    e.t->heap_idx = i;
+}
+
+static void heap_sift_up(struct mo__timers *ts, uint32_t i)
+{
+    struct mo__heap_entry e = ts->heap[i];
+    while (i > 0) {
+        uint32_t parent = (i - 1) / 2;
+        if (!entry_before(&e, &ts->heap[parent])) break;
+        heap_put(ts, i, ts->heap[parent]);
+        i = parent;
+    }
+    heap_put(ts, i, e);
+}
+
+static void heap_sift_down(struct mo__timers *ts, uint32_t i)
+{
+    struct mo__heap_entry e = ts->heap[i];
+    for (;;) {
+        uint32_t child = 2 * i + 1;
+        if (child >= ts->heap_len) break;
+        if (child + 1 < ts->heap_len && entry_before(&ts->heap[child + 1], &ts->heap[child]))
+            child++;
+        if (!entry_before(&ts->heap[child], &e)) break;
+        heap_put(ts, i, ts->heap[child]);
+        i = child;
+    }
+    heap_put(ts, i, e);
+}
+
+static void heap_push(struct mo__timers *ts, struct mo__timer *t)
+{
+    t->state = MO__T_HEAP;
+    heap_put(ts, ts->heap_len++, (struct mo__heap_entry){t->deadline, t});
+    heap_sift_up(ts, ts->heap_len - 1);
+}
+
+static void heap_remove(struct mo__timers *ts, uint32_t i)
+{
+    struct mo__heap_entry last = ts->heap[--ts->heap_len];
+    if (i == ts->heap_len) return;
+    heap_put(ts, i, last);
+    if (i > 0 && entry_before(&last, &ts->heap[(i - 1) / 2]))
+        heap_sift_up(ts, i);
+    else
+        heap_sift_down(ts, i);
+}
+
+/* ---- the wheel ---- */
+
+static void wheel_link(struct mo__timers *ts, struct mo__timer *t, unsigned level, unsigned slot)
+{
+    struct mo__timer **head = &ts->wheel[level][slot];
+    t->next = *head;
+    if (*head) (*head)->pprev = &t->next;
+    *head = t;
+    t->pprev = head;
+    t->state = MO__T_WHEEL;
+    t->level = (uint8_t)level;
+    t->slot = (uint8_t)slot;
+    ts->bits[level] |= UINT64_C(1) << slot;
+}
+
+static void wheel_unlink(struct mo__timers *ts, struct mo__timer *t)
+{
+    *t->pprev = t->next;
+    if (t->next) t->next->pprev = t->pprev;
+    if (!ts->wheel[t->level][t->slot]) ts->bits[t->level] &= ~(UINT64_C(1) << t->slot);
+}
+
+/* The level of a tick: the highest 6-bit block in which it differs from
+ * the wheel's position. */
+static inline unsigned wheel_level(uint64_t tick, uint64_t curr)
+{
+    uint64_t diff = tick ^ curr;
+    return diff ? (unsigned)(63 - __builtin_clzll(diff)) / MO__WHEEL_BITS : 0;
+}
+
+/* Puts a timer where the invariants say it belongs. */
+static void timer_place(struct mo__timers *ts, struct mo__timer *t)
+{
+    uint64_t tick = tick_of(t->deadline);
+    if (tick < ts->curr) {
+        heap_push(ts, t);
+        return;
+    }
+    unsigned level = wheel_level(tick, ts->curr);
+    wheel_link(ts, t, level, (unsigned)(tick >> (MO__WHEEL_BITS * level)) & (MO__WHEEL_SLOTS - 1));
+}
+
+static void timer_unplace(struct mo__timers *ts, struct mo__timer *t)
+{
+    if (t->state == MO__T_HEAP)
+        heap_remove(ts, t->heap_idx);
+    else
+        wheel_unlink(ts, t);
+}
+
+/* Moves the wheel's position forward to `to` and re-places every timer whose
+ * place that changes: at each level up to the highest block in which `to`
+ * differs from the old position, the slots at or before `to`'s slot. Levels
+ * below that highest block are emptied whole: all their timers now lie
+ * before `to` and go to the heap. */
+static void wheel_advance(struct mo__timers *ts, uint64_t to)
+{
+    unsigned top = wheel_level(to, ts->curr);
+    ts->curr = to;
+    for (unsigned level = 0; level <= top; level++) {
+        uint64_t mask = ~UINT64_C(0);
+        if (level == top) {
+            unsigned s = (unsigned)(to >> (MO__WHEEL_BITS * level)) & (MO__WHEEL_SLOTS - 1);
+            mask = s == 63 ? ~UINT64_C(0) : (UINT64_C(2) << s) - 1;
+        }
+        uint64_t pend = ts->bits[level] & mask;
+        while (pend) {
+            unsigned s = (unsigned)__builtin_ctzll(pend);
+            pend &= pend - 1;
+            struct mo__timer *t = ts->wheel[level][s];
+            ts->wheel[level][s] = NULL;
+            ts->bits[level] &= ~(UINT64_C(1) << s);
+            while (t) {
+                struct mo__timer *next = t->next;
+                timer_place(ts, t);
+                t = next;
+            }
+        }
+    }
+}
+
+int64_t mo__timers_next(struct mo__timers *ts)
+{
+    if (ts->heap_len) return ts->heap[0].deadline;
+    if (!ts->count) return INT64_MAX;
+    /* Pull the earliest non-empty slot into the heap, so the answer is exact
+     * and the loop never wakes early for a slot's start. */
+    for (unsigned level = 0; level < MO__WHEEL_LEVELS; level++) {
+        if (!ts->bits[level]) continue;
+        unsigned shift = MO__WHEEL_BITS * level;
+        uint64_t s = (uint64_t)__builtin_ctzll(ts->bits[level]);
+        uint64_t base = ((ts->curr >> (shift + MO__WHEEL_BITS)) << (shift + MO__WHEEL_BITS));
+        wheel_advance(ts, base + (s << shift) + (UINT64_C(1) << shift));
+        break;
+    }
+    return ts->heap[0].deadline;
+}
+
+void mo__timers_run(mo_loop_t *loop)
+{
+    struct mo__timers *ts = &loop->timers;
+    if (!ts->count) return;
+    uint64_t to = tick_of(loop->now) + 1;
+    if (to > ts->curr) wheel_advance(ts, to);
+    /* Calls scheduled by the callbacks below get seq >= limit and wait for
+     * the next iteration, even if they are due now. */
+    uint64_t limit = ts->seq;
+    while (ts->heap_len) {
+        struct mo__timer *t = ts->heap[0].t;
+        if (t->deadline > loop->now || t->seq >= limit) break;
+        heap_remove(ts, 0);
+        mo_call_fn fn = t->fn;
+        void *arg = t->arg;
+        timer_release(ts, t);
+        fn(loop, arg);
+    }
+}
+
+/* ---- the public operations ---- */
+
+static int timer_lookup(const mo_loop_t *loop, mo_call_id id, struct mo__timer **tp)
+{
+    const struct mo__timers *ts = &loop->timers;
+    uint32_t index = (uint32_t)id;
+    uint32_t gen = (uint32_t)(id >> 32);
+    if (gen == 0 || index / MO__TIMER_CHUNK >= ts->nchunks) return MO_ENOENT;
+    struct mo__timer *t = timer_at(ts, index);
+    if (gen == t->gen && t->state != MO__T_FREE) {
+        *tp = t;
+        return 0;
+    }
+    return gen < t->gen ? MO_EALREADY : MO_ENOENT;
+}
+
+/* A deadline already past becomes `now`, so that it orders after the calls
+ * due in this iteration instead of before them. */
+static int schedule(mo_loop_t *loop, int64_t deadline, mo_call_fn fn, void *arg, mo_call_id *idp)
+{
+    struct mo__timers *ts = &loop->timers;
+    struct mo__timer *t = timer_alloc(ts);
+    if (!t) return MO_ENOMEM;
+    t->deadline = deadline < loop->now ? loop->now : deadline;
+    t->seq = ts->seq++;
+    t->fn = fn;
+    t->arg = arg;
+    timer_place(ts, t);
+    if (idp) *idp = timer_id(t);
+    return 0;
+}
+
+int mo_call_later(mo_loop_t *loop, int64_t delay, mo_call_fn fn, void *arg, mo_call_id *idp)
+{
+    if (!loop || !fn || delay < 0) return MO_EINVAL;
+    if (delay > INT64_MAX - loop->now) return MO_ERANGE;
+    return schedule(loop, loop->now + delay, fn, arg, idp);
+}
+
+int mo_call_at(mo_loop_t *loop, int64_t deadline, mo_call_fn fn, void *arg, mo_call_id *idp)
+{
+    if (!loop || !fn || deadline < 0) return MO_EINVAL;
+    return schedule(loop, deadline, fn, arg, idp);
+}
+
+int mo_call_cancel(mo_loop_t *loop, mo_call_id id)
+{
+    if (!loop) return MO_EINVAL;
+    struct mo__timer *t;
+    int err = timer_lookup(loop, id, &t);
+    if (err) return err;
+    timer_unplace(&loop->timers, t);
+    timer_release(&loop->timers, t);
+    return 0;
+}
+
+static int timer_move(mo_loop_t *loop, struct mo__timer *t, int64_t deadline)
+{
+    struct mo__timers *ts = &loop->timers;
+    timer_unplace(ts, t);
+    t->deadline = deadline < loop->now ? loop->now : deadline;
+    t->seq = ts->seq++;
+    timer_place(ts, t);
+    return 0;
+}
+
+int mo_call_reset(mo_loop_t *loop, mo_call_id id, int64_t delay)
+{
+    if (!loop || delay < 0) return MO_EINVAL;
+    struct mo__timer *t;
+    int err = timer_lookup(loop, id, &t);
+    if (err) return err;
+    if (delay > INT64_MAX - loop->now) return MO_ERANGE;
+    return timer_move(loop, t, loop->now + delay);
+}
+
+int mo_call_delay(mo_loop_t *loop, mo_call_id id, int64_t by)
+{
+    if (!loop) return MO_EINVAL;
+    struct mo__timer *t;
+    int err = timer_lookup(loop, id, &t);
+    if (err) return err;
+    if (by > 0 && t->deadline > INT64_MAX - by) return MO_ERANGE;
+    if (t->deadline + by < 0) return MO_EINVAL;
+    return timer_move(loop, t, t->deadline + by);
+}
+
+int mo_call_active(const mo_loop_t *loop, mo_call_id id)
+{
+    if (!loop) return MO_EINVAL;
+    struct mo__timer *t;
+    return timer_lookup(loop, id, &t) == 0;
+}
+
+int mo_call_time(const mo_loop_t *loop, mo_call_id id, int64_t *when)
+{
+    if (!loop || !when) return MO_EINVAL;
+    struct mo__timer *t;
+    int err = timer_lookup(loop, id, &t);
+    if (err) return err;
+    *when = t->deadline;
+    return 0;
+}
+
+/* ---- checking the invariants (tests) ---- */
+
+#define MO__CHECK(cond, ...)                                                                       \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "mo__timer_verify: " __VA_ARGS__);                                     \
+            fputc('\n', stderr);                                                                   \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+void mo__timer_verify(const struct mo__timers *ts)
+{
+    uint64_t pending = 0, in_heap = 0;
+    for (uint32_t i = 0; i < ts->nchunks * MO__TIMER_CHUNK; i++) {
+        const struct mo__timer *t = timer_at(ts, i);
+        MO__CHECK(t->index == i, "slot %u has index %u", i, t->index);
+        if (t->state == MO__T_FREE) continue;
+        pending++;
+        uint64_t tick = tick_of(t->deadline);
+        if (t->state == MO__T_HEAP) {
+            in_heap++;
+            MO__CHECK(t->heap_idx < ts->heap_len && ts->heap[t->heap_idx].t == t,
+                      "timer %u: bad heap index", i);
+            MO__CHECK(tick < ts->curr, "timer %u: heap tick %llu >= curr %llu", i,
+                      (unsigned long long)tick, (unsigned long long)ts->curr);
+        } else {
+            MO__CHECK(t->state == MO__T_WHEEL, "timer %u: bad state %u", i, t->state);
+            MO__CHECK(tick >= ts->curr, "timer %u: wheel tick before curr", i);
+            unsigned level = wheel_level(tick, ts->curr);
+            unsigned slot = (unsigned)(tick >> (MO__WHEEL_BITS * level)) & 63;
+            MO__CHECK(t->level == level && t->slot == slot, "timer %u: misplaced", i);
+            MO__CHECK(*t->pprev == t, "timer %u: broken slot list", i);
+            MO__CHECK(ts->bits[level] & (UINT64_C(1) << slot), "timer %u: slot bit clear", i);
+        }
+    }
+    MO__CHECK(pending == ts->count, "count %llu, found %llu", (unsigned long long)ts->count,
+              (unsigned long long)pending);
+    MO__CHECK(in_heap == ts->heap_len, "heap_len %u, found %llu", ts->heap_len,
+              (unsigned long long)in_heap);
+    for (uint32_t i = 1; i < ts->heap_len; i++)
+        MO__CHECK(!entry_before(&ts->heap[i], &ts->heap[(i - 1) / 2]), "heap order at %u", i);
+    for (unsigned l = 0; l < MO__WHEEL_LEVELS; l++)
+        for (unsigned s = 0; s < MO__WHEEL_SLOTS; s++)
+            MO__CHECK(!ts->wheel[l][s] == !(ts->bits[l] & (UINT64_C(1) << s)),
+                      "level %u slot %u: bit disagrees with list", l, s);
+}

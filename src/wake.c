@@ -1,0 +1,198 @@
+/* Calls from other threads: mo_call_from_thread().
+ *
+ * Producers are spread over MO__LANES lanes by a hash of their thread, so
+ * two threads posting at once rarely touch the same cache lines. A lane is
+ * a list of fixed-size chunks: producers on it append under a spinlock that
+ * is uncontended unless two threads share the lane, and publish a count;
+ * the loop thread, the only consumer, reads up to that count without any
+ * lock. A thread always maps to the same lane, so its calls run in order.
+ *
+ * Wake-ups are coalesced by `pending`: only the producer that raises it from
+ * 0 writes the eventfd, and only when the loop announced (`sleeping`) that
+ * it is about to block. The two sides form a Dekker pair: the producer
+ * publishes its call, then reads `sleeping`; the loop publishes `sleeping`,
+ * then reads `pending`; sequentially consistent fences between each store and
+ * load guarantee that at least one of them sees the other, so a call is
+ * never left waiting for a loop that sleeps.
+ */
+#include "internal.h"
+
+#include <sched.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+static size_t chunk_size(void)
+{
+    return sizeof(struct mo__chunk) + MO__CHUNK_CELLS * sizeof(struct mo__cell);
+}
+
+int mo__wake_init(struct mo__wake *w)
+{
+    memset(w, 0, sizeof(*w));
+    w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    return w->efd < 0 ? -errno : 0;
+}
+
+void mo__wake_destroy(struct mo__wake *w)
+{
+    for (unsigned i = 0; i < MO__LANES; i++) {
+        struct mo__lane *lane = &w->lanes[i];
+        /* Chunks before the consumer's position were recycled already. */
+        struct mo__chunk *c = lane->head_chunk ? lane->head_chunk : atomic_load(&lane->first);
+        while (c) {
+            struct mo__chunk *next = atomic_load(&c->next);
+            mo__free(c);
+            c = next;
+        }
+        mo__free(atomic_load(&lane->spare));
+    }
+    if (w->efd >= 0) close(w->efd);
+    w->efd = -1;
+}
+
+static inline unsigned lane_of_thread(void)
+{
+    uint64_t h = (uint64_t)(uintptr_t)pthread_self() * UINT64_C(0x9E3779B97F4A7C15);
+    return (unsigned)(h >> 59) & (MO__LANES - 1);
+}
+
+static void lane_lock(struct mo__lane *lane)
+{
+    for (unsigned spins = 0;; spins++) {
+        if (!atomic_exchange_explicit(&lane->lock, 1, memory_order_acquire)) return;
+        while (atomic_load_explicit(&lane->lock, memory_order_relaxed))
+            if (++spins > 64) sched_yield();
+    }
+}
+
+static void lane_unlock(struct mo__lane *lane)
+{
+    atomic_store_explicit(&lane->lock, 0, memory_order_release);
+}
+
+/* Appends a call; the lane is locked. */
+static int lane_push(struct mo__lane *lane, mo_call_fn fn, void *arg)
+{
+    if (!lane->tail_chunk || lane->tail_pos == MO__CHUNK_CELLS) {
+        struct mo__chunk *c = atomic_exchange_explicit(&lane->spare, NULL, memory_order_acquire);
+        if (!c && !(c = mo__malloc(chunk_size()))) return MO_ENOMEM;
+        atomic_store_explicit(&c->next, NULL, memory_order_relaxed);
+        if (lane->tail_chunk)
+            atomic_store_explicit(&lane->tail_chunk->next, c, memory_order_release);
+        else
+            atomic_store_explicit(&lane->first, c, memory_order_release);
+        lane->tail_chunk = c;
+        lane->tail_pos = 0;
+    }
+    lane->tail_chunk->cell[lane->tail_pos++] = (struct mo__cell){fn, arg};
+    atomic_store_explicit(&lane->tail, ++lane->tail_count, memory_order_release);
+    return 0;
+}
+
+static void wake_notify(struct mo__wake *w)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&w->pending, memory_order_relaxed)) return;
+    if (atomic_exchange_explicit(&w->pending, 1, memory_order_seq_cst)) return;
+    if (atomic_load_explicit(&w->sleeping, memory_order_seq_cst)) {
+        uint64_t one = 1;
+        /* EAGAIN means the counter is already signalled: nothing to add. */
+        ssize_t r = write(w->efd, &one, sizeof(one));
+        (void)r;
+    }
+}
+
+int mo_call_from_thread(mo_loop_t *loop, mo_call_fn fn, void *arg)
+{
+    if (!loop || !fn) return MO_EINVAL;
+    struct mo__wake *w = &loop->wake;
+    unsigned i = lane_of_thread();
+    struct mo__lane *lane = &w->lanes[i];
+    lane_lock(lane);
+    /* Checked under the lock: mo_loop_close() passes through every lane's
+     * lock after setting `closed`, so a call is either in before the final
+     * drain or refused. */
+    if (atomic_load_explicit(&w->closed, memory_order_acquire)) {
+        lane_unlock(lane);
+        return MO_ESHUTDOWN;
+    }
+    int err = lane_push(lane, fn, arg);
+    lane_unlock(lane);
+    if (err) return err;
+    if (!(atomic_load_explicit(&w->lanes_used, memory_order_relaxed) & (1u << i)))
+        atomic_fetch_or_explicit(&w->lanes_used, 1u << i, memory_order_release);
+    wake_notify(w);
+    return 0;
+}
+
+/* Runs the calls of one lane published so far. */
+static size_t lane_drain(mo_loop_t *loop, struct mo__lane *lane)
+{
+    uint64_t tail = atomic_load_explicit(&lane->tail, memory_order_acquire);
+    size_t ran = 0;
+    while (lane->head != tail) {
+        if (!lane->head_chunk) {
+            lane->head_chunk = atomic_load_explicit(&lane->first, memory_order_acquire);
+            lane->head_pos = 0;
+        } else if (lane->head_pos == MO__CHUNK_CELLS) {
+            struct mo__chunk *old = lane->head_chunk;
+            lane->head_chunk = atomic_load_explicit(&old->next, memory_order_acquire);
+            lane->head_pos = 0;
+            /* Keep one chunk for the producers to reuse; free the other. */
+            mo__free(atomic_exchange_explicit(&lane->spare, old, memory_order_acq_rel));
+        }
+        struct mo__cell cell = lane->head_chunk->cell[lane->head_pos++];
+        lane->head++;
+        ran++;
+        cell.fn(loop, cell.arg);
+    }
+    return ran;
+}
+
+size_t mo__wake_drain(mo_loop_t *loop)
+{
+    struct mo__wake *w = &loop->wake;
+    atomic_store_explicit(&w->pending, 0, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    uint32_t used = atomic_load_explicit(&w->lanes_used, memory_order_acquire);
+    size_t ran = 0;
+    while (used) {
+        unsigned i = (unsigned)__builtin_ctz(used);
+        used &= used - 1;
+        ran += lane_drain(loop, &w->lanes[i]);
+    }
+    return ran;
+}
+
+bool mo__wake_prepare_sleep(struct mo__wake *w)
+{
+    atomic_store_explicit(&w->sleeping, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    return atomic_load_explicit(&w->pending, memory_order_relaxed) != 0;
+}
+
+void mo__wake_after_sleep(struct mo__wake *w)
+{
+    atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+}
+
+void mo__wake_read(struct mo__wake *w)
+{
+    uint64_t value;
+    ssize_t r = read(w->efd, &value, sizeof(value));
+    (void)r;
+}
+
+/* Called by mo_loop_close(): refuse new calls, wait out producers that are
+ * inside the lock, then run what was accepted until nothing remains. */
+void mo__wake_close(mo_loop_t *loop)
+{
+    struct mo__wake *w = &loop->wake;
+    atomic_store_explicit(&w->closed, 1, memory_order_seq_cst);
+    for (unsigned i = 0; i < MO__LANES; i++) {
+        lane_lock(&w->lanes[i]);
+        lane_unlock(&w->lanes[i]);
+    }
+    while (mo__wake_drain(loop) > 0) {}
+}
