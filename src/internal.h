@@ -184,6 +184,8 @@ struct mo__ready {
     uint64_t tail; /* next free */
 };
 
+struct mo_failure;
+
 struct mo_loop {
     int64_t now;
     struct mo__ready ready;
@@ -195,6 +197,9 @@ struct mo_loop {
     bool closed;
     bool virtual_clock;
     uint64_t holds;
+    /* Where unhandled failures go (deferred.c); NULL means stderr. */
+    void (*error_hook)(mo_loop_t *loop, const struct mo_failure *failure, void *arg);
+    void *error_hook_arg;
     struct mo__timers timers;
     struct mo__io io;
     struct mo__wake wake;
