@@ -196,7 +196,14 @@ struct mo_loop {
     bool stop;
     bool closed;
     bool virtual_clock;
+    bool poll_now; /* mo__loop_request_poll(): end the batch after this call */
     uint64_t holds;
+    /* Per-loop state of the modules built on the reactor, created lazily by
+     * them and destroyed by mo_loop_free() (NULL when unused). */
+    struct mo__coop *coop;      /* task.c */
+    struct mo_pool *pool;       /* pool.c: the loop's default pool */
+    struct mo__stats *stats;    /* stats.c */
+    struct mo__watchdog *watchdog; /* watchdog.c */
     /* Where unhandled failures go (deferred.c); NULL means stderr. */
     void (*error_hook)(mo_loop_t *loop, const struct mo_failure *failure, void *arg);
     void *error_hook_arg;
@@ -204,6 +211,14 @@ struct mo_loop {
     struct mo__io io;
     struct mo__wake wake;
 };
+
+/* Makes the ready queue stop after the current callback so the loop polls
+ * I/O and runs timers before the next call: the cooperator asks for this
+ * after every slice (DESIGN rule 1). */
+static inline void mo__loop_request_poll(mo_loop_t *loop)
+{
+    loop->poll_now = true;
+}
 
 static inline int64_t mo__clock(const mo_loop_t *loop)
 {

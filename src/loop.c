@@ -68,6 +68,10 @@ static void run_ready(mo_loop_t *loop)
             struct mo__cell c = q->ring[q->head & q->mask];
             q->head++;
             c.fn(loop, c.arg);
+            if (MO__UNLIKELY(loop->poll_now)) {
+                loop->poll_now = false;
+                return;
+            }
             if (--left) continue;
             int64_t t = mo_hrtime();
             loop->batch = next_batch(loop, t - last);
