@@ -202,6 +202,7 @@ struct mo_loop {
      * them and destroyed by mo_loop_free() (NULL when unused). */
     struct mo__coop *coop;      /* task.c */
     struct mo_pool *pool;       /* pool.c: the loop's default pool */
+    uint64_t pool_jobs;         /* pool.c: jobs submitted whose done has not run */
     struct mo__stats *stats;    /* stats.c */
     struct mo__watchdog *watchdog; /* watchdog.c */
     /* Where unhandled failures go (deferred.c); NULL means stderr. */
@@ -211,6 +212,15 @@ struct mo_loop {
     struct mo__io io;
     struct mo__wake wake;
 };
+
+/* ---- the worker pool (pool.c) ---- */
+/* Frees the loop's default pool, finishing its jobs: mo_loop_close(). */
+void mo__pool_loop_close(mo_loop_t *loop);
+/* Before the loop sleeps while jobs are outstanding: spins a little while
+ * (at most `timeout` ns if >= 0) in case a completion arrives at once. */
+void mo__pool_spin(mo_loop_t *loop, int64_t timeout);
+/* Tests: whether mo_pool_free() has begun on this pool. Any thread. */
+bool mo__pool_closing(mo_pool_t *pool);
 
 /* Makes the ready queue stop after the current callback so the loop polls
  * I/O and runs timers before the next call: the cooperator asks for this

@@ -1,0 +1,454 @@
+/* The worker pool: jobs run on worker threads, their completions run on
+ * the loop thread that submitted them.
+ *
+ * Invariants of a pool, all under `lock`:
+ * - The queue is a power-of-two ring of job pointers between the free-running
+ *   counters `head` and `tail`. A slot is NULL when its job was cancelled
+ *   (a tombstone); workers skip those. A queued job's `pos_` is its absolute
+ *   position, which survives the ring growing.
+ * - A job is IDLE (not the pool's), QUEUED (in the ring), or TAKEN (a worker
+ *   owns it until it posts it back to the loop, whose completion callback
+ *   makes it IDLE again before calling done).
+ *
+ * Workers take jobs in batches sized by how long the previous batch's jobs
+ * took: tiny jobs go 2, 4, ... up to MO__POOL_BATCH at a time, a job of
+ * microseconds or more goes alone. A worker never takes more than its share
+ * of the queue, so the others get work too. It posts a batch's completions
+ * as one call per loop.
+ *
+ * Sleeping: at most one idle worker spins for MO__POOL_SPIN_NS; the others
+ * sleep on the futex word `seq`. A submitter wakes a sleeper only if nobody
+ * spins; a worker that leaves jobs behind in the queue wakes the next one.
+ * No wake-up is lost: each side stores (the job, or the sleeper count),
+ * issues a sequentially consistent fence, then loads the other's store, so
+ * at least one of them sees the other.
+ */
+#include "internal.h"
+
+#include <limits.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MO__POOL_RING_INITIAL 1024
+#define MO__POOL_BATCH        256
+#define MO__POOL_SPIN_NS      MO_USEC(50)
+#define MO__POOL_LOOP_SPIN_NS MO_USEC(50)
+#define MO__POOL_CHEAP_NS     MO_USEC(2)
+
+enum { JOB_IDLE = 0, JOB_QUEUED = 1, JOB_TAKEN = 2 };
+
+struct mo_pool {
+    _Alignas(MO__CACHELINE) atomic_int lock;
+    mo_pool_job_t **ring;
+    uint64_t mask;
+    _Atomic uint64_t head; /* written under lock, read by spinners */
+    _Atomic uint64_t tail;
+    atomic_bool closing;
+    atomic_bool cancel_queued;
+    _Alignas(MO__CACHELINE) _Atomic uint32_t seq; /* the futex word */
+    atomic_int nsleeping;
+    atomic_int nspinning;
+    _Alignas(MO__CACHELINE) unsigned nthreads; /* set before any worker starts */
+    unsigned nstarted;
+    pthread_t *threads;
+};
+
+static void pool_lock(struct mo_pool *p)
+{
+    for (unsigned spins = 0;; spins++) {
+        if (!atomic_exchange_explicit(&p->lock, 1, memory_order_acquire)) return;
+        while (atomic_load_explicit(&p->lock, memory_order_relaxed))
+            if (++spins > 64) sched_yield();
+    }
+}
+
+static void pool_unlock(struct mo_pool *p)
+{
+    atomic_store_explicit(&p->lock, 0, memory_order_release);
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static bool queue_nonempty(struct mo_pool *p)
+{
+    return atomic_load_explicit(&p->head, memory_order_relaxed) !=
+           atomic_load_explicit(&p->tail, memory_order_relaxed);
+}
+
+/* ---- sleeping and waking ---- */
+
+static void futex_wait(_Atomic uint32_t *word, uint32_t seen)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *word, int n)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+/* After making jobs visible: wakes one sleeper unless a worker spins. */
+static void wake_one(struct mo_pool *p)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&p->nspinning, memory_order_relaxed)) return;
+    if (!atomic_load_explicit(&p->nsleeping, memory_order_relaxed)) return;
+    atomic_fetch_add_explicit(&p->seq, 1, memory_order_relaxed);
+    futex_wake(&p->seq, 1);
+}
+
+static bool worth_waking(struct mo_pool *p)
+{
+    return queue_nonempty(p) || atomic_load_explicit(&p->closing, memory_order_relaxed);
+}
+
+/* One worker at a time spins for a while: a job submitted meanwhile is
+ * taken without any system call on either side. */
+static bool idle_spin(struct mo_pool *p)
+{
+    bool found = false;
+    if (atomic_fetch_add_explicit(&p->nspinning, 1, memory_order_seq_cst) == 0) {
+        int64_t until = mo_hrtime() + MO__POOL_SPIN_NS;
+        for (unsigned i = 1; !(found = worth_waking(p)); i++) {
+            cpu_relax();
+            if (i % 64 == 0 && mo_hrtime() > until) break;
+        }
+    }
+    atomic_fetch_sub_explicit(&p->nspinning, 1, memory_order_seq_cst);
+    return found;
+}
+
+static void idle_wait(struct mo_pool *p)
+{
+    if (idle_spin(p)) return;
+    uint32_t seen = atomic_load_explicit(&p->seq, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->nsleeping, 1, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!worth_waking(p)) futex_wait(&p->seq, seen);
+    atomic_fetch_sub_explicit(&p->nsleeping, 1, memory_order_relaxed);
+}
+
+/* ---- the queue ---- */
+
+static int ring_grow(struct mo_pool *p)
+{
+    uint64_t cap = (p->mask + 1) * 2;
+    if (cap > SIZE_MAX / sizeof(mo_pool_job_t *)) return MO_ENOMEM;
+    mo_pool_job_t **ring = mo__malloc(cap * sizeof(*ring));
+    if (!ring) return MO_ENOMEM;
+    uint64_t head = atomic_load_explicit(&p->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&p->tail, memory_order_relaxed);
+    for (uint64_t i = head; i != tail; i++) ring[i & (cap - 1)] = p->ring[i & p->mask];
+    mo__free(p->ring);
+    p->ring = ring;
+    p->mask = cap - 1;
+    return 0;
+}
+
+/* Under lock: appends a job. */
+static int ring_push(struct mo_pool *p, mo_pool_job_t *job)
+{
+    uint64_t tail = atomic_load_explicit(&p->tail, memory_order_relaxed);
+    uint64_t head = atomic_load_explicit(&p->head, memory_order_relaxed);
+    if (tail - head > p->mask && ring_grow(p) != 0) return MO_ENOMEM;
+    p->ring[tail & p->mask] = job;
+    job->pos_ = tail;
+    job->state_ = JOB_QUEUED;
+    atomic_store_explicit(&p->tail, tail + 1, memory_order_relaxed);
+    return 0;
+}
+
+/* Under lock: takes up to `want` jobs, no more than this worker's share. */
+static unsigned ring_take(struct mo_pool *p, mo_pool_job_t **out, unsigned want)
+{
+    uint64_t head = atomic_load_explicit(&p->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&p->tail, memory_order_relaxed);
+    uint64_t share = (tail - head + p->nthreads - 1) / p->nthreads;
+    if (want > share) want = (unsigned)share;
+    unsigned n = 0;
+    while (head != tail && n < want) {
+        mo_pool_job_t *job = p->ring[head++ & p->mask];
+        if (!job) continue; /* cancelled */
+        job->state_ = JOB_TAKEN;
+        out[n++] = job;
+    }
+    atomic_store_explicit(&p->head, head, memory_order_relaxed);
+    return n;
+}
+
+/* ---- the workers ---- */
+
+/* On the loop thread: a batch's completions, linked through next_. */
+static void jobs_done(mo_loop_t *loop, void *arg)
+{
+    mo_pool_job_t *next;
+    for (mo_pool_job_t *job = arg; job; job = next) {
+        next = job->next_;
+        mo_pool_done_fn done = job->done_;
+        job->state_ = JOB_IDLE;
+        job->pool_ = NULL;
+        job->next_ = NULL;
+        loop->pool_jobs--;
+        mo_loop_release(loop);
+        done(loop, job, job->status_, job->arg_);
+    }
+}
+
+/* Hands one loop's list of finished jobs back to it. */
+static void post_list(mo_loop_t *loop, mo_pool_job_t *first, unsigned n)
+{
+    for (;;) {
+        int err = mo_call_from_thread(loop, jobs_done, first);
+        if (!err) return;
+        if (err != MO_ENOMEM) break;
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+    }
+    fprintf(stderr,
+            "morsel: pool: %u job(s) finished after their loop was closed; "
+            "their done callbacks cannot run\n",
+            n);
+}
+
+/* Posts a batch, one call per run of jobs of the same loop. */
+static void post_batch(mo_pool_job_t **batch, unsigned n)
+{
+    for (unsigned i = 0; i < n;) {
+        unsigned j = i;
+        while (j + 1 < n && batch[j + 1]->loop_ == batch[i]->loop_) {
+            batch[j]->next_ = batch[j + 1];
+            j++;
+        }
+        batch[j]->next_ = NULL;
+        post_list(batch[i]->loop_, batch[i], j - i + 1);
+        i = j + 1;
+    }
+}
+
+/* Takes the next batch, waiting for one; 0 when the pool is closing and
+ * its queue is empty. */
+static unsigned worker_take(struct mo_pool *p, mo_pool_job_t **batch, unsigned want)
+{
+    for (;;) {
+        pool_lock(p);
+        unsigned n = ring_take(p, batch, want);
+        bool more = queue_nonempty(p);
+        bool closing = atomic_load_explicit(&p->closing, memory_order_relaxed);
+        pool_unlock(p);
+        if (more) wake_one(p);
+        if (n) return n;
+        if (!more && closing) return 0;
+        if (!more) idle_wait(p);
+    }
+}
+
+static void run_batch(struct mo_pool *p, mo_pool_job_t **batch, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        mo_pool_job_t *job = batch[i];
+        if (atomic_load_explicit(&p->cancel_queued, memory_order_relaxed)) {
+            job->status_ = MO_ECANCELED;
+            continue;
+        }
+        job->status_ = 0;
+        job->work_(job, job->arg_);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct mo_pool *p = arg;
+    mo_pool_job_t *batch[MO__POOL_BATCH];
+    unsigned want = 1, n;
+    while ((n = worker_take(p, batch, want)) != 0) {
+        int64_t start = mo_hrtime();
+        run_batch(p, batch, n);
+        int64_t per_job = (mo_hrtime() - start) / n;
+        post_batch(batch, n);
+        if (per_job >= MO__POOL_CHEAP_NS)
+            want = 1;
+        else if (want < MO__POOL_BATCH)
+            want *= 2;
+    }
+    return NULL;
+}
+
+/* ---- creating and freeing ---- */
+
+unsigned mo_pool_default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > MO_POOL_MAX_THREADS ? MO_POOL_MAX_THREADS : (unsigned)n;
+}
+
+unsigned mo_pool_threads(const mo_pool_t *pool)
+{
+    return pool ? pool->nthreads : 0;
+}
+
+/* Workers block every signal: signals are the application's threads'. */
+static int start_workers(struct mo_pool *p)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int err = 0;
+    for (; p->nstarted < p->nthreads; p->nstarted++)
+        if ((err = pthread_create(&p->threads[p->nstarted], NULL, worker_main, p)) != 0) break;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return err == 0 ? 0 : err == ENOMEM ? MO_ENOMEM : MO_EAGAIN;
+}
+
+static void pool_destroy(struct mo_pool *p)
+{
+    mo__free(p->threads);
+    mo__free(p->ring);
+    mo__free(p);
+}
+
+static void stop_workers(struct mo_pool *p)
+{
+    pool_lock(p);
+    atomic_store_explicit(&p->closing, true, memory_order_relaxed);
+    pool_unlock(p);
+    atomic_thread_fence(memory_order_seq_cst);
+    atomic_fetch_add_explicit(&p->seq, 1, memory_order_relaxed);
+    futex_wake(&p->seq, INT_MAX);
+    for (unsigned i = 0; i < p->nstarted; i++) pthread_join(p->threads[i], NULL);
+}
+
+int mo_pool_new(mo_pool_t **poolp, unsigned nthreads)
+{
+    if (!poolp || nthreads == 0 || nthreads > MO_POOL_MAX_THREADS) return MO_EINVAL;
+    struct mo_pool *p = mo__calloc(1, sizeof(*p));
+    if (!p) return MO_ENOMEM;
+    p->ring = mo__malloc(MO__POOL_RING_INITIAL * sizeof(*p->ring));
+    p->threads = mo__calloc(nthreads, sizeof(*p->threads));
+    if (!p->ring || !p->threads) {
+        pool_destroy(p);
+        return MO_ENOMEM;
+    }
+    p->mask = MO__POOL_RING_INITIAL - 1;
+    p->nthreads = nthreads;
+    int err = start_workers(p);
+    if (err) {
+        stop_workers(p);
+        pool_destroy(p);
+        return err;
+    }
+    *poolp = p;
+    return 0;
+}
+
+static bool on_worker(const struct mo_pool *p)
+{
+    for (unsigned i = 0; i < p->nstarted; i++)
+        if (pthread_equal(p->threads[i], pthread_self())) return true;
+    return false;
+}
+
+int mo_pool_free(mo_pool_t *pool, unsigned flags)
+{
+    if (!pool || (flags & ~(unsigned)MO_POOL_CANCEL_QUEUED)) return MO_EINVAL;
+    if (on_worker(pool)) return MO_EDEADLK;
+    if (flags & MO_POOL_CANCEL_QUEUED)
+        atomic_store_explicit(&pool->cancel_queued, true, memory_order_relaxed);
+    stop_workers(pool);
+    pool_destroy(pool);
+    return 0;
+}
+
+int mo_loop_pool(mo_loop_t *loop, mo_pool_t **poolp)
+{
+    if (!loop || !poolp) return MO_EINVAL;
+    if (!loop->pool) {
+        int err = mo_pool_new(&loop->pool, mo_pool_default_threads());
+        if (err) return err;
+    }
+    *poolp = loop->pool;
+    return 0;
+}
+
+void mo__pool_loop_close(mo_loop_t *loop)
+{
+    if (!loop->pool) return;
+    mo_pool_free(loop->pool, 0);
+    loop->pool = NULL;
+}
+
+/* ---- submitting and cancelling ---- */
+
+int mo_pool_submit(mo_pool_t *pool, mo_loop_t *loop, mo_pool_job_t *job, mo_pool_work_fn work,
+                   mo_pool_done_fn done, void *arg)
+{
+    if (!loop || !job || !work || !done) return MO_EINVAL;
+    if (loop->closed) return MO_ESHUTDOWN;
+    if (job->pool_) return MO_EBUSY; /* only this thread sets and clears it */
+    int err = pool ? 0 : mo_loop_pool(loop, &pool);
+    if (err) return err;
+    job->loop_ = loop;
+    job->work_ = work;
+    job->done_ = done;
+    job->arg_ = arg;
+    pool_lock(pool);
+    if (atomic_load_explicit(&pool->closing, memory_order_relaxed))
+        err = MO_ESHUTDOWN;
+    else if ((err = ring_push(pool, job)) == 0)
+        job->pool_ = pool;
+    pool_unlock(pool);
+    if (err) return err;
+    loop->pool_jobs++;
+    mo_loop_hold(loop);
+    wake_one(pool);
+    return 0;
+}
+
+int mo_pool_cancel(mo_pool_job_t *job)
+{
+    if (!job) return MO_EINVAL;
+    struct mo_pool *p = job->pool_;
+    if (!p) return MO_EALREADY;
+    pool_lock(p);
+    int state = job->state_;
+    if (state == JOB_QUEUED) {
+        p->ring[job->pos_ & p->mask] = NULL;
+        job->state_ = JOB_IDLE;
+        job->pool_ = NULL;
+    }
+    pool_unlock(p);
+    if (state != JOB_QUEUED) return state == JOB_TAKEN ? MO_EBUSY : MO_EALREADY;
+    job->loop_->pool_jobs--;
+    mo_loop_release(job->loop_);
+    return 0;
+}
+
+bool mo__pool_closing(mo_pool_t *pool)
+{
+    return atomic_load_explicit(&pool->closing, memory_order_acquire) ||
+           atomic_load_explicit(&pool->cancel_queued, memory_order_acquire);
+}
+
+/* ---- the loop's side ---- */
+
+void mo__pool_spin(mo_loop_t *loop, int64_t timeout)
+{
+    int64_t spin =
+        timeout >= 0 && timeout < MO__POOL_LOOP_SPIN_NS ? timeout : MO__POOL_LOOP_SPIN_NS;
+    int64_t until = mo_hrtime() + spin;
+    for (unsigned i = 1; !mo__wake_pending(&loop->wake); i++) {
+        cpu_relax();
+        if (i % 64 == 0 && mo_hrtime() > until) return;
+    }
+}
