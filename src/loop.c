@@ -127,6 +127,7 @@ int mo_loop_close(mo_loop_t *loop)
     loop->closed = true;
     /* Callbacks run by the final drain must not re-enter mo_loop_run(). */
     loop->running = true;
+    mo__pool_loop_close(loop); /* its workers post their last completions */
     mo__wake_close(loop);
     loop->running = false;
     return 0;
@@ -180,6 +181,7 @@ static int64_t poll_timeout(mo_loop_t *loop, int mode)
 
 static int loop_poll(mo_loop_t *loop, int64_t timeout)
 {
+    if (timeout != 0 && loop->pool_jobs) mo__pool_spin(loop, timeout);
     if (timeout != 0 && mo__wake_prepare_sleep(&loop->wake)) timeout = 0;
     int n = mo__io_poll(loop, timeout);
     mo__wake_after_sleep(&loop->wake);
