@@ -9,19 +9,19 @@
  * - A job is IDLE (not the pool's), QUEUED (in the ring), or TAKEN (a worker
  *   owns it until it posts it back to the loop, whose completion callback
  *   makes it IDLE again before calling done).
+ * - A worker is running, spinning (at most one: `spinning`), or asleep on its
+ *   own futex word and linked in the `idle` stack. While the queue is not
+ *   empty, some worker is running or has been woken: a worker goes idle only
+ *   after seeing the queue empty under the lock, and whoever makes the queue
+ *   non-empty (a submitter) or leaves jobs behind (a worker taking a batch)
+ *   kicks the spinner or wakes a sleeper. So a submit onto a non-empty queue
+ *   needs nothing but the lock: no fence, no system call.
  *
- * Workers take jobs in batches sized by how long the previous batch's jobs
- * took: tiny jobs go 2, 4, ... up to MO__POOL_BATCH at a time, a job of
- * microseconds or more goes alone. A worker never takes more than its share
- * of the queue, so the others get work too. It posts a batch's completions
- * as one call per loop.
- *
- * Sleeping: at most one idle worker spins for MO__POOL_SPIN_NS; the others
- * sleep on the futex word `seq`. A submitter wakes a sleeper only if nobody
- * spins; a worker that leaves jobs behind in the queue wakes the next one.
- * No wake-up is lost: each side stores (the job, or the sleeper count),
- * issues a sequentially consistent fence, then loads the other's store, so
- * at least one of them sees the other.
+ * Workers take cheap jobs in batches sized by how long the previous batch's
+ * jobs took: 2, 4, ... up to MO__POOL_BATCH at a time; a job of microseconds
+ * or more goes alone, so the jobs behind a long one stay queued (and
+ * cancellable). A worker never takes more than its share of the queue. It
+ * posts a batch's completions as one call per loop.
  */
 #include "internal.h"
 
@@ -43,20 +43,29 @@
 
 enum { JOB_IDLE = 0, JOB_QUEUED = 1, JOB_TAKEN = 2 };
 
+struct mo__worker {
+    _Alignas(MO__CACHELINE) _Atomic uint32_t awake; /* futex word: 0 asleep, 1 woken */
+    struct mo__worker *next_idle;
+    struct mo_pool *pool;
+    pthread_t thread;
+};
+
 struct mo_pool {
+    /* Under lock. */
     _Alignas(MO__CACHELINE) atomic_int lock;
     mo_pool_job_t **ring;
     uint64_t mask;
-    _Atomic uint64_t head; /* written under lock, read by spinners */
-    _Atomic uint64_t tail;
-    atomic_bool closing;
-    atomic_bool cancel_queued;
-    _Alignas(MO__CACHELINE) _Atomic uint32_t seq; /* the futex word */
-    atomic_int nsleeping;
-    atomic_int nspinning;
-    _Alignas(MO__CACHELINE) unsigned nthreads; /* set before any worker starts */
+    uint64_t head;
+    uint64_t tail;
+    struct mo__worker *idle; /* sleeping workers */
+    bool spinning;
+    atomic_bool closing; /* written under lock; read without by tests */
+    /* Read without the lock. */
+    _Alignas(MO__CACHELINE) atomic_int kick; /* the spinner watches this line only */
+    _Alignas(MO__CACHELINE) atomic_bool cancel_queued;
+    unsigned nthreads; /* set before any worker starts */
     unsigned nstarted;
-    pthread_t *threads;
+    struct mo__worker *workers;
 };
 
 static void pool_lock(struct mo_pool *p)
@@ -82,12 +91,6 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static bool queue_nonempty(struct mo_pool *p)
-{
-    return atomic_load_explicit(&p->head, memory_order_relaxed) !=
-           atomic_load_explicit(&p->tail, memory_order_relaxed);
-}
-
 /* ---- sleeping and waking ---- */
 
 static void futex_wait(_Atomic uint32_t *word, uint32_t seen)
@@ -95,50 +98,57 @@ static void futex_wait(_Atomic uint32_t *word, uint32_t seen)
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
 }
 
-static void futex_wake(_Atomic uint32_t *word, int n)
+static void futex_wake(_Atomic uint32_t *word)
 {
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-/* After making jobs visible: wakes one sleeper unless a worker spins. */
-static void wake_one(struct mo_pool *p)
+/* Under lock, when jobs wait: kicks the spinner, or picks a sleeper for
+ * wake() to wake once the lock is released. */
+static struct mo__worker *need_worker(struct mo_pool *p)
 {
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&p->nspinning, memory_order_relaxed)) return;
-    if (!atomic_load_explicit(&p->nsleeping, memory_order_relaxed)) return;
-    atomic_fetch_add_explicit(&p->seq, 1, memory_order_relaxed);
-    futex_wake(&p->seq, 1);
+    if (p->spinning) {
+        if (!atomic_load_explicit(&p->kick, memory_order_relaxed))
+            atomic_store_explicit(&p->kick, 1, memory_order_relaxed);
+        return NULL;
+    }
+    struct mo__worker *w = p->idle;
+    if (w) p->idle = w->next_idle;
+    return w;
 }
 
-static bool worth_waking(struct mo_pool *p)
+static void wake(struct mo__worker *w)
 {
-    return queue_nonempty(p) || atomic_load_explicit(&p->closing, memory_order_relaxed);
+    if (!w) return;
+    atomic_store_explicit(&w->awake, 1, memory_order_release);
+    futex_wake(&w->awake);
 }
 
-/* One worker at a time spins for a while: a job submitted meanwhile is
- * taken without any system call on either side. */
-static bool idle_spin(struct mo_pool *p)
+/* Under lock, the queue empty: spins once (if no one else does), else
+ * sleeps until woken. Returns with the lock held. */
+static void idle_wait(struct mo_pool *p, struct mo__worker *self, bool *spun)
 {
-    bool found = false;
-    if (atomic_fetch_add_explicit(&p->nspinning, 1, memory_order_seq_cst) == 0) {
+    if (!p->spinning && !*spun) {
+        p->spinning = true;
+        *spun = true;
+        atomic_store_explicit(&p->kick, 0, memory_order_relaxed);
+        pool_unlock(p);
         int64_t until = mo_hrtime() + MO__POOL_SPIN_NS;
-        for (unsigned i = 1; !(found = worth_waking(p)); i++) {
+        for (unsigned i = 1; !atomic_load_explicit(&p->kick, memory_order_relaxed); i++) {
             cpu_relax();
             if (i % 64 == 0 && mo_hrtime() > until) break;
         }
+        pool_lock(p);
+        p->spinning = false;
+        return;
     }
-    atomic_fetch_sub_explicit(&p->nspinning, 1, memory_order_seq_cst);
-    return found;
-}
-
-static void idle_wait(struct mo_pool *p)
-{
-    if (idle_spin(p)) return;
-    uint32_t seen = atomic_load_explicit(&p->seq, memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->nsleeping, 1, memory_order_seq_cst);
-    atomic_thread_fence(memory_order_seq_cst);
-    if (!worth_waking(p)) futex_wait(&p->seq, seen);
-    atomic_fetch_sub_explicit(&p->nsleeping, 1, memory_order_relaxed);
+    *spun = false;
+    atomic_store_explicit(&self->awake, 0, memory_order_relaxed);
+    self->next_idle = p->idle;
+    p->idle = self;
+    pool_unlock(p);
+    while (!atomic_load_explicit(&self->awake, memory_order_acquire)) futex_wait(&self->awake, 0);
+    pool_lock(p);
 }
 
 /* ---- the queue ---- */
@@ -149,9 +159,7 @@ static int ring_grow(struct mo_pool *p)
     if (cap > SIZE_MAX / sizeof(mo_pool_job_t *)) return MO_ENOMEM;
     mo_pool_job_t **ring = mo__malloc(cap * sizeof(*ring));
     if (!ring) return MO_ENOMEM;
-    uint64_t head = atomic_load_explicit(&p->head, memory_order_relaxed);
-    uint64_t tail = atomic_load_explicit(&p->tail, memory_order_relaxed);
-    for (uint64_t i = head; i != tail; i++) ring[i & (cap - 1)] = p->ring[i & p->mask];
+    for (uint64_t i = p->head; i != p->tail; i++) ring[i & (cap - 1)] = p->ring[i & p->mask];
     mo__free(p->ring);
     p->ring = ring;
     p->mask = cap - 1;
@@ -161,31 +169,25 @@ static int ring_grow(struct mo_pool *p)
 /* Under lock: appends a job. */
 static int ring_push(struct mo_pool *p, mo_pool_job_t *job)
 {
-    uint64_t tail = atomic_load_explicit(&p->tail, memory_order_relaxed);
-    uint64_t head = atomic_load_explicit(&p->head, memory_order_relaxed);
-    if (tail - head > p->mask && ring_grow(p) != 0) return MO_ENOMEM;
-    p->ring[tail & p->mask] = job;
-    job->pos_ = tail;
+    if (p->tail - p->head > p->mask && ring_grow(p) != 0) return MO_ENOMEM;
+    p->ring[p->tail & p->mask] = job;
+    job->pos_ = p->tail++;
     job->state_ = JOB_QUEUED;
-    atomic_store_explicit(&p->tail, tail + 1, memory_order_relaxed);
     return 0;
 }
 
 /* Under lock: takes up to `want` jobs, no more than this worker's share. */
 static unsigned ring_take(struct mo_pool *p, mo_pool_job_t **out, unsigned want)
 {
-    uint64_t head = atomic_load_explicit(&p->head, memory_order_relaxed);
-    uint64_t tail = atomic_load_explicit(&p->tail, memory_order_relaxed);
-    uint64_t share = (tail - head + p->nthreads - 1) / p->nthreads;
+    uint64_t share = (p->tail - p->head + p->nthreads - 1) / p->nthreads;
     if (want > share) want = (unsigned)share;
     unsigned n = 0;
-    while (head != tail && n < want) {
-        mo_pool_job_t *job = p->ring[head++ & p->mask];
+    while (p->head != p->tail && n < want) {
+        mo_pool_job_t *job = p->ring[p->head++ & p->mask];
         if (!job) continue; /* cancelled */
         job->state_ = JOB_TAKEN;
         out[n++] = job;
     }
-    atomic_store_explicit(&p->head, head, memory_order_relaxed);
     return n;
 }
 
@@ -239,18 +241,25 @@ static void post_batch(mo_pool_job_t **batch, unsigned n)
 
 /* Takes the next batch, waiting for one; 0 when the pool is closing and
  * its queue is empty. */
-static unsigned worker_take(struct mo_pool *p, mo_pool_job_t **batch, unsigned want)
+static unsigned worker_take(struct mo__worker *self, mo_pool_job_t **batch, unsigned want)
 {
+    struct mo_pool *p = self->pool;
+    bool spun = false;
+    pool_lock(p);
     for (;;) {
-        pool_lock(p);
         unsigned n = ring_take(p, batch, want);
-        bool more = queue_nonempty(p);
-        bool closing = atomic_load_explicit(&p->closing, memory_order_relaxed);
-        pool_unlock(p);
-        if (more) wake_one(p);
-        if (n) return n;
-        if (!more && closing) return 0;
-        if (!more) idle_wait(p);
+        if (n) {
+            /* Jobs left behind: another worker should see to them. */
+            struct mo__worker *w = p->head != p->tail ? need_worker(p) : NULL;
+            pool_unlock(p);
+            wake(w);
+            return n;
+        }
+        if (atomic_load_explicit(&p->closing, memory_order_relaxed)) {
+            pool_unlock(p);
+            return 0;
+        }
+        idle_wait(p, self, &spun);
     }
 }
 
@@ -269,10 +278,11 @@ static void run_batch(struct mo_pool *p, mo_pool_job_t **batch, unsigned n)
 
 static void *worker_main(void *arg)
 {
-    struct mo_pool *p = arg;
+    struct mo__worker *self = arg;
+    struct mo_pool *p = self->pool;
     mo_pool_job_t *batch[MO__POOL_BATCH];
     unsigned want = 1, n;
-    while ((n = worker_take(p, batch, want)) != 0) {
+    while ((n = worker_take(self, batch, want)) != 0) {
         int64_t start = mo_hrtime();
         run_batch(p, batch, n);
         int64_t per_job = (mo_hrtime() - start) / n;
@@ -286,6 +296,23 @@ static void *worker_main(void *arg)
 }
 
 /* ---- creating and freeing ---- */
+
+/* The pool and its workers have cache-line-aligned members; the allocation
+ * seam promises only malloc's alignment, so align by hand (as loop.c does)
+ * and keep the raw pointer just before the block. */
+static void *aligned_zalloc(size_t size)
+{
+    void *raw = mo__calloc(1, size + MO__CACHELINE);
+    if (!raw) return NULL;
+    void **block = (void **)(((uintptr_t)raw + MO__CACHELINE) & ~(uintptr_t)(MO__CACHELINE - 1));
+    block[-1] = raw;
+    return block;
+}
+
+static void aligned_free(void *block)
+{
+    if (block) mo__free(((void **)block)[-1]);
+}
 
 unsigned mo_pool_default_threads(void)
 {
@@ -305,38 +332,45 @@ static int start_workers(struct mo_pool *p)
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int err = 0;
-    for (; p->nstarted < p->nthreads; p->nstarted++)
-        if ((err = pthread_create(&p->threads[p->nstarted], NULL, worker_main, p)) != 0) break;
+    for (; p->nstarted < p->nthreads; p->nstarted++) {
+        struct mo__worker *w = &p->workers[p->nstarted];
+        w->pool = p;
+        if ((err = pthread_create(&w->thread, NULL, worker_main, w)) != 0) break;
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return err == 0 ? 0 : err == ENOMEM ? MO_ENOMEM : MO_EAGAIN;
 }
 
 static void pool_destroy(struct mo_pool *p)
 {
-    mo__free(p->threads);
+    aligned_free(p->workers);
     mo__free(p->ring);
-    mo__free(p);
+    aligned_free(p);
 }
 
 static void stop_workers(struct mo_pool *p)
 {
     pool_lock(p);
     atomic_store_explicit(&p->closing, true, memory_order_relaxed);
+    atomic_store_explicit(&p->kick, 1, memory_order_relaxed);
+    struct mo__worker *sleepers = p->idle;
+    p->idle = NULL;
     pool_unlock(p);
-    atomic_thread_fence(memory_order_seq_cst);
-    atomic_fetch_add_explicit(&p->seq, 1, memory_order_relaxed);
-    futex_wake(&p->seq, INT_MAX);
-    for (unsigned i = 0; i < p->nstarted; i++) pthread_join(p->threads[i], NULL);
+    for (struct mo__worker *w = sleepers, *next; w; w = next) {
+        next = w->next_idle;
+        wake(w);
+    }
+    for (unsigned i = 0; i < p->nstarted; i++) pthread_join(p->workers[i].thread, NULL);
 }
 
 int mo_pool_new(mo_pool_t **poolp, unsigned nthreads)
 {
     if (!poolp || nthreads == 0 || nthreads > MO_POOL_MAX_THREADS) return MO_EINVAL;
-    struct mo_pool *p = mo__calloc(1, sizeof(*p));
+    struct mo_pool *p = aligned_zalloc(sizeof(*p));
     if (!p) return MO_ENOMEM;
     p->ring = mo__malloc(MO__POOL_RING_INITIAL * sizeof(*p->ring));
-    p->threads = mo__calloc(nthreads, sizeof(*p->threads));
-    if (!p->ring || !p->threads) {
+    p->workers = aligned_zalloc(nthreads * sizeof(*p->workers));
+    if (!p->ring || !p->workers) {
         pool_destroy(p);
         return MO_ENOMEM;
     }
@@ -355,7 +389,7 @@ int mo_pool_new(mo_pool_t **poolp, unsigned nthreads)
 static bool on_worker(const struct mo_pool *p)
 {
     for (unsigned i = 0; i < p->nstarted; i++)
-        if (pthread_equal(p->threads[i], pthread_self())) return true;
+        if (pthread_equal(p->workers[i].thread, pthread_self())) return true;
     return false;
 }
 
@@ -402,16 +436,19 @@ int mo_pool_submit(mo_pool_t *pool, mo_loop_t *loop, mo_pool_job_t *job, mo_pool
     job->work_ = work;
     job->done_ = done;
     job->arg_ = arg;
+    struct mo__worker *w = NULL;
     pool_lock(pool);
-    if (atomic_load_explicit(&pool->closing, memory_order_relaxed))
+    if (atomic_load_explicit(&pool->closing, memory_order_relaxed)) {
         err = MO_ESHUTDOWN;
-    else if ((err = ring_push(pool, job)) == 0)
+    } else if ((err = ring_push(pool, job)) == 0) {
         job->pool_ = pool;
+        if (pool->tail - pool->head == 1) w = need_worker(pool);
+    }
     pool_unlock(pool);
     if (err) return err;
+    wake(w);
     loop->pool_jobs++;
     mo_loop_hold(loop);
-    wake_one(pool);
     return 0;
 }
 
