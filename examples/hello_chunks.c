@@ -3,14 +3,18 @@
 #include <morsel.h>
 #include <stdio.h>
 
-struct job { long i, n, sum; };
+struct job {
+    long i, n, sum;
+};
 
 static void piece(mo_loop_t *loop, void *arg)
 {
     struct job *j = arg;
     for (long end = j->i + 10000; j->i < end && j->i < j->n; j->i++) j->sum += j->i;
-    if (j->i < j->n) mo_call_soon(loop, piece, j); /* hand the loop back, go on later */
-    else printf("sum = %ld\n", j->sum);
+    if (j->i < j->n)
+        mo_call_soon(loop, piece, j); /* hand the loop back, go on later */
+    else
+        printf("sum = %ld\n", j->sum);
 }
 
 static void tick(mo_loop_t *loop, void *arg)

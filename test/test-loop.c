@@ -43,7 +43,6 @@ static void test_call_soon_runs_fifo(void **state)
     mo_loop_free(loop);
 }
 
-
 /* A call queued from a callback runs in a later pass: after every call that
  * was queued before it, even those queued after the callback began. */
 struct pass_probe {
@@ -171,7 +170,7 @@ static void test_stop_finishes_pass(void **state)
     assert_ok(mo_call_soon(loop, count_cb, &n));
     assert_ok(mo_call_soon(loop, forever_cb, &(uint64_t){0}));
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
-    assert_int_equal(n, 1);               /* same pass as the stop: it ran */
+    assert_int_equal(n, 1);                   /* same pass as the stop: it ran */
     assert_int_equal(mo_loop_alive(loop), 1); /* the chain's next call waits */
     mo_loop_free(loop);
 }
@@ -381,7 +380,8 @@ static void test_out_of_memory(void **state)
     mo_loop_free(loop);
 }
 
-MO_TEST_MAIN(cmocka_unit_test(test_new_free_and_bad_flags), cmocka_unit_test(test_call_soon_runs_fifo),
+MO_TEST_MAIN(cmocka_unit_test(test_new_free_and_bad_flags),
+             cmocka_unit_test(test_call_soon_runs_fifo),
              cmocka_unit_test(test_zero_delay_runs_in_later_pass),
              cmocka_unit_test(test_endless_chain_yields_to_poll),
              cmocka_unit_test(test_chain_does_not_starve_io_or_timers),

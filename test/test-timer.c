@@ -270,12 +270,18 @@ static uint64_t rng(void)
 static int64_t random_delay(void)
 {
     switch (rng() % 6) {
-    case 0: return 0;
-    case 1: return (int64_t)(rng() % MO_MSEC(2)); /* within a tick or two */
-    case 2: return (int64_t)(rng() % MO_SEC(1));
-    case 3: return (int64_t)(rng() % MO_SEC(100));
-    case 4: return (int64_t)(rng() % (MO_SEC(86400) * 400)); /* up to 400 days */
-    default: return MO_MSEC(3) * (int64_t)(rng() % 4); /* shared deadlines */
+    case 0:
+        return 0;
+    case 1:
+        return (int64_t)(rng() % MO_MSEC(2)); /* within a tick or two */
+    case 2:
+        return (int64_t)(rng() % MO_SEC(1));
+    case 3:
+        return (int64_t)(rng() % MO_SEC(100));
+    case 4:
+        return (int64_t)(rng() % (MO_SEC(86400) * 400)); /* up to 400 days */
+    default:
+        return MO_MSEC(3) * (int64_t)(rng() % 4); /* shared deadlines */
     }
 }
 
@@ -366,9 +372,10 @@ static void test_many_calls(void **state)
     mo_loop_free(loop);
 }
 
-MO_TEST_MAIN(cmocka_unit_test(test_same_deadline_fifo), cmocka_unit_test(test_runs_only_what_is_due),
-             cmocka_unit_test(test_bad_input), cmocka_unit_test(test_stale_ids),
-             cmocka_unit_test(test_cancel_from_callback), cmocka_unit_test(test_reset_and_delay),
+MO_TEST_MAIN(cmocka_unit_test(test_same_deadline_fifo),
+             cmocka_unit_test(test_runs_only_what_is_due), cmocka_unit_test(test_bad_input),
+             cmocka_unit_test(test_stale_ids), cmocka_unit_test(test_cancel_from_callback),
+             cmocka_unit_test(test_reset_and_delay),
              cmocka_unit_test(test_zero_delay_from_callback_runs_next_iteration),
              cmocka_unit_test(test_call_at_past_is_due_now),
              cmocka_unit_test(test_cancelled_calls_do_not_wake),

@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PRODUCERS 4
+#define PRODUCERS    4
 #define PER_PRODUCER 50000
 
 struct fifo {
