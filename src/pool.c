@@ -205,6 +205,7 @@ static void jobs_done(mo_loop_t *loop, void *arg)
         job->next_ = NULL;
         loop->pool_jobs--;
         mo_loop_release(loop);
+        mo__dispatch_publish(loop, MO__FN(done));
         done(loop, job, job->status_, job->arg_);
     }
 }
