@@ -78,6 +78,14 @@ static void capture_hook(mo_loop_t *loop, const mo_failure_t *f, void *arg)
     mo_failure_format(f, h->line, sizeof(h->line));
 }
 
+/* A fresh virtual-clock loop, with the event log emptied: every test
+ * starts with one, so the tests also pass when run in one process. */
+static mo_loop_t *fresh_loop(void)
+{
+    memset(&ev, 0, sizeof(ev));
+    return mo_test_virtual_loop();
+}
+
 static mo_deferred_t *new_d(mo_loop_t *loop)
 {
     mo_deferred_t *d = NULL;
@@ -90,7 +98,7 @@ static mo_deferred_t *new_d(mo_loop_t *loop)
 static void test_callback_runs_with_value(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     mo_deferred_t *d = new_d(loop);
     assert_int_equal(mo_deferred_fired(d), 0);
     assert_ok(mo_deferred_add_callback(d, log_cb, TAG(1)));
@@ -113,7 +121,7 @@ static void test_callback_runs_with_value(void **state)
 static void test_callback_failure_skips_to_next_errback(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     mo_deferred_t *d = new_d(loop);
     assert_ok(mo_deferred_add_callback(d, fail_cb, TAG(1)));
     assert_ok(mo_deferred_add_callback(d, log_cb, TAG(2))); /* skipped */
@@ -128,7 +136,7 @@ static void test_callback_failure_skips_to_next_errback(void **state)
 static void test_errback_value_returns_to_callback_path(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     mo_deferred_t *d = new_d(loop);
     assert_ok(mo_deferred_add_callback(d, log_cb, TAG(1))); /* skipped */
     assert_ok(mo_deferred_add_errback(d, log_cb, TAG(2)));  /* passes it on */
@@ -144,7 +152,7 @@ static void test_errback_value_returns_to_callback_path(void **state)
 static void test_pair_halves_never_see_each_other(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     mo_deferred_t *d = new_d(loop);
     /* cb fails: its own eb must not run, the next pair's must. */
     assert_ok(mo_deferred_add_callbacks(d, fail_cb, log_cb, TAG(1)));
@@ -160,7 +168,7 @@ static void test_pair_halves_never_see_each_other(void **state)
 static void test_add_both_runs_on_either_path(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     mo_deferred_t *d = new_d(loop);
     assert_ok(mo_deferred_add_both(d, log_cb, TAG(1)));
     assert_ok(mo_deferred_add_both(d, fail_cb, TAG(2)));
@@ -174,7 +182,7 @@ static void test_add_both_runs_on_either_path(void **state)
 static void test_add_to_fired_runs_at_once(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     mo_deferred_t *d = new_d(loop);
     assert_ok(mo_deferred_callback(d, (void *)3, NULL));
     assert_ok(mo_deferred_add_callback(d, log_cb, TAG(1)));
@@ -208,7 +216,7 @@ static void adding_cb(mo_result_t *r, void *arg)
 static void test_callbacks_added_while_running_are_not_recursive(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     mo_deferred_t *d = new_d(loop);
     adds_left = 2;
     assert_ok(mo_deferred_add_callback(d, adding_cb, NULL));
@@ -222,7 +230,7 @@ static void test_callbacks_added_while_running_are_not_recursive(void **state)
 static void test_firing_twice_is_ealready(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     mo_deferred_t *d = new_d(loop);
     int destroyed = 0;
     assert_ok(mo_deferred_callback(d, (void *)1, NULL));
@@ -240,7 +248,7 @@ static void test_firing_twice_is_ealready(void **state)
 static void test_bad_input_is_einval(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     mo_deferred_t *d = new_d(loop), *out = NULL;
     int destroyed = 0;
     assert_mo(MO_EINVAL, mo_deferred_new(NULL, NULL, NULL, &out));
@@ -315,7 +323,7 @@ static void bad_calls_cb(mo_result_t *r, void *arg)
 static void test_bad_input_inside_callbacks(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop(), *other = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop(), *other = fresh_loop();
     mo_deferred_t *d = new_d(loop), *e = new_d(other);
     assert_mo(MO_EINVAL, mo_deferred_chain(d, e));
     assert_ok(mo_deferred_add_callback(d, bad_calls_cb, other));
@@ -332,7 +340,7 @@ static void test_unref_below_zero_is_reported_not_fatal(void **state)
     (void)state;
     /* A Deferred whose value's destructor releases it once more: its count
      * is already 0 while it is being freed. */
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     mo_deferred_t *d = new_d(loop);
     assert_ok(mo_deferred_callback(d, d, (mo_dtor_fn)mo_deferred_unref));
     mo_deferred_unref(d); /* prints "no reference left", frees once */
@@ -350,7 +358,7 @@ static void wait_on_arg_cb(mo_result_t *r, void *arg)
 static void test_wait_pauses_until_inner_fires(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     mo_deferred_t *outer = new_d(loop), *inner = new_d(loop);
     int destroyed = 0;
     assert_ok(mo_deferred_add_callback(outer, wait_on_arg_cb, inner));
@@ -375,7 +383,7 @@ static void test_wait_pauses_until_inner_fires(void **state)
 static void test_wait_on_fired_inner_takes_its_outcome_at_once(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     struct hook_log h = {0};
     assert_ok(mo_loop_set_error_hook(loop, capture_hook, &h));
     mo_deferred_t *outer = new_d(loop), *inner = NULL;
@@ -393,7 +401,7 @@ static void test_wait_on_fired_inner_takes_its_outcome_at_once(void **state)
 static void test_inner_failure_flows_into_outer(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     mo_deferred_t *outer = new_d(loop), *inner = new_d(loop);
     assert_ok(mo_deferred_add_callback(outer, wait_on_arg_cb, inner));
     assert_ok(mo_deferred_add_callbacks(outer, log_cb, recover_cb, TAG(2)));
@@ -415,7 +423,7 @@ static void wait_then_set_cb(mo_result_t *r, void *arg)
 static void test_set_after_wait_cancels_the_wait(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     mo_deferred_t *outer = new_d(loop), *inner = new_d(loop);
     assert_ok(mo_deferred_add_callback(outer, wait_then_set_cb, inner));
     assert_ok(mo_deferred_add_callback(outer, log_cb, TAG(1)));
@@ -429,7 +437,7 @@ static void test_set_after_wait_cancels_the_wait(void **state)
 static void test_inner_dropped_unfired_releases_outer(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     mo_deferred_t *outer = new_d(loop), *inner = new_d(loop);
     assert_ok(mo_deferred_add_callback(outer, wait_on_arg_cb, inner));
     assert_ok(mo_deferred_callback(outer, NULL, NULL));
@@ -444,7 +452,7 @@ static void test_inner_dropped_unfired_releases_outer(void **state)
 static void test_chain_moves_outcome_to_other(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     struct hook_log h = {0};
     assert_ok(mo_loop_set_error_hook(loop, capture_hook, &h));
     mo_deferred_t *d = new_d(loop), *other = new_d(loop);
@@ -467,7 +475,7 @@ static void test_chain_moves_outcome_to_other(void **state)
 static void test_chain_to_other_fired_meanwhile_fails(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     mo_deferred_t *d = new_d(loop), *other = new_d(loop);
     assert_ok(mo_deferred_chain(d, other));
     assert_ok(mo_deferred_callback(other, NULL, NULL));
@@ -542,7 +550,7 @@ static void *deep_free_thread(void *arg)
 
 static void run_deep(void *(*fn)(void *), intptr_t want)
 {
-    struct deep s = {.loop = mo_test_virtual_loop()};
+    struct deep s = {.loop = fresh_loop()};
     s.d = calloc(DEEP + 1, sizeof(*s.d));
     assert_non_null(s.d);
     for (int i = 0; i <= DEEP; i++) assert_ok(mo_deferred_new(s.loop, NULL, NULL, &s.d[i]));
@@ -588,7 +596,7 @@ static void test_canceller(mo_deferred_t *d, void *arg)
 static void test_cancel_calls_canceller_then_ecanceled(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     struct canceller_log c = {0};
     mo_deferred_t *d = NULL;
     assert_ok(mo_deferred_new(loop, test_canceller, &c, &d));
@@ -623,7 +631,7 @@ static void test_cancel_calls_canceller_then_ecanceled(void **state)
 static void test_cancel_of_fired_does_nothing(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     struct canceller_log c = {0};
     mo_deferred_t *d = NULL;
     assert_ok(mo_deferred_new(loop, test_canceller, &c, &d));
@@ -639,7 +647,7 @@ static void test_cancel_of_fired_does_nothing(void **state)
 static void test_cancel_of_waiting_outer_cancels_inner(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     struct canceller_log co = {0}, ci = {0};
     mo_deferred_t *outer = NULL, *inner = NULL;
     assert_ok(mo_deferred_new(loop, test_canceller, &co, &outer));
@@ -661,7 +669,7 @@ static void test_cancel_of_waiting_outer_cancels_inner(void **state)
 static void test_unhandled_failure_goes_to_error_hook(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     struct hook_log h = {0};
     assert_ok(mo_loop_set_error_hook(loop, capture_hook, &h));
     mo_deferred_t *d = new_d(loop), *kept = new_d(loop);
@@ -690,7 +698,7 @@ static void test_unhandled_failure_goes_to_error_hook(void **state)
 static void test_unhandled_failure_default_is_one_stderr_line(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     char path[] = "/tmp/mo-test-stderr-XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
@@ -717,7 +725,7 @@ static void test_unhandled_failure_default_is_one_stderr_line(void **state)
 static void test_defer_succeed_and_fail(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     struct hook_log h = {0};
     assert_ok(mo_loop_set_error_hook(loop, capture_hook, &h));
     mo_deferred_t *d = NULL;
@@ -745,7 +753,7 @@ static void later_fn(mo_result_t *r, void *arg)
 static void test_defer_later_fires_with_fn_result(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     mo_deferred_t *d = NULL, *c = NULL;
     assert_ok(mo_defer_later(loop, MO_MSEC(10), later_fn, TAG(1), &d));
     assert_ok(mo_defer_later(loop, MO_MSEC(5), later_fn, TAG(2), &c));
@@ -765,7 +773,7 @@ static void test_defer_later_fires_with_fn_result(void **state)
 static void test_defer_later_cancel_never_runs_fn(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     mo_deferred_t *d = NULL;
     assert_ok(mo_defer_later(loop, MO_MSEC(10), later_fn, TAG(1), &d));
     assert_ok(mo_deferred_add_errback(d, recover_cb, TAG(2)));
@@ -797,7 +805,7 @@ static mo_deferred_t *make_list(mo_loop_t *loop, mo_deferred_t **ds, size_t n, u
 static void test_list_gathers_all_in_input_order(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     struct hook_log h = {0};
     assert_ok(mo_loop_set_error_hook(loop, capture_hook, &h));
     mo_deferred_t *ds[3] = {new_d(loop), new_d(loop), new_d(loop)};
@@ -829,7 +837,7 @@ static void test_list_gathers_all_in_input_order(void **state)
 static void test_list_first_result_with_index(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     mo_deferred_t *ds[3] = {new_d(loop), new_d(loop), new_d(loop)};
     struct mo_deferred_list_result *res = NULL;
     mo_deferred_t *l =
@@ -853,7 +861,7 @@ static void test_list_first_result_with_index(void **state)
 static void test_list_first_error_with_index(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     struct hook_log h = {0};
     assert_ok(mo_loop_set_error_hook(loop, capture_hook, &h));
     mo_deferred_t *ds[3] = {new_d(loop), new_d(loop), new_d(loop)};
@@ -883,7 +891,7 @@ static void test_list_first_error_with_index(void **state)
 static void test_list_cancel_cancels_members(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     struct canceller_log c[2] = {{0}, {0}};
     mo_deferred_t *ds[2];
     assert_ok(mo_deferred_new(loop, test_canceller, &c[0], &ds[0]));
@@ -904,7 +912,7 @@ static void test_list_cancel_cancels_members(void **state)
 static void test_empty_list_fires_at_once(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     for (unsigned flags = 0; flags < 8; flags++) {
         struct mo_deferred_list_result *res = NULL;
         mo_deferred_t *l = make_list(loop, NULL, 0, flags, &res);
@@ -926,7 +934,7 @@ static void test_empty_list_fires_at_once(void **state)
 static void test_list_member_dropped_unfired(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     mo_deferred_t *ds[2] = {new_d(loop), new_d(loop)}, *l = NULL;
     assert_ok(mo_deferred_list(loop, ds, 2, 0, &l));
     mo_deferred_unref(ds[0]);                  /* never fires: the list forgets it */
@@ -995,7 +1003,7 @@ static void test_one_allocation_per_deferred(void **state)
 {
     (void)state;
     assert_ok(mo_replace_allocator(al_malloc, al_realloc, al_calloc, al_free));
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     al.mallocs = 0;
     long live = al.live;
     mo_deferred_t *d = NULL;
@@ -1078,7 +1086,7 @@ static void test_out_of_memory_each_allocation_in_turn(void **state)
 {
     (void)state;
     assert_ok(mo_replace_allocator(al_malloc, al_realloc, al_calloc, al_free));
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     int reported = 0;
     assert_ok(mo_loop_set_error_hook(loop, silent_hook, &reported));
     /* A warm-up run lets the loop grow its timer slab (kept until the loop
@@ -1117,7 +1125,7 @@ static void test_out_of_memory_in_wait(void **state)
 {
     (void)state;
     assert_ok(mo_replace_allocator(al_malloc, al_realloc, al_calloc, al_free));
-    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *loop = fresh_loop();
     mo_deferred_t *outer = new_d(loop), *inner = new_d(loop);
     for (int i = 0; i < 3; i++)
         assert_ok(mo_deferred_add_callback(inner, noop_cb, NULL)); /* full */
