@@ -478,6 +478,98 @@ bool mo__pool_closing(mo_pool_t *pool)
            atomic_load_explicit(&pool->cancel_queued, memory_order_acquire);
 }
 
+/* ---- Deferreds from threads ---- */
+
+struct thread_call {
+    mo_pool_job_t job;
+    mo_deferred_t *d; /* the job's reference */
+    mo_thread_fn fn;
+    void *arg;
+    int code;
+    void *value;
+    mo_dtor_fn dtor;
+    mo_failure_t *failure;
+};
+
+static void thread_call_work(mo_pool_job_t *job, void *arg)
+{
+    (void)job;
+    struct thread_call *c = arg;
+    c->code = c->fn(c->arg, &c->value, &c->dtor, &c->failure);
+}
+
+/* Fires the Deferred with what fn produced. If it was cancelled meanwhile,
+ * mo_deferred_callback()/errback() answer MO_ECANCELED and destroy the
+ * value or release the failure: the result is discarded safely. */
+static void thread_call_fire(mo_deferred_t *d, struct thread_call c, int status)
+{
+    if (status || c.code) {
+        if (c.dtor) c.dtor(c.value);
+        if (status) {
+            mo_failure_unref(c.failure);
+            mo_deferred_fail(d, status, "mo_defer_to_thread", "the pool shut down first");
+        } else if (c.failure) {
+            mo_deferred_errback(d, c.failure);
+        } else {
+            mo_deferred_fail(d, c.code, "mo_defer_to_thread", NULL);
+        }
+        return;
+    }
+    mo_failure_unref(c.failure);
+    mo_deferred_callback(d, c.value, c.dtor);
+}
+
+static void thread_call_done(mo_loop_t *loop, mo_pool_job_t *job, int status, void *arg)
+{
+    (void)loop;
+    (void)job;
+    struct thread_call *c = arg, copy = *c;
+    mo__free(c);
+    thread_call_fire(copy.d, copy, status);
+    mo_deferred_unref(copy.d);
+}
+
+/* The Deferred's canceller. A job still queued is taken back and the
+ * Deferred errbacks with MO_ECANCELED when this returns; a running one
+ * completes and thread_call_done() discards its result. Dropping the job's
+ * reference here is safe: mo_deferred_cancel() holds one meanwhile. */
+static void thread_call_cancel(mo_deferred_t *d, void *arg)
+{
+    struct thread_call *c = arg;
+    if (mo_pool_cancel(&c->job) != 0) return;
+    mo__free(c);
+    mo_deferred_unref(d);
+}
+
+int mo_pool_defer(mo_pool_t *pool, mo_loop_t *loop, mo_thread_fn fn, void *arg, mo_deferred_t **dp)
+{
+    if (!loop || !fn || !dp) return MO_EINVAL;
+    struct thread_call *c = mo__calloc(1, sizeof(*c));
+    if (!c) return MO_ENOMEM;
+    mo_deferred_t *d;
+    int err = mo_deferred_new(loop, thread_call_cancel, c, &d);
+    if (err) {
+        mo__free(c);
+        return err;
+    }
+    c->d = mo_deferred_ref(d);
+    c->fn = fn;
+    c->arg = arg;
+    if ((err = mo_pool_submit(pool, loop, &c->job, thread_call_work, thread_call_done, c)) != 0) {
+        mo__free(c);
+        mo_deferred_unref(d);
+        mo_deferred_unref(d);
+        return err;
+    }
+    *dp = d;
+    return 0;
+}
+
+int mo_defer_to_thread(mo_loop_t *loop, mo_thread_fn fn, void *arg, mo_deferred_t **dp)
+{
+    return mo_pool_defer(NULL, loop, fn, arg, dp);
+}
+
 /* ---- the loop's side ---- */
 
 void mo__pool_spin(mo_loop_t *loop, int64_t timeout)

@@ -379,6 +379,219 @@ static void test_pool_shared_by_loops_on_threads(void **state)
     assert_ok(mo_pool_free(pool, 0));
 }
 
+/* ---- mo_defer_to_thread ---- */
+
+struct tc {
+    pthread_t loop_thread;
+    atomic_int ran;
+    atomic_int off_loop;
+    atomic_int go; /* blocking variants wait for it */
+    atomic_int started;
+    int code;         /* what fn returns */
+    int with_failure; /* fn stores a failure */
+    int with_value;   /* fn stores a value */
+};
+
+static atomic_int dtor_calls;
+
+static void value_dtor(void *value)
+{
+    atomic_fetch_add(&dtor_calls, 1);
+    free(value);
+}
+
+static int thread_fn(void *arg, void **valuep, mo_dtor_fn *dtorp, mo_failure_t **failurep)
+{
+    struct tc *t = arg;
+    atomic_store(&t->started, 1);
+    while (!atomic_load(&t->go)) sched_yield();
+    if (!pthread_equal(pthread_self(), t->loop_thread)) atomic_store(&t->off_loop, 1);
+    atomic_fetch_add(&t->ran, 1);
+    if (t->with_value) {
+        int *v = malloc(sizeof(*v));
+        *v = 42;
+        *valuep = v;
+        *dtorp = value_dtor;
+    }
+    if (t->with_failure) *failurep = mo_failure_new(MO_EIO, "thread_fn", "disk on fire");
+    return t->code;
+}
+
+static struct tc tc_new(int code, int with_value, int with_failure, int go)
+{
+    return (struct tc){.loop_thread = pthread_self(),
+                       .code = code,
+                       .with_value = with_value,
+                       .with_failure = with_failure,
+                       .go = go};
+}
+
+static void test_defer_to_thread_value(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct tc t = tc_new(0, 1, 0, 1);
+    mo_deferred_t *d;
+    atomic_store(&dtor_calls, 0);
+    assert_ok(mo_defer_to_thread(loop, thread_fn, &t, &d));
+    assert_int_equal(mo_deferred_fired(d), 0);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    void *value;
+    const mo_failure_t *f;
+    assert_ok(mo_deferred_result(d, &value, &f));
+    assert_null(f);
+    assert_int_equal(*(int *)value, 42);
+    assert_int_equal(atomic_load(&t.off_loop), 1);
+    mo_deferred_unref(d);
+    assert_int_equal(atomic_load(&dtor_calls), 1); /* the Deferred owned the value */
+    mo_loop_free(loop);
+}
+
+static void test_defer_to_thread_failures(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct tc plain = tc_new(MO_EIO, 0, 0, 1), rich = tc_new(-1000, 0, 1, 1);
+    struct tc mixed = tc_new(MO_EPERM, 1, 0, 1); /* a value with a failure code */
+    mo_deferred_t *d1, *d2, *d3;
+    atomic_store(&dtor_calls, 0);
+    assert_ok(mo_defer_to_thread(loop, thread_fn, &plain, &d1));
+    assert_ok(mo_defer_to_thread(loop, thread_fn, &rich, &d2));
+    assert_ok(mo_defer_to_thread(loop, thread_fn, &mixed, &d3));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    const mo_failure_t *f;
+    assert_ok(mo_deferred_result(d1, NULL, &f));
+    assert_mo(MO_EIO, mo_failure_code(f));
+    assert_ok(mo_deferred_result(d2, NULL, &f));
+    assert_mo(MO_EIO, mo_failure_code(f)); /* the failure fn stored wins */
+    assert_string_equal(mo_failure_message(f), "disk on fire");
+    assert_ok(mo_deferred_result(d3, NULL, &f));
+    assert_mo(MO_EPERM, mo_failure_code(f));
+    assert_int_equal(atomic_load(&dtor_calls), 1); /* the stray value was destroyed */
+    mo_failure_t *taken;
+    void *v;
+    mo_dtor_fn dt;
+    assert_ok(mo_deferred_take(d1, &v, &dt, &taken));
+    mo_failure_unref(taken);
+    assert_ok(mo_deferred_take(d2, &v, &dt, &taken));
+    mo_failure_unref(taken);
+    assert_ok(mo_deferred_take(d3, &v, &dt, &taken));
+    mo_failure_unref(taken);
+    mo_deferred_unref(d1);
+    mo_deferred_unref(d2);
+    mo_deferred_unref(d3);
+    mo_loop_free(loop);
+}
+
+static void test_defer_to_thread_cancel_queued(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    mo_pool_t *pool;
+    assert_ok(mo_pool_new(&pool, 1));
+    struct tc blocker = tc_new(0, 0, 0, 0), queued = tc_new(0, 1, 0, 1);
+    mo_deferred_t *d1, *d2;
+    atomic_store(&dtor_calls, 0);
+    assert_ok(mo_pool_defer(pool, loop, thread_fn, &blocker, &d1));
+    while (!atomic_load(&blocker.started)) sched_yield();
+    assert_ok(mo_pool_defer(pool, loop, thread_fn, &queued, &d2));
+    assert_ok(mo_deferred_cancel(d2));
+    const mo_failure_t *f;
+    assert_ok(mo_deferred_result(d2, NULL, &f)); /* errbacked at once */
+    assert_mo(MO_ECANCELED, mo_failure_code(f));
+    atomic_store(&blocker.go, 1);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(atomic_load(&queued.ran), 0); /* never ran */
+    assert_int_equal(atomic_load(&dtor_calls), 0);
+    mo_failure_t *taken;
+    void *v;
+    mo_dtor_fn dt;
+    assert_ok(mo_deferred_take(d2, &v, &dt, &taken));
+    mo_failure_unref(taken);
+    mo_deferred_unref(d1);
+    mo_deferred_unref(d2);
+    assert_ok(mo_pool_free(pool, 0));
+    mo_loop_free(loop);
+}
+
+static void test_defer_to_thread_cancel_running(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct tc t = tc_new(0, 1, 0, 0);
+    mo_deferred_t *d;
+    atomic_store(&dtor_calls, 0);
+    assert_ok(mo_defer_to_thread(loop, thread_fn, &t, &d));
+    while (!atomic_load(&t.started)) sched_yield();
+    assert_ok(mo_deferred_cancel(d));
+    const mo_failure_t *f;
+    assert_ok(mo_deferred_result(d, NULL, &f));
+    assert_mo(MO_ECANCELED, mo_failure_code(f));
+    mo_failure_t *taken;
+    void *v;
+    mo_dtor_fn dt;
+    assert_ok(mo_deferred_take(d, &v, &dt, &taken));
+    mo_failure_unref(taken);
+    mo_deferred_unref(d); /* the job keeps its own reference */
+    atomic_store(&t.go, 1);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT)); /* holds until fn returned */
+    assert_int_equal(atomic_load(&t.ran), 1);
+    assert_int_equal(atomic_load(&dtor_calls), 1); /* its value was discarded */
+    mo_loop_free(loop);
+}
+
+static void test_defer_to_thread_pool_cancel_queued(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    mo_pool_t *pool;
+    assert_ok(mo_pool_new(&pool, 1));
+    struct tc blocker = tc_new(0, 0, 0, 0), queued = tc_new(0, 0, 0, 1);
+    mo_deferred_t *d1, *d2;
+    assert_ok(mo_pool_defer(pool, loop, thread_fn, &blocker, &d1));
+    while (!atomic_load(&blocker.started)) sched_yield();
+    assert_ok(mo_pool_defer(pool, loop, thread_fn, &queued, &d2));
+    struct free_thread ft = {pool, MO_POOL_CANCEL_QUEUED, -1};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, free_main, &ft), 0);
+    while (!mo__pool_closing(pool)) sched_yield();
+    atomic_store(&blocker.go, 1);
+    pthread_join(th, NULL);
+    assert_ok(ft.err);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    const mo_failure_t *f;
+    assert_ok(mo_deferred_result(d1, NULL, &f));
+    assert_null(f);
+    assert_ok(mo_deferred_result(d2, NULL, &f));
+    assert_mo(MO_ECANCELED, mo_failure_code(f));
+    assert_int_equal(atomic_load(&queued.ran), 0);
+    mo_failure_t *taken;
+    void *v;
+    mo_dtor_fn dt;
+    assert_ok(mo_deferred_take(d2, &v, &dt, &taken));
+    mo_failure_unref(taken);
+    mo_deferred_unref(d1);
+    mo_deferred_unref(d2);
+    mo_loop_free(loop);
+}
+
+static void test_defer_to_thread_bad_input(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct tc t = tc_new(0, 0, 0, 1);
+    mo_deferred_t *d = NULL;
+    assert_mo(MO_EINVAL, mo_defer_to_thread(NULL, thread_fn, &t, &d));
+    assert_mo(MO_EINVAL, mo_defer_to_thread(loop, NULL, &t, &d));
+    assert_mo(MO_EINVAL, mo_defer_to_thread(loop, thread_fn, &t, NULL));
+    assert_mo(MO_EINVAL, mo_pool_defer(NULL, NULL, thread_fn, &t, &d));
+    assert_ok(mo_loop_close(loop));
+    assert_mo(MO_ESHUTDOWN, mo_defer_to_thread(loop, thread_fn, &t, &d));
+    assert_null(d);
+    assert_int_equal(atomic_load(&t.ran), 0);
+    mo_loop_free(loop);
+}
+
 MO_TEST_MAIN(cmocka_unit_test(test_new_free_bad_input),
              cmocka_unit_test(test_jobs_run_on_workers_done_on_loop),
              cmocka_unit_test(test_submit_bad_input), cmocka_unit_test(test_submit_during_shutdown),
@@ -388,4 +601,10 @@ MO_TEST_MAIN(cmocka_unit_test(test_new_free_bad_input),
              cmocka_unit_test(test_free_from_worker_is_refused),
              cmocka_unit_test(test_default_pool_lazy_and_freed_with_loop),
              cmocka_unit_test(test_resubmit_from_done),
-             cmocka_unit_test(test_pool_shared_by_loops_on_threads))
+             cmocka_unit_test(test_pool_shared_by_loops_on_threads),
+             cmocka_unit_test(test_defer_to_thread_value),
+             cmocka_unit_test(test_defer_to_thread_failures),
+             cmocka_unit_test(test_defer_to_thread_cancel_queued),
+             cmocka_unit_test(test_defer_to_thread_cancel_running),
+             cmocka_unit_test(test_defer_to_thread_pool_cancel_queued),
+             cmocka_unit_test(test_defer_to_thread_bad_input))
