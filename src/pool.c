@@ -43,6 +43,8 @@
 
 enum { JOB_IDLE = 0, JOB_QUEUED = 1, JOB_TAKEN = 2 };
 
+_Static_assert(sizeof(uintptr_t) == sizeof(mo_pool_job_t *), "the ring is sized in uintptr_t");
+
 struct mo__worker {
     _Alignas(MO__CACHELINE) _Atomic uint32_t awake; /* futex word: 0 asleep, 1 woken */
     struct mo__worker *next_idle;
@@ -156,8 +158,8 @@ static void idle_wait(struct mo_pool *p, struct mo__worker *self, bool *spun)
 static int ring_grow(struct mo_pool *p)
 {
     uint64_t cap = (p->mask + 1) * 2;
-    if (cap > SIZE_MAX / sizeof(mo_pool_job_t *)) return MO_ENOMEM;
-    mo_pool_job_t **ring = mo__malloc(cap * sizeof(*ring));
+    if (cap > SIZE_MAX / sizeof(uintptr_t)) return MO_ENOMEM;
+    mo_pool_job_t **ring = mo__malloc(cap * sizeof(uintptr_t)); /* pointers */
     if (!ring) return MO_ENOMEM;
     for (uint64_t i = p->head; i != p->tail; i++) ring[i & (cap - 1)] = p->ring[i & p->mask];
     mo__free(p->ring);
@@ -369,7 +371,7 @@ int mo_pool_new(mo_pool_t **poolp, unsigned nthreads)
     if (!poolp || nthreads == 0 || nthreads > MO_POOL_MAX_THREADS) return MO_EINVAL;
     struct mo_pool *p = aligned_zalloc(sizeof(*p));
     if (!p) return MO_ENOMEM;
-    p->ring = mo__malloc(MO__POOL_RING_INITIAL * sizeof(*p->ring));
+    p->ring = mo__malloc(MO__POOL_RING_INITIAL * sizeof(uintptr_t)); /* pointers */
     p->workers = aligned_zalloc(nthreads * sizeof(*p->workers));
     if (!p->ring || !p->workers) {
         pool_destroy(p);
