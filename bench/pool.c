@@ -6,7 +6,8 @@
  *   idle:      CPU time the process uses over 1 s with both pools alive and
  *              idle, and over 1 s of a morsel loop sleeping with its pool.
  * Each pool has its library's default size: morsel one worker per online
- * CPU, libuv 4 (UV_THREADPOOL_SIZE). Usage: bench_pool [reps] [burst-jobs]. */
+ * CPU, libuv 4 (or UV_THREADPOOL_SIZE from the environment).
+ * Usage: bench_pool [reps] [burst-jobs]. */
 #include "bench_util.h"
 
 #include <morsel.h>
@@ -148,8 +149,9 @@ int main(int argc, char **argv)
     mo_jobs = calloc(n_jobs, sizeof(*mo_jobs));
     uv_reqs = calloc(n_jobs, sizeof(*uv_reqs));
     if (!mo_jobs || !uv_reqs) return 1;
-    printf("morsel workers: %u, libuv workers: 4 (default), burst of %zu jobs\n",
-           mo_pool_threads(mo_pl), n_jobs);
+    const char *uv_size = getenv("UV_THREADPOOL_SIZE");
+    printf("morsel workers: %u, libuv workers: %s, burst of %zu jobs\n", mo_pool_threads(mo_pl),
+           uv_size ? uv_size : "4 (default)", n_jobs);
     /* Warm both up: threads started, job arrays faulted in. */
     mo_burst(NULL);
     uv_burst(NULL);

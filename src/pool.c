@@ -40,6 +40,7 @@
 #define MO__POOL_SPIN_NS      MO_USEC(50)
 #define MO__POOL_LOOP_SPIN_NS MO_USEC(50)
 #define MO__POOL_CHEAP_NS     MO_USEC(2)
+#define MO__POOL_PAUSES       32 /* spin steps that only pause (about 1 us) */
 
 enum { JOB_IDLE = 0, JOB_QUEUED = 1, JOB_TAKEN = 2 };
 
@@ -93,6 +94,20 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* One step of a bounded spin: true once `until` has passed. The first
+ * steps only pause; later ones yield the CPU, so that on a machine with
+ * more runnable threads than cores the thread we wait for (a worker, or
+ * the loop) gets to run instead of being starved by our spinning. */
+static bool spin_step(unsigned i, int64_t until)
+{
+    if (i < MO__POOL_PAUSES) {
+        cpu_relax();
+        return false;
+    }
+    sched_yield();
+    return mo_hrtime() > until;
+}
+
 /* ---- sleeping and waking ---- */
 
 static void futex_wait(_Atomic uint32_t *word, uint32_t seen)
@@ -136,10 +151,8 @@ static void idle_wait(struct mo_pool *p, struct mo__worker *self, bool *spun)
         atomic_store_explicit(&p->kick, 0, memory_order_relaxed);
         pool_unlock(p);
         int64_t until = mo_hrtime() + MO__POOL_SPIN_NS;
-        for (unsigned i = 1; !atomic_load_explicit(&p->kick, memory_order_relaxed); i++) {
-            cpu_relax();
-            if (i % 64 == 0 && mo_hrtime() > until) break;
-        }
+        for (unsigned i = 1; !atomic_load_explicit(&p->kick, memory_order_relaxed); i++)
+            if (spin_step(i, until)) break;
         pool_lock(p);
         p->spinning = false;
         return;
@@ -579,8 +592,6 @@ void mo__pool_spin(mo_loop_t *loop, int64_t timeout)
     int64_t spin =
         timeout >= 0 && timeout < MO__POOL_LOOP_SPIN_NS ? timeout : MO__POOL_LOOP_SPIN_NS;
     int64_t until = mo_hrtime() + spin;
-    for (unsigned i = 1; !mo__wake_pending(&loop->wake); i++) {
-        cpu_relax();
-        if (i % 64 == 0 && mo_hrtime() > until) return;
-    }
+    for (unsigned i = 1; !mo__wake_pending(&loop->wake); i++)
+        if (spin_step(i, until)) return;
 }
