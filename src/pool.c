@@ -20,8 +20,10 @@
  * Workers take cheap jobs in batches sized by how long the previous batch's
  * jobs took: 2, 4, ... up to MO__POOL_BATCH at a time; a job of microseconds
  * or more goes alone, so the jobs behind a long one stay queued (and
- * cancellable). A worker never takes more than its share of the queue. It
- * posts a batch's completions as one call per loop.
+ * cancellable). A worker never takes more than its share of the queue, and
+ * wakes another worker when it leaves jobs behind, whatever its history says
+ * about their cost: the pool is work-conserving. It posts a batch's
+ * completions as one call per loop.
  */
 #include "internal.h"
 

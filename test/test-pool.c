@@ -379,6 +379,52 @@ static void test_pool_shared_by_loops_on_threads(void **state)
     assert_ok(mo_pool_free(pool, 0));
 }
 
+struct pair {
+    mo_pool_job_t job[2];
+    atomic_int started[2];
+    atomic_int partner_seen[2];
+};
+
+static void work_wait_partner(mo_pool_job_t *job, void *arg)
+{
+    struct pair *p = arg;
+    int me = job == &p->job[1];
+    atomic_store(&p->started[me], 1);
+    int64_t until = mo_hrtime() + MO_SEC(10);
+    while (!atomic_load(&p->started[!me]) && mo_hrtime() < until) sched_yield();
+    atomic_store(&p->partner_seen[me], atomic_load(&p->started[!me]));
+}
+
+static void done_nothing(mo_loop_t *loop, mo_pool_job_t *job, int status, void *arg)
+{
+    (void)loop, (void)job, (void)status, (void)arg;
+}
+
+/* After a burst of cheap jobs (workers then take big batches), two jobs
+ * that each wait for the other to start still run side by side: a worker
+ * leaving a job behind wakes another, whatever its history. */
+static void test_pool_is_work_conserving(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    mo_pool_t *pool;
+    assert_ok(mo_pool_new(&pool, 2));
+    enum { N = 20000 };
+    struct job *j = jobs_new(N);
+    for (int i = 0; i < N; i++)
+        assert_ok(mo_pool_submit(pool, loop, &j[i].job, work_count, done_record, &j[i]));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    struct pair p = {0};
+    for (int i = 0; i < 2; i++)
+        assert_ok(mo_pool_submit(pool, loop, &p.job[i], work_wait_partner, done_nothing, &p));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(atomic_load(&p.partner_seen[0]), 1);
+    assert_int_equal(atomic_load(&p.partner_seen[1]), 1);
+    assert_ok(mo_pool_free(pool, 0));
+    mo_loop_free(loop);
+    free(j);
+}
+
 /* ---- mo_defer_to_thread ---- */
 
 struct tc {
@@ -607,4 +653,5 @@ MO_TEST_MAIN(cmocka_unit_test(test_new_free_bad_input),
              cmocka_unit_test(test_defer_to_thread_cancel_queued),
              cmocka_unit_test(test_defer_to_thread_cancel_running),
              cmocka_unit_test(test_defer_to_thread_pool_cancel_queued),
-             cmocka_unit_test(test_defer_to_thread_bad_input))
+             cmocka_unit_test(test_defer_to_thread_bad_input),
+             cmocka_unit_test(test_pool_is_work_conserving))
