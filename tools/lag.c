@@ -139,6 +139,21 @@ static void lag_usage(FILE *out)
                  "MS milliseconds, while it runs.\n");
 }
 
+/* --period, --report, --block, --watchdog: milliseconds, 1 to an hour. */
+static bool lag_parse_ms(struct lag *g, int opt, const char *text)
+{
+    static const char *const names[] = {"period", "report", "block", "watchdog"};
+    int64_t *fields[] = {&g->period, &g->report, &g->block, &g->watchdog};
+    int i = opt == 'p' ? 0 : opt == 'r' ? 1 : opt == 'b' ? 2 : 3;
+    uint64_t v;
+    if (!cli_parse_u64(text, 3600000, &v) || v == 0) {
+        cli_error("lag", "--%s takes a whole number of milliseconds from 1 to 3600000", names[i]);
+        return false;
+    }
+    *fields[i] = MO_MSEC(v);
+    return true;
+}
+
 int cli_lag(int argc, char **argv)
 {
     static const struct option opts[] = {{"period", required_argument, NULL, 'p'},
@@ -149,28 +164,15 @@ int cli_lag(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct lag g = {.period = MO_MSEC(10), .report = MO_SEC(1)};
-    uint64_t v;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "p:r:n:b:w:h", opts, NULL)) != -1) {
         switch (c) {
         case 'p':
         case 'r':
-            if (!cli_parse_u64(optarg, 3600000, &v) || v == 0) {
-                cli_error("lag", "--%s takes a whole number of milliseconds from 1 to 3600000",
-                          c == 'p' ? "period" : "report");
-                return CLI_USAGE;
-            }
-            *(c == 'p' ? &g.period : &g.report) = MO_MSEC(v);
-            break;
         case 'b':
         case 'w':
-            if (!cli_parse_u64(optarg, 3600000, &v) || v == 0) {
-                cli_error("lag", "--%s takes a whole number of milliseconds from 1 to 3600000",
-                          c == 'b' ? "block" : "watchdog");
-                return CLI_USAGE;
-            }
-            *(c == 'b' ? &g.block : &g.watchdog) = MO_MSEC(v);
+            if (!lag_parse_ms(&g, c, optarg)) return CLI_USAGE;
             break;
         case 'n':
             if (!cli_parse_u64(optarg, UINT64_MAX, &g.reports_left) || !g.reports_left) {
