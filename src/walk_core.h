@@ -9,8 +9,9 @@ struct mo__walk;
 
 /* Called once when a walk ends: err is 0, MO_ECANCELED, or the error that
  * stopped it with `path` the directory it concerns (NULL if none, or if
- * copying the path ran out of memory). */
-typedef void (*mo__walk_done_fn)(void *arg, int err, const char *path);
+ * copying the path ran out of memory); totals is valid during the call. */
+typedef void (*mo__walk_done_fn)(void *arg, int err, const char *path,
+                                 const mo_walk_totals *totals);
 
 /* Starts a walk driven by the loop; done() runs once at the end (never
  * from within this call). Errors: MO_EINVAL (NULL loop, top or visit,

@@ -89,9 +89,10 @@ static void seen_error(void *arg, const char *path, int err)
     text_line(&s->errors, 'E', path, -err);
 }
 
-static void seen_done(void *arg, int err, const char *path)
+static void seen_done(void *arg, int err, const char *path, const mo_walk_totals *totals)
 {
     struct seen *s = arg;
+    (void)totals;
     s->done_calls++;
     s->done_err = err;
     snprintf(s->done_path, sizeof s->done_path, "%s", path ? path : "");
@@ -517,15 +518,188 @@ static void test_pieces_of_a_large_directory(void **state)
     tree_rm(root);
 }
 
-MO_TEST_MAIN(cmocka_unit_test(test_order_matches_os_path_walk),
-             cmocka_unit_test(test_types_and_symlinks_not_followed),
-             cmocka_unit_test(test_prune_by_removing_names),
-             cmocka_unit_test(test_names_remove_bounds),
-             cmocka_unit_test(test_empty_directory_and_trailing_slash),
-             cmocka_unit_test(test_top_errors), cmocka_unit_test(test_bad_arguments),
-             cmocka_unit_test(test_deep_tree_bounded_descriptors),
-             cmocka_unit_test(test_directory_removed_during_walk),
-             cmocka_unit_test(test_cancel_from_visit_closes_descriptors),
-             cmocka_unit_test(test_cancel_between_slices), cmocka_unit_test(test_odd_names),
-             cmocka_unit_test(test_unreadable_directory),
-             cmocka_unit_test(test_pieces_of_a_large_directory))
+/* ---- the public API: mo_walk() and its Deferred ---- */
+
+struct outcome {
+    int fired;
+    mo_walk_totals totals;
+    int code;
+    char message[4200];
+};
+
+static void outcome_cb(mo_result_t *result, void *arg)
+{
+    struct outcome *o = arg;
+    mo_failure_t *f = mo_result_failure(result);
+    o->fired++;
+    if (f) {
+        o->code = mo_failure_code(f);
+        snprintf(o->message, sizeof o->message, "%s", mo_failure_message(f));
+        mo_result_set(result, NULL, NULL);
+    } else {
+        o->totals = *(mo_walk_totals *)mo_result_value(result);
+    }
+}
+
+static void count_visit(void *arg, const char *dirname, mo_walk_names *names)
+{
+    (void)dirname;
+    *(size_t *)arg += names->count;
+}
+
+static void test_deferred_fires_with_totals(void **state)
+{
+    (void)state;
+    char root[256];
+    tree_tmpdir(root, sizeof root);
+    make_mixed(root);
+    mo_loop_t *loop = mo_test_loop();
+    mo_deferred_t *d;
+    size_t seen = 0;
+    struct outcome o = {0};
+    assert_ok(mo_walk(loop, root, count_visit, &seen, NULL, &d));
+    assert_ok(mo_deferred_add_both(d, outcome_cb, &o));
+    assert_int_equal(o.fired, 0); /* the walk starts in a later pass */
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(o.fired, 1);
+    assert_int_equal(o.code, 0);
+    assert_int_equal(o.totals.dirs, 8);
+    assert_int_equal(o.totals.names, seen);
+    assert_int_equal(o.totals.errors, 0);
+    mo_deferred_unref(d);
+    mo_loop_free(loop);
+    tree_rm(root);
+}
+
+static void test_deferred_failure_has_code_and_path(void **state)
+{
+    (void)state;
+    char root[256], p[300];
+    tree_tmpdir(root, sizeof root);
+    snprintf(p, sizeof p, "%s/missing", root);
+    mo_loop_t *loop = mo_test_loop();
+    mo_deferred_t *d;
+    size_t seen = 0;
+    struct outcome o = {0};
+    assert_ok(mo_walk(loop, p, count_visit, &seen, NULL, &d));
+    assert_ok(mo_deferred_add_both(d, outcome_cb, &o));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(o.fired, 1);
+    assert_mo(MO_ENOENT, o.code);
+    assert_string_equal(o.message, p);
+    mo_deferred_unref(d);
+    mo_loop_free(loop);
+    tree_rm(root);
+}
+
+struct cancel_ctx {
+    mo_deferred_t *d;
+    int fds_before;
+    int visits;
+};
+
+static void cancel_visit(void *arg, const char *dirname, mo_walk_names *names)
+{
+    (void)dirname;
+    (void)names;
+    struct cancel_ctx *c = arg;
+    if (++c->visits == 30) {
+        assert_ok(mo_deferred_cancel(c->d));
+        assert_int_equal(tree_open_fds(), c->fds_before); /* closed before cancel returns */
+    }
+}
+
+static void test_deferred_cancel_stops_and_closes(void **state)
+{
+    (void)state;
+    char root[256];
+    tree_tmpdir(root, sizeof root);
+    tree_deep(root, "", 100);
+    mo_loop_t *loop = mo_test_loop();
+    struct cancel_ctx c = {.fds_before = tree_open_fds()};
+    struct outcome o = {0};
+    assert_ok(mo_walk(loop, root, cancel_visit, &c, NULL, &c.d));
+    assert_ok(mo_deferred_add_both(c.d, outcome_cb, &o));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(c.visits, 30);
+    assert_int_equal(o.fired, 1);
+    assert_mo(MO_ECANCELED, o.code);
+    assert_mo(MO_EALREADY, mo_deferred_cancel(c.d));
+    mo_deferred_unref(c.d);
+    mo_loop_free(loop);
+    tree_rm(root);
+}
+
+static void test_walk_bad_arguments(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    mo_deferred_t *d = NULL;
+    size_t seen = 0;
+    mo_walk_opts bad = {.flags = 0x80};
+    assert_mo(MO_EINVAL, mo_walk(NULL, "/", count_visit, &seen, NULL, &d));
+    assert_mo(MO_EINVAL, mo_walk(loop, NULL, count_visit, &seen, NULL, &d));
+    assert_mo(MO_EINVAL, mo_walk(loop, "/", NULL, &seen, NULL, &d));
+    assert_mo(MO_EINVAL, mo_walk(loop, "/", count_visit, &seen, NULL, NULL));
+    assert_mo(MO_EINVAL, mo_walk(loop, "/", count_visit, &seen, &bad, &d));
+    assert_null(d);
+    assert_int_equal(mo_loop_alive(loop), 0);
+    mo_loop_free(loop);
+}
+
+/* The loop runs other calls between two pieces of one directory: a call
+ * queued by the first piece's visit runs before the last piece arrives. */
+struct between {
+    mo_loop_t *loop;
+    int pieces;
+    int ran;
+    int ran_at_piece;
+};
+
+static void between_cb(mo_loop_t *loop, void *arg)
+{
+    (void)loop;
+    ((struct between *)arg)->ran = 1;
+}
+
+static void between_visit(void *arg, const char *dirname, mo_walk_names *names)
+{
+    (void)dirname;
+    struct between *b = arg;
+    if (++b->pieces == 1) assert_ok(mo_call_soon(b->loop, between_cb, b));
+    if (!names->more && !b->ran_at_piece) b->ran_at_piece = b->ran ? b->pieces : -1;
+}
+
+static void test_loop_runs_between_pieces(void **state)
+{
+    (void)state;
+    char root[256];
+    tree_tmpdir(root, sizeof root);
+    tree_many(root, "", 5000); /* several 32 KiB batches */
+    struct between b = {.loop = mo_test_loop()};
+    mo_walk_opts opts = {.flags = MO_WALK_PIECES, .slice = 1}; /* one unit per pass */
+    mo_deferred_t *d;
+    assert_ok(mo_walk(b.loop, root, between_visit, &b, &opts, &d));
+    assert_ok(mo_loop_run(b.loop, MO_RUN_DEFAULT));
+    assert_true(b.pieces >= 3);
+    assert_true(b.ran_at_piece > 1); /* ran, and before the last piece */
+    assert_int_equal(mo_deferred_fired(d), 1);
+    mo_deferred_unref(d);
+    mo_loop_free(b.loop);
+    tree_rm(root);
+}
+
+MO_TEST_MAIN(
+    cmocka_unit_test(test_order_matches_os_path_walk),
+    cmocka_unit_test(test_types_and_symlinks_not_followed),
+    cmocka_unit_test(test_prune_by_removing_names), cmocka_unit_test(test_names_remove_bounds),
+    cmocka_unit_test(test_empty_directory_and_trailing_slash), cmocka_unit_test(test_top_errors),
+    cmocka_unit_test(test_bad_arguments), cmocka_unit_test(test_deep_tree_bounded_descriptors),
+    cmocka_unit_test(test_directory_removed_during_walk),
+    cmocka_unit_test(test_cancel_from_visit_closes_descriptors),
+    cmocka_unit_test(test_cancel_between_slices), cmocka_unit_test(test_odd_names),
+    cmocka_unit_test(test_unreadable_directory), cmocka_unit_test(test_pieces_of_a_large_directory),
+    cmocka_unit_test(test_deferred_fires_with_totals),
+    cmocka_unit_test(test_deferred_failure_has_code_and_path),
+    cmocka_unit_test(test_deferred_cancel_stops_and_closes),
+    cmocka_unit_test(test_walk_bad_arguments), cmocka_unit_test(test_loop_runs_between_pieces))

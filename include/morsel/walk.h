@@ -28,6 +28,7 @@
 #ifndef MORSEL_WALK_H
 #define MORSEL_WALK_H
 
+#include "deferred.h"
 #include "loop.h"
 
 #ifdef __cplusplus
@@ -99,6 +100,39 @@ typedef struct mo_walk_opts {
     mo_walk_error_fn on_error; /* NULL: the first error stops the walk */
     int64_t slice;             /* ns of work per pass; 0: 1 ms */
 } mo_walk_opts;
+
+/* What a walk that ran to the end fires its Deferred with (a
+ * mo_walk_totals *, owned by the Deferred). */
+typedef struct mo_walk_totals {
+    uint64_t dirs;   /* directories visited */
+    uint64_t names;  /* names given to visit(), before any pruning */
+    uint64_t errors; /* errors reported to on_error() */
+} mo_walk_totals;
+
+/* Walks the tree under `top` (see the top of this file) and stores in *dp a
+ * Deferred, with one reference for the caller, that fires when the walk
+ * ends:
+ * - with a mo_walk_totals * when every directory was visited (errors
+ *   reported to opts->on_error do not fail the walk);
+ * - with a failure when an error stopped it: its code is the negative errno
+ *   (MO_ENOENT: a directory vanished, or an ancestor was moved away under a
+ *   deep walk; MO_EACCES: unreadable; MO_ENOTDIR: `top`, or an entry listed
+ *   as a directory, is not one (a symlink counts as not one); MO_EMFILE,
+ *   MO_ENOMEM, ...), its origin "mo_walk", and its message exactly the full
+ *   path of the directory concerned, as visit() would name it;
+ * - with MO_ECANCELED when it is cancelled (mo_deferred_cancel()): the walk
+ *   stops at once, closes every descriptor it holds before the cancel
+ *   returns, and never calls visit() or on_error() again. visit() and
+ *   on_error() may cancel it too.
+ * All file-system errors, even on `top`, come through the Deferred, never
+ * from this call; the walk starts in a later pass of the loop. `top` is
+ * copied. The walk holds its own reference to the Deferred until it ends;
+ * free the loop only after the Deferred fired (mo_loop_run() returns only
+ * then). Errors (nothing started, visit never called): MO_EINVAL (NULL
+ * loop, top, visit or dp, unknown flags, negative slice), MO_ENOMEM.
+ * Loop thread. */
+MO_EXTERN int mo_walk(mo_loop_t *loop, const char *top, mo_walk_visit_fn visit, void *arg,
+                      const mo_walk_opts *opts, mo_deferred_t **dp);
 
 #ifdef __cplusplus
 }
