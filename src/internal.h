@@ -200,9 +200,9 @@ struct mo_loop {
     uint64_t holds;
     /* Per-loop state of the modules built on the reactor, created lazily by
      * them and destroyed by mo_loop_free() (NULL when unused). */
-    struct mo__coop *coop;      /* task.c */
-    struct mo_pool *pool;       /* pool.c: the loop's default pool */
-    struct mo__stats *stats;    /* stats.c */
+    struct mo__coop *coop;         /* task.c */
+    struct mo_pool *pool;          /* pool.c: the loop's default pool */
+    struct mo__stats *stats;       /* stats.c */
     struct mo__watchdog *watchdog; /* watchdog.c */
     /* Where unhandled failures go (deferred.c); NULL means stderr. */
     void (*error_hook)(mo_loop_t *loop, const struct mo_failure *failure, void *arg);

@@ -89,7 +89,8 @@ int mo_loop_new(mo_loop_t **loopp, unsigned flags)
     if (!raw) return MO_ENOMEM;
     /* The loop holds cache-line-aligned members: align it by hand, since the
      * allocation seam promises only malloc's alignment. */
-    mo_loop_t *loop = (mo_loop_t *)(((uintptr_t)raw + MO__CACHELINE) & ~(uintptr_t)(MO__CACHELINE - 1));
+    mo_loop_t *loop =
+        (mo_loop_t *)(((uintptr_t)raw + MO__CACHELINE) & ~(uintptr_t)(MO__CACHELINE - 1));
     memset(loop, 0, sizeof(*loop));
     ((void **)loop)[-1] = raw;
     loop->flags = flags;

@@ -194,5 +194,6 @@ void mo__wake_close(mo_loop_t *loop)
         lane_lock(&w->lanes[i]);
         lane_unlock(&w->lanes[i]);
     }
-    while (mo__wake_drain(loop) > 0) {}
+    while (mo__wake_drain(loop) > 0) {
+    }
 }
