@@ -12,6 +12,14 @@
 #ifdef MO__ASAN
 #include <sanitizer/asan_interface.h>
 #endif
+/* Valgrind's client requests are inline no-ops outside valgrind; telling it
+ * about each stack keeps it from mistaking a switch for a stack overflow. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define MO__VALGRIND 1
+#endif
+#endif
 
 static size_t page_size(void)
 {
@@ -33,13 +41,19 @@ int mo__stack_alloc(struct mo__stack *s, size_t size)
         munmap(map, size + page);
         return MO_ENOMEM;
     }
-    *s = (struct mo__stack){map, size + page, (char *)map + page, size};
+    *s = (struct mo__stack){map, size + page, (char *)map + page, size, 0};
+#ifdef MO__VALGRIND
+    s->valgrind_id = VALGRIND_STACK_REGISTER((char *)s->lo, (char *)s->lo + size);
+#endif
     return 0;
 }
 
 void mo__stack_free(struct mo__stack *s)
 {
     if (!s->map) return;
+#ifdef MO__VALGRIND
+    VALGRIND_STACK_DEREGISTER(s->valgrind_id);
+#endif
 #ifdef MO__ASAN
     /* Frames of a context dropped while suspended leave poisoned redzones
      * in the shadow; a later mapping at this address must not inherit them. */

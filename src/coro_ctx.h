@@ -59,6 +59,7 @@ struct mo__stack {
     size_t map_size;
     void *lo; /* lowest usable byte, just above the guard page */
     size_t size;
+    unsigned valgrind_id; /* the stack as registered with valgrind, if built with its header */
 };
 
 typedef void (*mo__ctx_fn)(void *arg);
