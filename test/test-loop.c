@@ -380,7 +380,53 @@ static void test_out_of_memory(void **state)
     mo_loop_free(loop);
 }
 
-MO_TEST_MAIN(cmocka_unit_test(test_new_free_and_bad_flags),
+/* Once the queues and the slab have grown, scheduling, cancelling and
+ * running calls allocate nothing. */
+static long allocations;
+static void *counting_malloc(size_t n)
+{
+    allocations++;
+    return malloc(n);
+}
+static void *counting_realloc(void *p, size_t n)
+{
+    allocations++;
+    return realloc(p, n);
+}
+static void *counting_calloc(size_t c, size_t n)
+{
+    allocations++;
+    return calloc(c, n);
+}
+
+static void steady_round(mo_loop_t *loop, int *n)
+{
+    mo_call_id ids[1000];
+    for (int i = 0; i < 1000; i++) {
+        assert_ok(mo_call_soon(loop, count_cb, n));
+        assert_ok(mo_call_later(loop, MO_MSEC(i % 50), count_cb, n, &ids[i]));
+        assert_ok(mo_call_from_thread(loop, count_cb, n));
+    }
+    for (int i = 0; i < 1000; i += 2) assert_ok(mo_call_cancel(loop, ids[i]));
+    assert_ok(mo_loop_advance(loop, MO_MSEC(50)));
+}
+
+static void test_no_allocation_in_steady_state(void **state)
+{
+    (void)state;
+    assert_ok(mo_replace_allocator(counting_malloc, counting_realloc, counting_calloc, free));
+    mo_loop_t *loop = mo_test_virtual_loop();
+    int n = 0;
+    steady_round(loop, &n); /* warm-up: the structures grow */
+    steady_round(loop, &n);
+    long before = allocations;
+    for (int r = 0; r < 20; r++) steady_round(loop, &n);
+    assert_int_equal(allocations - before, 0);
+    assert_int_equal(n, 22 * 2500);
+    mo_loop_free(loop);
+}
+
+MO_TEST_MAIN(cmocka_unit_test(test_no_allocation_in_steady_state), cmocka_unit_test(test_new_free_and_bad_flags),
              cmocka_unit_test(test_call_soon_runs_fifo),
              cmocka_unit_test(test_zero_delay_runs_in_later_pass),
              cmocka_unit_test(test_endless_chain_yields_to_poll),
