@@ -108,6 +108,7 @@ struct mo__io {
     struct mo__fdrec *fds; /* indexed by fd; grows; re-read after callbacks */
     uint32_t nfds;
     uint32_t active; /* active watchers */
+    bool no_pwait2;  /* the kernel (or valgrind) lacks epoll_pwait2 */
 };
 
 int mo__io_init(struct mo__io *io);
