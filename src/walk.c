@@ -6,8 +6,9 @@
  * per unit of work), visit (the user's callback), then descend: each
  * directory left in its listing is pushed in turn; when none is left the
  * frame is popped. Every unit of work is short (one system call, or a scan
- * of at most WALK_SCAN names), and walk_step() runs units until its slice is
- * spent, so the loop is never held much longer than one slice.
+ * of at most WALK_SCAN names) and is one step of a cooperator task
+ * (task.c), which batches steps into turns of the walk's slice: the loop is
+ * never held much longer than one slice.
  *
  * Invariants of the frame stack:
  * - frames[0, depth) are the directories from top to the current one; each
@@ -21,6 +22,7 @@
  *   considered for descent.
  */
 #include "internal.h"
+#include "morsel/task.h"
 #include "walk_core.h"
 
 #include <dirent.h>
@@ -31,11 +33,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define WALK_BUF       (32 * 1024) /* bytes per getdents64 batch: ~0.2 ms of ext4 */
-#define WALK_SCAN      8192        /* names scanned for subdirectories per unit */
-#define WALK_SLICE_DEF MO_MSEC(1)
-#define WALK_KEEP      (256 * 1024) /* a popped frame keeps buffers up to this size */
-#define WALK_OPEN      (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+#define WALK_BUF  (32 * 1024)  /* bytes per getdents64 batch: ~0.2 ms of ext4 */
+#define WALK_SCAN 8192         /* names scanned for subdirectories per unit */
+#define WALK_KEEP (256 * 1024) /* a popped frame keeps buffers up to this size */
+#define WALK_OPEN (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
 /* The kernel's record, as getdents64 writes it. */
 struct kdirent64 {
@@ -78,6 +79,9 @@ struct mo__walk {
     char *err_path;
     bool cancelled; /* mo__walk_cancel() ran: descriptors are closed */
     bool ended;     /* done() was called */
+    bool in_step;   /* walk_task_step() is running */
+    bool free_pending;
+    mo_task_t *task;
     mo_walk_totals totals;
     mo__walk_done_fn done;
     void *done_arg;
@@ -373,23 +377,6 @@ static int walk_unit(struct mo__walk *w)
     }
 }
 
-/* Runs units until the slice is spent: the cooperator's step function
- * (MO_CONTINUE as 0). It stops early when the costliest unit of this slice
- * would not fit in what is left, so a slice ends within it rather than one
- * unit after it. */
-static int walk_step(struct mo__walk *w)
-{
-    int64_t start = mo_hrtime(), end = start + w->slice, worst = 0, t = start;
-    int r;
-    do {
-        r = walk_unit(w);
-        int64_t now = mo_hrtime();
-        if (now - t > worst) worst = now - t;
-        t = now;
-    } while (r == 0 && t + worst < end);
-    return w->cancelled ? MO_ECANCELED : r;
-}
-
 /* ---- life cycle ---- */
 
 static void walk_close_all(struct mo__walk *w)
@@ -408,6 +395,7 @@ static void walk_free(struct mo__walk *w)
     mo__free(w->path);
     mo__free(w->buf);
     mo__free(w->err_path);
+    mo_task_release(w->task);
     mo__free(w);
 }
 
@@ -418,17 +406,35 @@ static void walk_end(struct mo__walk *w, int err)
     w->done(w->done_arg, err, err && err != MO_ECANCELED ? w->err_path : NULL, &w->totals);
 }
 
-static void walk_tick(mo_loop_t *loop, void *arg)
+/* The task's step: one unit of work. The cooperator batches steps into
+ * turns of the walk's slice and measures their cost. */
+static int walk_task_step(mo_task_t *task, void *arg)
+{
+    (void)task;
+    struct mo__walk *w = arg;
+    if (w->ended) return MO_DONE;
+    w->in_step = true;
+    int r = walk_unit(w);
+    w->in_step = false;
+    if (w->free_pending) { /* cancelled from visit(), and the task stopped */
+        walk_free(w);
+        return MO_DONE;
+    }
+    if (r == 0 && !w->cancelled) return MO_CONTINUE;
+    if (!w->ended) walk_end(w, r == 1 ? 0 : r);
+    return MO_DONE;
+}
+
+/* The task is over (done, or stopped by a cancel): the walk's memory goes,
+ * unless a step is running it (then the step frees it). */
+static void walk_task_over(mo_result_t *result, void *arg)
 {
     struct mo__walk *w = arg;
-    int r = w->ended ? 1 : walk_step(w);
-    if (r == 0 && (r = mo_call_soon(loop, walk_tick, w)) == 0) {
-        /* Let the loop poll I/O and run timers before anything else. */
-        mo__loop_request_poll(loop);
-        return;
-    }
-    if (!w->ended) walk_end(w, r == 1 ? 0 : r);
-    walk_free(w);
+    mo_result_set(result, NULL, NULL); /* MO_ECANCELED from our own stop: handled */
+    if (w->in_step)
+        w->free_pending = true;
+    else
+        walk_free(w);
 }
 
 int mo__walk_cancel(struct mo__walk *w)
@@ -437,6 +443,27 @@ int mo__walk_cancel(struct mo__walk *w)
     if (w->ended) return MO_EALREADY;
     w->cancelled = true;
     walk_end(w, MO_ECANCELED);
+    /* Last: stopping the task may free the walk. */
+    mo_task_stop(w->task);
+    return 0;
+}
+
+/* Starts the walk's task; on error the walk is freed. */
+static int walk_go(struct mo__walk *w)
+{
+    struct mo_task_opts topts = {.slice = w->slice};
+    int err = mo_cooperate(w->loop, walk_task_step, w, &topts, &w->task);
+    if (err) {
+        walk_free(w);
+        return err;
+    }
+    mo_deferred_t *d = mo_task_deferred(w->task);
+    err = mo_deferred_add_both(d, walk_task_over, w);
+    mo_deferred_unref(d);
+    if (err) { /* cannot happen with the inline callback pairs; stay safe */
+        mo_task_stop(w->task);
+        return err;
+    }
     return 0;
 }
 
@@ -454,7 +481,7 @@ static int walk_new(mo_loop_t *loop, const char *top, mo_walk_visit_fn visit, vo
                            .arg = arg,
                            .on_error = o.on_error,
                            .flags = o.flags,
-                           .slice = o.slice ? o.slice : WALK_SLICE_DEF};
+                           .slice = o.slice};
     size_t len = strlen(top);
     int err = MO_ENOMEM;
     if ((w->buf = mo__malloc(WALK_BUF)) && !(err = grow((void **)&w->path, &w->pcap, len + 1, 1))) {
@@ -480,10 +507,7 @@ int mo__walk_start(mo_loop_t *loop, const char *top, mo_walk_visit_fn visit, voi
     if (err) return err;
     w->done = done;
     w->done_arg = done_arg;
-    if ((err = mo_call_soon(loop, walk_tick, w)) != 0) {
-        walk_free(w);
-        return err;
-    }
+    if ((err = walk_go(w)) != 0) return err;
     if (wp) *wp = w;
     return 0;
 }
@@ -527,13 +551,13 @@ int mo_walk(mo_loop_t *loop, const char *top, mo_walk_visit_fn visit, void *arg,
         walk_free(w);
         return err;
     }
-    if ((err = mo_call_soon(loop, walk_tick, w)) != 0) {
-        walk_free(w);
+    w->done = walk_deferred_done;
+    w->done_arg = mo_deferred_ref(d); /* the walk's own reference */
+    if ((err = walk_go(w)) != 0) {
+        mo_deferred_unref(d);
         mo_deferred_unref(d);
         return err;
     }
-    w->done = walk_deferred_done;
-    w->done_arg = mo_deferred_ref(d); /* the walk's own reference */
     *dp = d;
     return 0;
 }

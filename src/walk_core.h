@@ -21,8 +21,9 @@ int mo__walk_start(mo_loop_t *loop, const char *top, mo_walk_visit_fn visit, voi
                    struct mo__walk **wp);
 
 /* Stops a walk that has not ended: closes every descriptor at once and
- * calls done(MO_ECANCELED) before returning. Safe from visit() and
- * on_error(). Returns MO_EALREADY if the walk already ended. */
+ * calls done(MO_ECANCELED) before returning; the walk's memory is freed
+ * then or, from visit() or on_error(), when they return. The walk must not
+ * be used after done() ran. */
 int mo__walk_cancel(struct mo__walk *w);
 
 #endif

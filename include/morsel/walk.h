@@ -3,9 +3,10 @@
  *
  * mo_walk() visits every directory under `top`, top-down, calling
  * visit(arg, dirname, names) on the loop thread for each one. The walk reads
- * in slices: no pass of it holds the loop longer than its slice (1 ms by
- * default), however large a directory is, so timers and I/O on the same loop
- * keep running while it goes.
+ * in slices, as a cooperator task (task.h): no pass of it holds the loop
+ * longer than its slice (the cooperator's, 1 ms by default), however large
+ * a directory is, so timers and I/O on the same loop keep running while it
+ * goes.
  *
  * The order is os.path.walk's: a directory's whole listing is visited, then
  * each of its subdirectories, in listing order, depth first. Names come in
@@ -98,7 +99,9 @@ enum mo_walk_flags {
 typedef struct mo_walk_opts {
     unsigned flags;            /* enum mo_walk_flags */
     mo_walk_error_fn on_error; /* NULL: the first error stops the walk */
-    int64_t slice;             /* ns of work per pass; 0: 1 ms */
+    /* The longest the walk runs in one turn, in ns: a cooperator task's
+     * slice (task.h); 0: its share of the loop's slice (default 1 ms). */
+    int64_t slice;
 } mo_walk_opts;
 
 /* What a walk that ran to the end fires its Deferred with (a
