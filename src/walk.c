@@ -33,7 +33,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define WALK_BUF  (32 * 1024)  /* bytes per getdents64 batch: ~0.2 ms of ext4 */
+#define WALK_BUF  (8 * 1024)   /* bytes per getdents64 batch: ~60 us of ext4 */
+#define WALK_STEP MO_USEC(100) /* work per cooperator step */
 #define WALK_SCAN 8192         /* names scanned for subdirectories per unit */
 #define WALK_KEEP (256 * 1024) /* a popped frame keeps buffers up to this size */
 #define WALK_OPEN (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
@@ -406,15 +407,21 @@ static void walk_end(struct mo__walk *w, int err)
     w->done(w->done_arg, err, err && err != MO_ECANCELED ? w->err_path : NULL, &w->totals);
 }
 
-/* The task's step: one unit of work. The cooperator batches steps into
- * turns of the walk's slice and measures their cost. */
+/* The task's step: units of work for about WALK_STEP. Units cost from a
+ * microsecond (a pop) to a hundred (a batch of a huge directory); the
+ * cooperator sizes its batches of steps from their measured cost, which is
+ * only reliable if steps cost about the same: hence steps of about equal
+ * time rather than one unit each. */
 static int walk_task_step(mo_task_t *task, void *arg)
 {
     (void)task;
     struct mo__walk *w = arg;
     if (w->ended) return MO_DONE;
     w->in_step = true;
-    int r = walk_unit(w);
+    int64_t end = mo_hrtime() + WALK_STEP;
+    int r;
+    do r = walk_unit(w);
+    while (r == 0 && !w->cancelled && mo_hrtime() < end);
     w->in_step = false;
     if (w->free_pending) { /* cancelled from visit(), and the task stopped */
         walk_free(w);

@@ -283,6 +283,11 @@ static int walk_run(struct walk_cli *c)
         cli_error("walk", "cannot create a loop: %s", mo_strerror(err));
         return CLI_FAIL;
     }
+    if ((err = mo_cooperator_set_slice(c->loop, SLICE)) != 0) {
+        cli_error("walk", "cannot set the slice: %s", mo_strerror(err));
+        mo_loop_free(c->loop);
+        return CLI_FAIL;
+    }
     if (c->stats) {
         c->beat_due = mo_loop_now(c->loop) + BEAT;
         if (mo_call_at(c->loop, c->beat_due, beat, c, &c->beat_id) != 0) c->beat_id = 0;
@@ -291,6 +296,14 @@ static int walk_run(struct walk_cli *c)
         c->progress_id = 0;
     walk_next(c);
     err = mo_loop_run(c->loop, MO_RUN_DEFAULT);
+    if (c->stats) {
+        struct mo_cooperator_stats cs;
+        char a[32];
+        if (mo_cooperator_stats(c->loop, &cs) == 0)
+            fprintf(stderr, "cooperator: %llu slices, longest %s, %llu steps longer than a slice\n",
+                    (unsigned long long)cs.slices, cli_duration(cs.max_ns, a, sizeof a),
+                    (unsigned long long)cs.overlong);
+    }
     mo_loop_free(c->loop);
     if (err) {
         cli_error("walk", "%s", mo_strerror(err));
