@@ -146,6 +146,7 @@ void mo_loop_free(mo_loop_t *loop)
 {
     if (!loop) return;
     mo_loop_close(loop);
+    mo__coop_destroy(loop);
     mo__watchdog_loop_free(loop);
     mo__stats_free(loop);
     mo__wake_destroy(&loop->wake);
