@@ -65,29 +65,6 @@ struct frame {
     size_t used, acap;
 };
 
-struct mo__walk {
-    mo_loop_t *loop;
-    mo_walk_visit_fn visit;
-    void *arg;
-    mo_walk_error_fn on_error;
-    unsigned flags;
-    int64_t slice;
-    struct frame *frames; /* frames[0, finit) have been initialised */
-    size_t depth, finit, fcap;
-    char *path; /* the top frame's path, NUL-terminated */
-    size_t pcap;
-    char *buf; /* the getdents64 batch */
-    char *err_path;
-    bool cancelled; /* mo__walk_cancel() ran: descriptors are closed */
-    bool ended;     /* done() was called */
-    bool in_step;   /* walk_task_step() is running */
-    bool free_pending;
-    mo_task_t *task;
-    mo_walk_totals totals;
-    mo__walk_done_fn done;
-    void *done_arg;
-};
-
 static inline struct frame *top_frame(struct mo__walk *w)
 {
     return &w->frames[w->depth - 1];
@@ -165,25 +142,34 @@ static int path_join(struct mo__walk *w, size_t plen, const char *name, size_t l
 
 /* ---- errors ---- */
 
-/* Records the error that stops the walk, on the current path. */
-static int walk_fatal(struct mo__walk *w, int err)
+int mo__walk_fatal(struct mo__walk *w, const char *path, int err)
 {
-    size_t n = strlen(w->path) + 1;
+    size_t n = strlen(path) + 1;
+    mo__free(w->err_path);
     w->err_path = mo__malloc(n);
-    if (w->err_path) memcpy(w->err_path, w->path, n);
+    if (w->err_path) memcpy(w->err_path, path, n);
     return err;
 }
 
-/* Reports an error on the current path. Returns 0 if the walk goes on (the
- * caller asked for on_error), else the error, which stops it. */
-static int walk_fail(struct mo__walk *w, int err)
+int mo__walk_fail(struct mo__walk *w, const char *path, int err)
 {
     if (w->on_error) {
         w->totals.errors++;
-        w->on_error(w->arg, w->path, err);
+        w->on_error(w->arg, path, err);
         return 0;
     }
-    return walk_fatal(w, err);
+    return mo__walk_fatal(w, path, err);
+}
+
+/* The two on the current path of the sequential walk. */
+static int walk_fatal(struct mo__walk *w, int err)
+{
+    return mo__walk_fatal(w, w->path, err);
+}
+
+static int walk_fail(struct mo__walk *w, int err)
+{
+    return mo__walk_fail(w, w->path, err);
 }
 
 /* ---- the frame stack ---- */
@@ -260,7 +246,8 @@ static int walk_push(struct mo__walk *w, const mo_walk_name *name)
     struct frame *f = top_frame(w);
     f->fd = openat(parent->fd, name->name, WALK_OPEN);
     if (f->fd >= 0) return 0;
-    err = walk_fail(w, -errno);
+    /* A symlink put in the directory's place: not a directory to enter. */
+    err = walk_fail(w, errno == ELOOP ? MO_ENOTDIR : -errno);
     return err ? err : walk_pop(w);
 }
 
@@ -383,6 +370,7 @@ static int walk_unit(struct mo__walk *w)
 static void walk_close_all(struct mo__walk *w)
 {
     for (size_t i = 0; i < w->depth; i++) frame_close(&w->frames[i]);
+    if (w->par) mo__walk_par_stop(w);
 }
 
 static void walk_free(struct mo__walk *w)
@@ -392,12 +380,18 @@ static void walk_free(struct mo__walk *w)
         mo__free(w->frames[i].names);
         mo__free(w->frames[i].arena);
     }
+    if (w->par) mo__walk_par_free(w);
     mo__free(w->frames);
     mo__free(w->path);
     mo__free(w->buf);
     mo__free(w->err_path);
     mo_task_release(w->task);
     mo__free(w);
+}
+
+void mo__walk_maybe_free(struct mo__walk *w)
+{
+    if (w->task_over && !w->in_step && !(w->par && mo__walk_par_busy(w))) walk_free(w);
 }
 
 static void walk_end(struct mo__walk *w, int err)
@@ -407,6 +401,21 @@ static void walk_end(struct mo__walk *w, int err)
     w->done(w->done_arg, err, err && err != MO_ECANCELED ? w->err_path : NULL, &w->totals);
 }
 
+void mo__walk_abort(struct mo__walk *w, int err)
+{
+    if (w->ended) return;
+    w->cancelled = true;
+    walk_end(w, err);
+    mo_task_stop(w->task); /* last: it may free the walk */
+}
+
+/* One unit of either engine: 0 to go on, 1 when over, 2 to wait (parallel
+ * mode), or the error that stops the walk. */
+static int walk_any_unit(struct mo__walk *w)
+{
+    return w->par ? mo__walk_par_unit(w) : walk_unit(w);
+}
+
 /* The task's step: units of work for about WALK_STEP. Units cost from a
  * microsecond (a pop) to a hundred (a batch of a huge directory); the
  * cooperator sizes its batches of steps from their measured cost, which is
@@ -414,44 +423,50 @@ static void walk_end(struct mo__walk *w, int err)
  * time rather than one unit each. */
 static int walk_task_step(mo_task_t *task, void *arg)
 {
-    (void)task;
     struct mo__walk *w = arg;
     if (w->ended) return MO_DONE;
     w->in_step = true;
     int64_t end = mo_hrtime() + WALK_STEP;
     int r;
-    do r = walk_unit(w);
+    do r = walk_any_unit(w);
     while (r == 0 && !w->cancelled && mo_hrtime() < end);
     w->in_step = false;
-    if (w->free_pending) { /* cancelled from visit(), and the task stopped */
-        walk_free(w);
+    if (w->task_over) { /* cancelled from visit(), and the task stopped */
+        mo__walk_maybe_free(w);
         return MO_DONE;
+    }
+    if (r == 2 && !w->cancelled) { /* a job's completion resumes the task */
+        w->paused = true;
+        mo_task_pause(task);
+        return MO_CONTINUE;
     }
     if (r == 0 && !w->cancelled) return MO_CONTINUE;
     if (!w->ended) walk_end(w, r == 1 ? 0 : r);
     return MO_DONE;
 }
 
-/* The task is over (done, or stopped by a cancel): the walk's memory goes,
- * unless a step is running it (then the step frees it). */
+/* The task is over: done, stopped by a cancel, or stopped from outside
+ * (mo_cooperator_stop(), or mo_loop_free() in the middle of the walk),
+ * which ends the walk as a cancel would, so that done() still runs and
+ * releases what it holds (mo_walk()'s reference to its Deferred). The
+ * walk's memory goes once nothing runs it. */
 static void walk_task_over(mo_result_t *result, void *arg)
 {
     struct mo__walk *w = arg;
-    mo_result_set(result, NULL, NULL); /* MO_ECANCELED from our own stop: handled */
-    if (w->in_step)
-        w->free_pending = true;
-    else
-        walk_free(w);
+    mo_result_set(result, NULL, NULL); /* MO_ECANCELED from a stop: handled */
+    if (!w->ended) {
+        w->cancelled = true;
+        walk_end(w, MO_ECANCELED);
+    }
+    w->task_over = true;
+    mo__walk_maybe_free(w);
 }
 
 int mo__walk_cancel(struct mo__walk *w)
 {
     if (!w) return MO_EINVAL;
     if (w->ended) return MO_EALREADY;
-    w->cancelled = true;
-    walk_end(w, MO_ECANCELED);
-    /* Last: stopping the task may free the walk. */
-    mo_task_stop(w->task);
+    mo__walk_abort(w, MO_ECANCELED);
     return 0;
 }
 
@@ -474,13 +489,27 @@ static int walk_go(struct mo__walk *w)
     return 0;
 }
 
+/* Allocates what the engine needs once `top` is in w->path. */
+static int walk_setup(struct mo__walk *w, const char *top)
+{
+    size_t len = strlen(top);
+    int err = grow((void **)&w->path, &w->pcap, len + 1, 1);
+    if (err) return err;
+    memcpy(w->path, top, len + 1);
+    if (w->flags & MO_WALK_PARALLEL) return mo__walk_par_new(w);
+    if (!(w->buf = mo__malloc(WALK_BUF))) return MO_ENOMEM;
+    if ((err = frame_new(w, len)) != 0) return err;
+    w->frames[0].phase = PH_OPEN;
+    return 0;
+}
+
 /* Makes a walk, not started yet. */
 static int walk_new(mo_loop_t *loop, const char *top, mo_walk_visit_fn visit, void *arg,
                     const mo_walk_opts *opts, struct mo__walk **wp)
 {
     mo_walk_opts o = opts ? *opts : (mo_walk_opts){0};
-    if (!loop || !top || !visit || o.slice < 0 || (o.flags & ~(unsigned)MO_WALK_PIECES))
-        return MO_EINVAL;
+    unsigned known = MO_WALK_PIECES | MO_WALK_PARALLEL;
+    if (!loop || !top || !visit || o.slice < 0 || (o.flags & ~known)) return MO_EINVAL;
     struct mo__walk *w = mo__calloc(1, sizeof(*w));
     if (!w) return MO_ENOMEM;
     *w = (struct mo__walk){.loop = loop,
@@ -489,17 +518,11 @@ static int walk_new(mo_loop_t *loop, const char *top, mo_walk_visit_fn visit, vo
                            .on_error = o.on_error,
                            .flags = o.flags,
                            .slice = o.slice};
-    size_t len = strlen(top);
-    int err = MO_ENOMEM;
-    if ((w->buf = mo__malloc(WALK_BUF)) && !(err = grow((void **)&w->path, &w->pcap, len + 1, 1))) {
-        memcpy(w->path, top, len + 1);
-        err = frame_new(w, len);
-    }
+    int err = walk_setup(w, top);
     if (err) {
         walk_free(w);
         return err;
     }
-    w->frames[0].phase = PH_OPEN;
     *wp = w;
     return 0;
 }
@@ -521,12 +544,14 @@ int mo__walk_start(mo_loop_t *loop, const char *top, mo_walk_visit_fn visit, voi
 
 /* ---- the Deferred ---- */
 
+/* Fires the Deferred and drops the walk's reference to it. A cancel fires
+ * it too: from mo_deferred_cancel()'s canceller (which then has nothing
+ * left to do), or when the walk's task was stopped from outside. */
 static void walk_deferred_done(void *arg, int err, const char *path, const mo_walk_totals *totals)
 {
     mo_deferred_t *d = arg;
     if (err == MO_ECANCELED) {
-        /* Called from the canceller: mo_deferred_cancel() errbacks d itself,
-         * and its caller holds a reference, so ours can go. */
+        mo_deferred_fail(d, err, "mo_walk", NULL);
     } else if (err) {
         mo_deferred_fail(d, err, "mo_walk", "%s", path ? path : "");
     } else {

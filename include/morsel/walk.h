@@ -25,6 +25,31 @@
  * its child when the walk climbs back; if the re-opened directory is not the
  * same one (the tree was moved under the walk), that is an MO_ENOENT error
  * on the ancestor's path.
+ *
+ * Parallel mode (MO_WALK_PARALLEL) reads directories on the loop's worker
+ * pool (pool.h, mo_loop_pool()), several at once, and calls visit() on the
+ * loop thread, one directory at a time, in no promised order (a directory
+ * is still visited before anything below it). A worker opens a directory
+ * with openat(O_NOFOLLOW) relative to its parent's descriptor, which the
+ * loop thread keeps open (and does not close) while any job uses it, reads
+ * its whole listing with 64 KiB getdents64 batches into a buffer the job
+ * owns (with MO_WALK_PIECES: pieces of about 128 KiB, each visited before
+ * the next is read), and types the names; the loop thread only visits
+ * listings and hands out the subdirectories left in them. Bounds: at most
+ * MO_WALK_MAX_JOBS directories in flight (queued, being read, or read and
+ * waiting for visit(); four per worker), so at most that many listings
+ * buffered; at most MO_WALK_MAX_FDS parent descriptors kept, plus two per
+ * job in flight: past that, the oldest parent's descriptor is closed after
+ * its device and inode are recorded, and a job that needs it opens it
+ * again, one name at a time with openat(O_NOFOLLOW) from the nearest
+ * ancestor still open (the top's descriptor stays open all walk), and
+ * checks (dev, ino): a mismatch is MO_ENOENT on the directory being
+ * opened. Pruning works as in sequential mode: a subdirectory removed from
+ * `names` is never opened. Errors, on_error and cancelling work as in
+ * sequential mode, except that the first error *processed* stops the walk
+ * (reads finish in any order), and descriptors held by a read running on a
+ * worker at that time are closed when that read returns (mo_loop_run()
+ * returns only after that).
  */
 #ifndef MORSEL_WALK_H
 #define MORSEL_WALK_H
@@ -37,8 +62,12 @@ extern "C" {
 #endif
 
 /* Descriptors one sequential walk keeps open at most (plus one, briefly,
- * while it re-opens a parent). */
+ * while it re-opens a parent); in parallel mode, parent descriptors kept. */
 #define MO_WALK_MAX_FDS 32
+
+/* Parallel mode: directories in flight at most (4 per pool worker, at
+ * least 8, at most this). */
+#define MO_WALK_MAX_JOBS 64
 
 /* The type of a listed name: the values of <dirent.h>'s DT_* constants. */
 enum mo_walk_type {
@@ -92,7 +121,11 @@ enum mo_walk_flags {
      * batch, as soon as each is read (names->more says whether more follow):
      * for a visit that does per-name work on huge directories, so that no
      * single call takes long. The order of directories is unchanged. */
-    MO_WALK_PIECES = 1
+    MO_WALK_PIECES = 1,
+    /* Read directories on the loop's worker pool, several at once; visit()
+     * still runs on the loop thread, one directory at a time, in no
+     * promised order. See the top of this file. */
+    MO_WALK_PARALLEL = 2
 };
 
 /* Options of a walk; zero-initialise, then set what you need. */
@@ -125,15 +158,19 @@ typedef struct mo_walk_totals {
  *   path of the directory concerned, as visit() would name it;
  * - with MO_ECANCELED when it is cancelled (mo_deferred_cancel()): the walk
  *   stops at once, closes every descriptor it holds before the cancel
- *   returns, and never calls visit() or on_error() again. visit() and
+ *   returns (parallel mode: those of reads running on workers when they
+ *   return), and never calls visit() or on_error() again. visit() and
  *   on_error() may cancel it too.
  * All file-system errors, even on `top`, come through the Deferred, never
  * from this call; the walk starts in a later pass of the loop. `top` is
  * copied. The walk holds its own reference to the Deferred until it ends;
- * free the loop only after the Deferred fired (mo_loop_run() returns only
- * then). Errors (nothing started, visit never called): MO_EINVAL (NULL
- * loop, top, visit or dp, unknown flags, negative slice), MO_ENOMEM.
- * Loop thread. */
+ * mo_loop_run() returns only after the Deferred fired. If the loop is freed
+ * (or its cooperator stopped) in the middle of a walk, the walk ends as if
+ * cancelled: its Deferred errbacks with MO_ECANCELED and the walk drops its
+ * reference; the caller must drop its own before mo_loop_free(). Errors
+ * (nothing started, visit never called): MO_EINVAL (NULL loop, top, visit
+ * or dp, unknown flags, negative slice), MO_ENOMEM, MO_EAGAIN (parallel
+ * mode: the loop's pool could not start a thread). Loop thread. */
 MO_EXTERN int mo_walk(mo_loop_t *loop, const char *top, mo_walk_visit_fn visit, void *arg,
                       const mo_walk_opts *opts, mo_deferred_t **dp);
 

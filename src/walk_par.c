@@ -1,0 +1,685 @@
+/* The parallel walk (DESIGN rule 17): directories are opened and read on
+ * the worker pool, several at once; the loop thread visits the listings,
+ * one at a time, and hands the subdirectories left in them to new jobs.
+ *
+ * A job reads one directory: a worker opens it with openat(O_NOFOLLOW)
+ * relative to its parent's descriptor, reads its listing (whole, or a
+ * piece with MO_WALK_PIECES) into the job's buffer with getdents64 and
+ * types the names; its completion queues it for visit() on the loop
+ * thread. A worker touches only its job, never the walk's other state.
+ *
+ * A directory whose listing has subdirectories gets a node, which keeps
+ * what their jobs need: its descriptor, its path, the names of the
+ * subdirectories not handed out yet, and its parent (to re-open it one
+ * name at a time if its descriptor was evicted).
+ *
+ * Invariants (all on the loop thread):
+ * - A node's refs count its child nodes, the jobs whose parent it is, and
+ *   one while it is active (its job still reads it, or names are pending).
+ *   At 0 the node is freed and drops its parent.
+ * - A node's fd is open while it is active, or used by a job (`users`: a
+ *   job opens relative to it, directly or at the start of a chain), or it
+ *   is the top's (kept until the top node is freed, so that a chain can
+ *   always start somewhere). Open node fds are linked in `fds`, oldest
+ *   first; there are at most MO_WALK_MAX_FDS unless all others are in use.
+ * - The nodes with pending names are on `stack`, newest on top. Jobs are
+ *   handed out from the top: depth first, so few nodes are active at once.
+ * - A job is FREE, QUEUED (with the pool: a worker may own it, and the loop
+ *   thread touches none of its fields but `discard` and the pool's), or
+ *   READY (read: in the ready list, or being visited). `inflight` counts
+ *   the jobs not FREE, `running` the QUEUED ones.
+ */
+#include "internal.h"
+#include "walk_core.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define PAR_BUF   (64 * 1024)  /* bytes per getdents64 call */
+#define PAR_PIECE (128 * 1024) /* MO_WALK_PIECES: bytes of records per piece */
+#define PAR_KEEP  (256 * 1024) /* a freed job keeps buffers up to this size */
+#define PAR_OPEN  (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+
+struct kdirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+struct pnode {
+    struct pnode *parent; /* one reference */
+    struct pnode *fd_prev, *fd_next;
+    uint32_t refs, users;
+    int fd;
+    bool active, on_stack, root, reading;
+    dev_t dev; /* recorded when the fd is evicted */
+    ino_t ino;
+    char *path; /* while active */
+    char *subs; /* pending subdirectory names, NUL-separated */
+    size_t subs_len, subs_cap, subs_next;
+    size_t namelen;
+    char name[]; /* its name in its parent */
+};
+
+enum { JOB_FREE, JOB_QUEUED, JOB_READY };
+
+struct pjob {
+    mo_pool_job_t pj;
+    struct mo__walk *w;
+    struct pjob *next; /* the free list or the ready list */
+    uint8_t state;
+    bool discard; /* the walk stopped while a worker had it */
+    /* Set by the loop thread before submitting. */
+    struct pnode *parent; /* NULL for the top (one reference) */
+    struct pnode *base;   /* the node base_fd belongs to (one use) */
+    int base_fd;
+    char *chain; /* names from base down to the evicted parent */
+    size_t chain_len, chain_cap;
+    dev_t pdev;
+    ino_t pino;
+    char *path;
+    size_t pathlen, pathcap, nameoff;
+    bool pieces;
+    /* The worker's. */
+    int fd, node_fd, err;
+    bool opened, eof, gave_fd, had_dir;
+    char *buf;
+    size_t used, cap;
+    mo_walk_name *names;
+    size_t count, ncap;
+    /* The loop thread's, once read. */
+    struct pnode *node;
+    bool visited;
+};
+
+struct mo__walk_par {
+    mo_pool_t *pool;
+    struct pjob *jobs, *free, *ready, *ready_tail;
+    size_t njobs, inflight, running;
+    struct pnode **stack;
+    size_t nstack, stack_cap;
+    struct pnode *fds, *fds_tail;
+    size_t nfds, max_fds;
+    bool started, stopped;
+};
+
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap) return 0;
+    size_t n = *cap ? *cap : 16;
+    while (n < need) n *= 2;
+    if (n > SIZE_MAX / size) return MO_ENOMEM;
+    void *q = mo__realloc(*p, n * size);
+    if (!q) return MO_ENOMEM;
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+/* ---- on a worker ---- */
+
+/* Re-opens an evicted parent, one name at a time from the base, and checks
+ * that it is the directory it was. Returns its descriptor or an error. */
+static int chain_open(struct pjob *j)
+{
+    int fd = j->base_fd;
+    for (size_t off = 0; off < j->chain_len; off += strlen(j->chain + off) + 1) {
+        int next = openat(fd, j->chain + off, PAR_OPEN);
+        int e = errno;
+        if (fd != j->base_fd) close(fd);
+        if (next < 0) return e == ELOOP ? MO_ENOTDIR : -e;
+        fd = next;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_dev != j->pdev || st.st_ino != j->pino) {
+        close(fd);
+        return MO_ENOENT;
+    }
+    return fd;
+}
+
+static int job_open(struct pjob *j)
+{
+    int dfd = j->base_fd;
+    if (j->chain_len && (dfd = chain_open(j)) < 0) return dfd;
+    j->fd = openat(dfd, j->path + j->nameoff, PAR_OPEN);
+    int e = errno;
+    if (dfd != j->base_fd) close(dfd);
+    /* A symlink (O_NOFOLLOW: ELOOP) is not a directory to walk. */
+    if (j->fd < 0) return e == ELOOP ? MO_ENOTDIR : -e;
+    j->opened = true;
+    return 0;
+}
+
+/* Reads the listing, or a piece of it, into buf[0, used). */
+static void job_read(struct pjob *j)
+{
+    size_t want = j->pieces ? PAR_PIECE : SIZE_MAX;
+    for (j->used = 0; j->used < want;) {
+        if (grow((void **)&j->buf, &j->cap, j->used + PAR_BUF, 1) != 0) {
+            j->err = MO_ENOMEM;
+            j->eof = true;
+            return;
+        }
+        long n = syscall(SYS_getdents64, j->fd, j->buf + j->used, j->cap - j->used);
+        if (n <= 0) {
+            if (n < 0) j->err = -errno;
+            j->eof = true;
+            return;
+        }
+        j->used += (size_t)n;
+    }
+}
+
+/* Turns buf[0, used) into names, typed. */
+static void job_parse(struct pjob *j)
+{
+    j->count = 0;
+    j->had_dir = false;
+    /* A record is at least 24 bytes and holds its name and NUL. */
+    if (grow((void **)&j->names, &j->ncap, j->used / 24 + 1, sizeof(mo_walk_name)) != 0) {
+        j->err = MO_ENOMEM;
+        j->eof = true;
+        return;
+    }
+    for (size_t off = 0; off < j->used;) {
+        struct kdirent64 *d = (struct kdirent64 *)(j->buf + off);
+        off += d->d_reclen;
+        const char *s = d->d_name;
+        if (s[0] == '.' && (s[1] == '\0' || (s[1] == '.' && s[2] == '\0'))) continue;
+        uint8_t type = d->d_type;
+        struct stat st;
+        if (type == DT_UNKNOWN && fstatat(j->fd, s, &st, AT_SYMLINK_NOFOLLOW) == 0)
+            type = (uint8_t)IFTODT(st.st_mode);
+        j->had_dir |= type == DT_DIR;
+        j->names[j->count++] = (mo_walk_name){s, (uint32_t)strlen(s), type};
+    }
+}
+
+/* Gives the node a descriptor, once, when the listing has subdirectories:
+ * the job's own at the end of the listing, else a duplicate (the job reads
+ * on). Without subdirectories the job's is closed at the end. */
+static void job_hand_fd(struct pjob *j)
+{
+    if (j->had_dir && !j->gave_fd) {
+        j->gave_fd = true;
+        if (j->eof) {
+            j->node_fd = j->fd;
+            j->fd = -1;
+        } else if ((j->node_fd = fcntl(j->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+            j->err = -errno;
+            j->eof = true;
+        }
+    }
+    if (j->eof && j->fd >= 0) {
+        close(j->fd);
+        j->fd = -1;
+    }
+}
+
+static void job_work(mo_pool_job_t *pj, void *arg)
+{
+    (void)pj;
+    struct pjob *j = arg;
+    if (!j->opened && (j->err = job_open(j)) != 0) {
+        j->eof = true;
+        return;
+    }
+    job_read(j);
+    job_parse(j);
+    job_hand_fd(j);
+}
+
+/* ---- nodes ---- */
+
+static void fds_unlink(struct mo__walk_par *p, struct pnode *n)
+{
+    if (n->fd_prev)
+        n->fd_prev->fd_next = n->fd_next;
+    else
+        p->fds = n->fd_next;
+    if (n->fd_next)
+        n->fd_next->fd_prev = n->fd_prev;
+    else
+        p->fds_tail = n->fd_prev;
+    n->fd_prev = n->fd_next = NULL;
+}
+
+static void node_close(struct mo__walk_par *p, struct pnode *n)
+{
+    if (n->fd < 0) return;
+    close(n->fd);
+    n->fd = -1;
+    fds_unlink(p, n);
+    p->nfds--;
+}
+
+/* Closes the node's fd once nothing needs it (see the invariants). */
+static void node_maybe_close(struct mo__walk_par *p, struct pnode *n)
+{
+    if (!n->users && (p->stopped || (!n->active && !n->root))) node_close(p, n);
+}
+
+/* Drops a reference; frees the node and, in turn, ancestors left without
+ * any (iteratively: trees can be 10,000 deep). */
+static void node_unref(struct mo__walk_par *p, struct pnode *n)
+{
+    while (n && --n->refs == 0) {
+        struct pnode *parent = n->parent;
+        node_close(p, n);
+        mo__free(n->path);
+        mo__free(n->subs);
+        mo__free(n);
+        n = parent;
+    }
+}
+
+/* Deactivates a node whose job is over and whose names are all handed out. */
+static void node_check(struct mo__walk_par *p, struct pnode *n)
+{
+    if (!n->active || n->reading || n->on_stack) return;
+    n->active = false;
+    mo__free(n->path);
+    mo__free(n->subs);
+    n->path = n->subs = NULL;
+    n->subs_len = n->subs_cap = n->subs_next = 0;
+    node_maybe_close(p, n);
+    node_unref(p, n);
+}
+
+static void node_unuse(struct mo__walk_par *p, struct pnode *n)
+{
+    if (!n) return;
+    n->users--;
+    node_maybe_close(p, n);
+}
+
+/* Past MO_WALK_MAX_FDS, closes the oldest fds nothing uses, after
+ * recording which directories they were. */
+static void fds_evict(struct mo__walk_par *p)
+{
+    struct pnode *next;
+    for (struct pnode *n = p->fds; n && p->nfds > p->max_fds; n = next) {
+        next = n->fd_next;
+        struct stat st;
+        if (n->root || n->users || fstat(n->fd, &st) != 0) continue;
+        n->dev = st.st_dev;
+        n->ino = st.st_ino;
+        node_close(p, n);
+    }
+}
+
+/* Makes the node of the job's directory, which takes the job's parent
+ * reference and the descriptor the worker handed over. */
+static int node_new(struct mo__walk_par *p, struct pjob *j)
+{
+    size_t namelen = j->pathlen - j->nameoff;
+    struct pnode *n = mo__calloc(1, sizeof(*n) + namelen + 1);
+    if (n) n->path = mo__malloc(j->pathlen + 1);
+    if (!n || !n->path) {
+        mo__free(n);
+        return MO_ENOMEM;
+    }
+    memcpy(n->path, j->path, j->pathlen + 1);
+    memcpy(n->name, j->path + j->nameoff, namelen + 1);
+    n->namelen = namelen;
+    n->parent = j->parent;
+    j->parent = NULL;
+    n->root = !n->parent;
+    n->refs = 1; /* active */
+    n->active = true;
+    n->reading = true;
+    n->fd = j->node_fd;
+    j->node_fd = -1;
+    n->fd_prev = p->fds_tail;
+    if (p->fds_tail)
+        p->fds_tail->fd_next = n;
+    else
+        p->fds = n;
+    p->fds_tail = n;
+    p->nfds++;
+    j->node = n;
+    fds_evict(p);
+    return 0;
+}
+
+/* Appends the subdirectories left in `names` to the node's pending names
+ * and puts it on the stack. */
+static int node_add(struct mo__walk_par *p, struct pnode *n, const mo_walk_names *names)
+{
+    for (size_t i = 0; i < names->count; i++) {
+        const mo_walk_name *e = &names->names[i];
+        if (e->type != MO_WALK_DIR) continue;
+        if (grow((void **)&n->subs, &n->subs_cap, n->subs_len + e->len + 1, 1) != 0)
+            return MO_ENOMEM;
+        memcpy(n->subs + n->subs_len, e->name, e->len + 1);
+        n->subs_len += e->len + 1;
+    }
+    if (n->on_stack || n->subs_next == n->subs_len) return 0;
+    if (grow((void **)&p->stack, &p->stack_cap, p->nstack + 1, sizeof(*p->stack)) != 0)
+        return MO_ENOMEM;
+    p->stack[p->nstack++] = n;
+    n->on_stack = true;
+    return 0;
+}
+
+/* ---- jobs, on the loop thread ---- */
+
+static void job_trim(struct pjob *j)
+{
+    if (j->cap > PAR_KEEP) {
+        mo__free(j->buf);
+        j->buf = NULL;
+        j->cap = 0;
+    }
+    if (j->ncap * sizeof(mo_walk_name) > PAR_KEEP) {
+        mo__free(j->names);
+        j->names = NULL;
+        j->ncap = 0;
+    }
+}
+
+/* Gives a job back to the free list with everything it holds. */
+static void job_release(struct mo__walk_par *p, struct pjob *j)
+{
+    if (j->fd >= 0) close(j->fd);
+    if (j->node_fd >= 0) close(j->node_fd);
+    j->fd = j->node_fd = -1;
+    node_unuse(p, j->base);
+    j->base = NULL;
+    node_unref(p, j->parent);
+    j->parent = NULL;
+    if (j->node) {
+        j->node->reading = false;
+        node_check(p, j->node);
+        j->node = NULL;
+    }
+    j->state = JOB_FREE;
+    j->next = p->free;
+    p->free = j;
+    p->inflight--;
+}
+
+static void job_done(mo_loop_t *loop, mo_pool_job_t *pj, int status, void *arg)
+{
+    (void)loop;
+    (void)pj;
+    struct pjob *j = arg;
+    struct mo__walk *w = j->w;
+    struct mo__walk_par *p = w->par;
+    p->running--;
+    node_unuse(p, j->base); /* the worker has opened what it needed */
+    j->base = NULL;
+    if (status) { /* the pool was freed before a worker took it */
+        j->err = status;
+        j->eof = true;
+    }
+    if (j->discard || w->ended) {
+        job_release(p, j);
+        mo__walk_maybe_free(w);
+        return;
+    }
+    j->state = JOB_READY;
+    j->next = NULL;
+    if (p->ready_tail)
+        p->ready_tail->next = j;
+    else
+        p->ready = j;
+    p->ready_tail = j;
+    if (w->paused) {
+        w->paused = false;
+        int err = mo_task_resume(w->task);
+        if (err) mo__walk_abort(w, mo__walk_fatal(w, j->path, err));
+    }
+}
+
+static int job_submit(struct mo__walk_par *p, struct pjob *j)
+{
+    j->pieces = (j->w->flags & MO_WALK_PIECES) != 0;
+    int err = mo_pool_submit(p->pool, j->w->loop, &j->pj, job_work, job_done, j);
+    if (err) return err;
+    j->state = JOB_QUEUED;
+    p->running++;
+    return 0;
+}
+
+static struct pjob *job_get(struct mo__walk_par *p)
+{
+    struct pjob *j = p->free;
+    p->free = j->next;
+    p->inflight++;
+    job_trim(j); /* not when released: visit() may still read the names */
+    j->next = NULL;
+    j->fd = j->node_fd = -1;
+    j->err = 0;
+    j->opened = j->eof = j->gave_fd = j->visited = j->discard = false;
+    j->chain_len = 0;
+    j->count = j->used = 0;
+    return j;
+}
+
+/* Sets the job's path to dir joined with name, as os.path.join does. */
+static int job_path(struct pjob *j, const char *dir, const char *name)
+{
+    size_t dlen = strlen(dir), len = strlen(name);
+    bool slash = dlen && dir[dlen - 1] != '/';
+    int err = grow((void **)&j->path, &j->pathcap, dlen + slash + len + 1, 1);
+    if (err) return err;
+    memcpy(j->path, dir, dlen);
+    if (slash) j->path[dlen] = '/';
+    j->nameoff = dlen + slash;
+    memcpy(j->path + j->nameoff, name, len + 1);
+    j->pathlen = j->nameoff + len;
+    return 0;
+}
+
+/* The parent's fd was evicted: the job re-opens it from the nearest
+ * ancestor with one, through the names in between. */
+static int job_chain(struct pjob *j, struct pnode *parent, struct pnode **basep)
+{
+    size_t len = 0;
+    struct pnode *b = parent;
+    for (; b->fd < 0 && b->parent; b = b->parent) len += b->namelen + 1;
+    if (b->fd < 0) return MO_ENOENT; /* cannot happen: the top's stays open */
+    int err = grow((void **)&j->chain, &j->chain_cap, len, 1);
+    if (err) return err;
+    j->chain_len = len;
+    for (struct pnode *n = parent; n != b; n = n->parent) {
+        len -= n->namelen + 1;
+        memcpy(j->chain + len, n->name, n->namelen + 1);
+    }
+    j->pdev = parent->dev;
+    j->pino = parent->ino;
+    *basep = b;
+    return 0;
+}
+
+/* Prepares and submits a job for the next pending name of node n. */
+static int job_for(struct mo__walk_par *p, struct pnode *n, struct pjob *j)
+{
+    const char *name = n->subs + n->subs_next;
+    n->subs_next += strlen(name) + 1;
+    int err = job_path(j, n->path, name);
+    struct pnode *base = n;
+    if (!err && n->fd < 0) err = job_chain(j, n, &base);
+    if (err) return err;
+    j->parent = n;
+    n->refs++;
+    j->base = base;
+    base->users++;
+    j->base_fd = base->fd;
+    return job_submit(p, j);
+}
+
+/* Pops the nodes whose names are all handed out. */
+static struct pnode *stack_top(struct mo__walk_par *p)
+{
+    while (p->nstack) {
+        struct pnode *n = p->stack[p->nstack - 1];
+        if (n->subs_next < n->subs_len) return n;
+        p->nstack--;
+        n->on_stack = false;
+        node_check(p, n);
+    }
+    return NULL;
+}
+
+/* Hands out pending names while jobs are free. Returns 0 or the error that
+ * stops the walk. */
+static int par_submit(struct mo__walk *w)
+{
+    struct mo__walk_par *p = w->par;
+    struct pnode *n;
+    while (p->free && (n = stack_top(p)) != NULL) {
+        struct pjob *j = job_get(p);
+        int err = job_for(p, n, j);
+        if (err) {
+            err = mo__walk_fatal(w, n->path, err);
+            job_release(p, j);
+            return err;
+        }
+    }
+    return 0;
+}
+
+static int par_start(struct mo__walk *w)
+{
+    struct mo__walk_par *p = w->par;
+    struct pjob *j = job_get(p);
+    p->started = true;
+    int err = job_path(j, "", w->path);
+    j->base_fd = AT_FDCWD;
+    if (!err) err = job_submit(p, j);
+    if (err) {
+        job_release(p, j);
+        return mo__walk_fatal(w, w->path, err);
+    }
+    return 0;
+}
+
+/* Visits a job's listing (after reporting its error, if any), then keeps
+ * its subdirectories for new jobs, and has the job read on if it read a
+ * piece only. */
+static int job_visit(struct mo__walk *w, struct pjob *j)
+{
+    struct mo__walk_par *p = w->par;
+    int err = j->err ? mo__walk_fail(w, j->path, j->err) : 0;
+    if (err || w->cancelled) return err ? err : MO_ECANCELED;
+    if (!j->opened) {
+        job_release(p, j);
+        return 0;
+    }
+    if (j->node_fd >= 0 && (err = node_new(p, j)) != 0) return mo__walk_fatal(w, j->path, err);
+    mo_walk_names names = {j->names, j->count, j->pieces && !j->eof};
+    w->totals.dirs += !j->visited;
+    w->totals.names += names.count;
+    j->visited = true;
+    w->visit(w->arg, j->path, &names);
+    if (w->cancelled) return MO_ECANCELED;
+    if (names.count > j->count) names.count = j->count;
+    if (j->node && (err = node_add(p, j->node, &names)) != 0)
+        return mo__walk_fatal(w, j->path, err);
+    if (j->eof) {
+        job_release(p, j);
+        return 0;
+    }
+    if ((err = job_submit(p, j)) != 0) return mo__walk_fatal(w, j->path, err);
+    return 0;
+}
+
+int mo__walk_par_unit(struct mo__walk *w)
+{
+    struct mo__walk_par *p = w->par;
+    int err = p->started ? par_submit(w) : par_start(w);
+    if (err) return err;
+    struct pjob *j = p->ready;
+    if (j) {
+        p->ready = j->next;
+        if (!p->ready) p->ready_tail = NULL;
+        return job_visit(w, j);
+    }
+    return p->inflight ? 2 : 1;
+}
+
+/* ---- life cycle ---- */
+
+int mo__walk_par_new(struct mo__walk *w)
+{
+    struct mo__walk_par *p = mo__calloc(1, sizeof(*p));
+    if (!p) return MO_ENOMEM;
+    w->par = p;
+    p->max_fds = MO_WALK_MAX_FDS;
+    int err = mo_loop_pool(w->loop, &p->pool);
+    if (err) return err;
+    size_t n = 4 * (size_t)mo_pool_threads(p->pool);
+    p->njobs = n < 8 ? 8 : n > MO_WALK_MAX_JOBS ? MO_WALK_MAX_JOBS : n;
+    if (!(p->jobs = mo__calloc(p->njobs, sizeof(*p->jobs)))) return MO_ENOMEM;
+    for (size_t i = p->njobs; i-- > 0;) {
+        p->jobs[i].w = w;
+        p->jobs[i].fd = p->jobs[i].node_fd = -1;
+        p->jobs[i].next = p->free;
+        p->free = &p->jobs[i];
+    }
+    return 0;
+}
+
+void mo__walk_par_stop(struct mo__walk *w)
+{
+    struct mo__walk_par *p = w->par;
+    if (!p || !p->jobs) return;
+    p->stopped = true;
+    p->ready = p->ready_tail = NULL;
+    for (size_t i = 0; i < p->njobs; i++) {
+        struct pjob *j = &p->jobs[i];
+        if (j->state == JOB_QUEUED && !j->discard) {
+            if (mo_pool_cancel(&j->pj) != 0) {
+                j->discard = true; /* on a worker: job_done() releases it */
+                continue;
+            }
+            p->running--;
+        }
+        if (j->state != JOB_FREE && !j->discard) job_release(p, j);
+    }
+    while (p->nstack) {
+        struct pnode *n = p->stack[--p->nstack];
+        n->subs_next = n->subs_len;
+        n->on_stack = false;
+        node_check(p, n);
+    }
+    struct pnode *next;
+    for (struct pnode *n = p->fds; n; n = next) {
+        next = n->fd_next;
+        node_maybe_close(p, n);
+    }
+}
+
+void mo__walk_par_limit_fds(struct mo__walk *w, size_t max_fds)
+{
+    if (w->par) w->par->max_fds = max_fds;
+}
+
+bool mo__walk_par_busy(const struct mo__walk *w)
+{
+    return w->par && w->par->running > 0;
+}
+
+void mo__walk_par_free(struct mo__walk *w)
+{
+    struct mo__walk_par *p = w->par;
+    for (size_t i = 0; p->jobs && i < p->njobs; i++) {
+        mo__free(p->jobs[i].buf);
+        mo__free(p->jobs[i].names);
+        mo__free(p->jobs[i].path);
+        mo__free(p->jobs[i].chain);
+    }
+    mo__free(p->jobs);
+    mo__free(p->stack);
+    mo__free(p);
+    w->par = NULL;
+}
