@@ -110,6 +110,65 @@ static void test_sorted_output_equals_find(void **state)
     tree_rm(root);
 }
 
+/* --parallel: order not kept, but the same paths, byte for byte. */
+static void test_parallel_sorted_output_equals_find(void **state)
+{
+    (void)state;
+    find_morsel();
+    char root[256], m[300], f[300];
+    tree_tmpdir(root, sizeof root);
+    make_odd_tree(root);
+    snprintf(m, sizeof m, "%s.m", root);
+    snprintf(f, sizeof f, "%s.f", root);
+    assert_int_equal(sh("'%s' walk --parallel '%s' | LC_ALL=C sort > '%s'", morsel, root, m), 0);
+    assert_int_equal(sh("find '%s' | LC_ALL=C sort > '%s'", root, f), 0);
+    assert_same_file(m, f);
+    assert_int_equal(sh("'%s' walk -p -0 '%s' | LC_ALL=C sort -z > '%s'", morsel, root, m), 0);
+    assert_int_equal(sh("find '%s' -print0 | LC_ALL=C sort -z > '%s'", root, f), 0);
+    assert_same_file(m, f);
+    assert_int_equal(
+        sh("cd '%s' && '%s' walk --parallel a/ . | LC_ALL=C sort > '%s'", root, morsel, m), 0);
+    assert_int_equal(sh("cd '%s' && find a/ . | LC_ALL=C sort > '%s'", root, f), 0);
+    assert_same_file(m, f);
+    /* Errors as in the default mode: reported, the rest printed, exit 1. */
+    assert_int_equal(sh("cd '%s' && '%s' walk -p nope a 2>&1 >/dev/null | grep -qx \"morsel: walk: "
+                        "'nope': No such file or directory\"",
+                        root, morsel),
+                     0);
+    assert_int_equal(sh("cd '%s' && '%s' walk -p nope a > /dev/null 2>&1", root, morsel), 1);
+    assert_int_equal(
+        sh("cd '%s' && test \"$('%s' walk -p --count a/b)\" = '2 paths, 1 directories, 0 errors'",
+           root, morsel),
+        0);
+    unlink(m);
+    unlink(f);
+    tree_rm(root);
+}
+
+/* --stats reports the loop's statistics and the heartbeat's lag. */
+static void test_stats(void **state)
+{
+    (void)state;
+    find_morsel();
+    char root[256], out[300];
+    tree_tmpdir(root, sizeof root);
+    make_odd_tree(root);
+    snprintf(out, sizeof out, "%s.stats", root);
+    for (int parallel = 0; parallel < 2; parallel++) {
+        assert_int_equal(sh("'%s' walk %s --stats '%s' > /dev/null 2> '%s'", morsel,
+                            parallel ? "--parallel" : "", root, out),
+                         0);
+        char *s = slurp(out, NULL);
+        assert_non_null(strstr(s, "\nloop callbacks (duration): "));
+        assert_non_null(strstr(s, "loop lag (delayed calls): "));
+        assert_non_null(strstr(s, "\ncooperator: "));
+        assert_true(strstr(s, "\nlag of a 1 ms heartbeat: ") || strstr(s, "\nlag: no beats"));
+        free(s);
+        unlink(out);
+    }
+    tree_rm(root);
+}
+
 /* Default order: os.path.walk's, which the unsorted output shows: the
  * listing of a directory comes before anything below it. */
 static void test_default_order_is_os_path_walk(void **state)
@@ -198,6 +257,7 @@ static void test_usage(void **state)
 }
 
 MO_TEST_MAIN(cmocka_unit_test(test_sorted_output_equals_find),
-             cmocka_unit_test(test_default_order_is_os_path_walk),
+             cmocka_unit_test(test_parallel_sorted_output_equals_find),
+             cmocka_unit_test(test_stats), cmocka_unit_test(test_default_order_is_os_path_walk),
              cmocka_unit_test(test_errors_and_exit_status),
              cmocka_unit_test(test_unreadable_directory_reported), cmocka_unit_test(test_usage))
