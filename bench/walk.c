@@ -1,7 +1,8 @@
-/* bench_walk: `morsel walk` against find, fd-find and a bare getdents64
- * walker, side by side, interleaved, on a generated tree; then the lag of a
- * 1 ms heartbeat on the walking loop, in that tree and in a directory of a
- * million entries.
+/* bench_walk: `morsel walk` and `morsel walk --parallel` against find,
+ * fd-find (`fdfind -u .`) and a bare getdents64 walker, side by side,
+ * interleaved, on a generated tree; then the lag of a 1 ms heartbeat on the
+ * walking loop (both modes), in that tree and in a directory of a million
+ * entries, with the load average before and after.
  *
  *   bench_walk [--tree DIR] [--flat DIR] [--reps N] [--morsel PATH] [--generate]
  *
@@ -136,15 +137,27 @@ static double run_command(void *arg)
     return ms;
 }
 
-/* Runs `morsel walk --stats DIR` and prints its lag line. */
-static void lag_of(const char *morsel, const char *dir)
+/* Runs `morsel walk [--parallel] --stats DIR` and prints what it says. */
+static void lag_of(const char *morsel, const char *mode, const char *dir)
 {
     char cmd[PATH_MAX * 2 + 64], line[256];
-    snprintf(cmd, sizeof cmd, "'%s' walk --stats '%s' 2>&1 >/dev/null", morsel, dir);
+    snprintf(cmd, sizeof cmd, "'%s' walk %s --stats '%s' 2>&1 >/dev/null", morsel, mode, dir);
     FILE *p = popen(cmd, "r");
     if (!p) return;
-    while (fgets(line, sizeof line, p)) printf("%s: %s", dir, line);
+    while (fgets(line, sizeof line, p)) printf("%s %s: %s", mode, dir, line);
     pclose(p);
+}
+
+/* The machine is shared: the load average goes with every figure. */
+static void print_load(const char *when)
+{
+    char buf[128] = "?";
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (!fgets(buf, sizeof buf, f)) buf[0] = '\0';
+        fclose(f);
+    }
+    printf("load average %s: %s", when, buf);
 }
 
 /* The control: the same 1 ms heartbeat on an idle loop for `ms`, so that
@@ -231,11 +244,13 @@ int main(int argc, char **argv)
                                   {"fdfind -u . DIR", run_command, &fd, {0}},
                                   {"morsel walk --parallel DIR", run_command, &par, {0}}};
     size_t n = sizeof c / sizeof c[0];
-    /* Until the worker pool is there, --parallel is refused: leave it out. */
+    /* An older morsel refuses --parallel: leave it out then. */
     char probe[PATH_MAX * 2 + 64];
-    snprintf(probe, sizeof probe, "'%s' walk --parallel --count / >/dev/null 2>&1", morsel);
+    snprintf(probe, sizeof probe, "'%s' walk --parallel --count '%s' >/dev/null 2>&1", morsel,
+             tree);
     bool parallel = system(probe) == 0;
     if (!parallel) n--;
+    print_load("before");
     for (size_t i = 0; i < n; i++) c[i].run(c[i].arg); /* warm the cache */
     bench_compare("walk a 200,000-file tree to /dev/null", "ms", c, n, reps);
     double m[5];
@@ -245,10 +260,13 @@ int main(int argc, char **argv)
     if (parallel)
         printf("morsel walk --parallel / fdfind     %.2f (goal < 1)\n", m[4] / m[3]);
     else
-        printf("morsel walk --parallel: not available (no worker pool yet)\n");
+        printf("morsel walk --parallel: not available (this morsel refuses it)\n");
+    print_load("after the timings");
     for (int i = 0; i < 3; i++) {
-        lag_of(morsel, tree);
-        lag_of(morsel, flat);
+        lag_of(morsel, "", tree);
+        lag_of(morsel, "", flat);
+        if (parallel) lag_of(morsel, "--parallel", tree);
+        if (parallel) lag_of(morsel, "--parallel", flat);
         idle_lag(1000);
     }
     return 0;
