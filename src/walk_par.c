@@ -2,11 +2,16 @@
  * the worker pool, several at once; the loop thread visits the listings,
  * one at a time, and hands the subdirectories left in them to new jobs.
  *
- * A job reads one directory: a worker opens it with openat(O_NOFOLLOW)
- * relative to its parent's descriptor, reads its listing (whole, or a
- * piece with MO_WALK_PIECES) into the job's buffer with getdents64 and
- * types the names; its completion queues it for visit() on the loop
- * thread. A worker touches only its job, never the walk's other state.
+ * A job reads a few sibling directories (up to PAR_BATCH, fewer when few
+ * are pending, so that every worker gets some): a worker opens each with
+ * openat(O_NOFOLLOW) relative to their parent's descriptor, reads its
+ * listing (whole, or with MO_WALK_PIECES up to the job's PAR_PIECE bytes,
+ * the rest in later rounds of the same job) into the job's buffer with
+ * getdents64 and types the names; its completion queues the job for
+ * visit() on the loop thread, one directory per unit of work. Batching
+ * siblings makes the pool's hand-offs (a queue lock, a wake-up, a
+ * completion) cost per few directories rather than per directory. A
+ * worker touches only its job, never the walk's other state.
  *
  * A directory whose listing has subdirectories gets a node, which keeps
  * what their jobs need: its descriptor, its path, the names of the
@@ -15,19 +20,20 @@
  *
  * Invariants (all on the loop thread):
  * - A node's refs count its child nodes, the jobs whose parent it is, and
- *   one while it is active (its job still reads it, or names are pending).
+ *   one while it is active (a job still reads it, or names are pending).
  *   At 0 the node is freed and drops its parent.
  * - A node's fd is open while it is active, or used by a job (`users`: a
  *   job opens relative to it, directly or at the start of a chain), or it
  *   is the top's (kept until the top node is freed, so that a chain can
  *   always start somewhere). Open node fds are linked in `fds`, oldest
- *   first; there are at most MO_WALK_MAX_FDS unless all others are in use.
+ *   first; there are at most max_fds unless all others are in use.
  * - The nodes with pending names are on `stack`, newest on top. Jobs are
  *   handed out from the top: depth first, so few nodes are active at once.
  * - A job is FREE, QUEUED (with the pool: a worker may own it, and the loop
  *   thread touches none of its fields but `discard` and the pool's), or
- *   READY (read: in the ready list, or being visited). `inflight` counts
- *   the jobs not FREE, `running` the QUEUED ones.
+ *   READY (read: in the ready list, its directories being visited).
+ *   `inflight` counts the jobs not FREE, `running` the QUEUED ones. A job's
+ *   entries are the directories it has not finished reading.
  */
 #include "internal.h"
 #include "walk_core.h"
@@ -40,8 +46,9 @@
 #include <unistd.h>
 
 #define PAR_BUF   (64 * 1024)  /* bytes per getdents64 call */
-#define PAR_PIECE (128 * 1024) /* MO_WALK_PIECES: bytes of records per piece */
-#define PAR_KEEP  (256 * 1024) /* a freed job keeps buffers up to this size */
+#define PAR_PIECE (256 * 1024) /* MO_WALK_PIECES: bytes of records per job round */
+#define PAR_KEEP  (512 * 1024) /* a job keeps buffers up to this size */
+#define PAR_BATCH 16           /* directories per job at most */
 #define PAR_OPEN  (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
 struct kdirent64 {
@@ -62,9 +69,22 @@ struct pnode {
     ino_t ino;
     char *path; /* while active */
     char *subs; /* pending subdirectory names, NUL-separated */
-    size_t subs_len, subs_cap, subs_next;
+    size_t subs_len, subs_cap, subs_next, npending;
     size_t namelen;
     char name[]; /* its name in its parent */
+};
+
+/* One directory of a job. */
+struct pent {
+    size_t pathoff, pathlen, nameoff; /* in the job's paths; name at pathoff + nameoff */
+    size_t first, n;                  /* its names in this round: names[first, first + n) */
+    int fd, node_fd, err;
+    bool ran;    /* read (or failed) in this round */
+    bool opened; /* fd is open, or was */
+    bool eof;    /* finished: read to the end, or failed */
+    bool gave_fd, had_dir;
+    struct pnode *node; /* the loop thread's, once it has one */
+    bool visited;
 };
 
 enum { JOB_FREE, JOB_QUEUED, JOB_READY };
@@ -75,6 +95,7 @@ struct pjob {
     struct pjob *next; /* the free list or the ready list */
     uint8_t state;
     bool discard; /* the walk stopped while a worker had it */
+    bool pieces;
     /* Set by the loop thread before submitting. */
     struct pnode *parent; /* NULL for the top (one reference) */
     struct pnode *base;   /* the node base_fd belongs to (one use) */
@@ -83,25 +104,22 @@ struct pjob {
     size_t chain_len, chain_cap;
     dev_t pdev;
     ino_t pino;
-    char *path;
-    size_t pathlen, pathcap, nameoff;
-    bool pieces;
-    /* The worker's. */
-    int fd, node_fd, err;
-    bool opened, eof, gave_fd, had_dir;
+    char *paths; /* the entries' paths, NUL-terminated */
+    size_t plen, pcap;
+    struct pent ent[PAR_BATCH];
+    size_t nent, vis; /* entries; the next one to visit */
+    /* Filled by the worker. */
     char *buf;
     size_t used, cap;
-    mo_walk_name *names;
+    mo_walk_name *names; /* name holds an offset into buf until the end */
     size_t count, ncap;
-    /* The loop thread's, once read. */
-    struct pnode *node;
-    bool visited;
 };
 
 struct mo__walk_par {
     mo_pool_t *pool;
     struct pjob *jobs, *free, *ready, *ready_tail;
-    size_t njobs, inflight, running;
+    struct pjob *current; /* the job whose entries are being visited */
+    size_t njobs, inflight, running, batch, nthreads;
     struct pnode **stack;
     size_t nstack, stack_cap;
     struct pnode *fds, *fds_tail;
@@ -122,13 +140,21 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
     return 0;
 }
 
+static inline const char *ent_path(const struct pjob *j, const struct pent *e)
+{
+    return j->paths + e->pathoff;
+}
+
 /* ---- on a worker ---- */
 
-/* Re-opens an evicted parent, one name at a time from the base, and checks
- * that it is the directory it was. Returns its descriptor or an error. */
-static int chain_open(struct pjob *j)
+/* Opens the parent into *fdp: base_fd, or, if the parent's fd was evicted,
+ * the parent re-opened one name at a time from the base and checked to be
+ * the directory it was. Returns 0 or an error. */
+static int parent_open(const struct pjob *j, int *fdp)
 {
     int fd = j->base_fd;
+    *fdp = fd;
+    if (!j->chain_len) return 0;
     for (size_t off = 0; off < j->chain_len; off += strlen(j->chain + off) + 1) {
         int next = openat(fd, j->chain + off, PAR_OPEN);
         int e = errno;
@@ -141,99 +167,126 @@ static int chain_open(struct pjob *j)
         close(fd);
         return MO_ENOENT;
     }
-    return fd;
-}
-
-static int job_open(struct pjob *j)
-{
-    int dfd = j->base_fd;
-    if (j->chain_len && (dfd = chain_open(j)) < 0) return dfd;
-    j->fd = openat(dfd, j->path + j->nameoff, PAR_OPEN);
-    int e = errno;
-    if (dfd != j->base_fd) close(dfd);
-    /* A symlink (O_NOFOLLOW: ELOOP) is not a directory to walk. */
-    if (j->fd < 0) return e == ELOOP ? MO_ENOTDIR : -e;
-    j->opened = true;
+    *fdp = fd;
     return 0;
 }
 
-/* Reads the listing, or a piece of it, into buf[0, used). */
-static void job_read(struct pjob *j)
+static void ent_fail(struct pent *e, int err)
 {
-    size_t want = j->pieces ? PAR_PIECE : SIZE_MAX;
-    for (j->used = 0; j->used < want;) {
+    e->err = err;
+    e->eof = true;
+}
+
+/* Reads the entry's listing into buf from `used` on: to its end, or, with
+ * pieces, until the job's round has PAR_PIECE bytes. */
+static void ent_read(struct pjob *j, struct pent *e)
+{
+    while (!j->pieces || j->used < PAR_PIECE) {
         if (grow((void **)&j->buf, &j->cap, j->used + PAR_BUF, 1) != 0) {
-            j->err = MO_ENOMEM;
-            j->eof = true;
+            ent_fail(e, MO_ENOMEM);
             return;
         }
-        long n = syscall(SYS_getdents64, j->fd, j->buf + j->used, j->cap - j->used);
+        long n = syscall(SYS_getdents64, e->fd, j->buf + j->used, j->cap - j->used);
         if (n <= 0) {
-            if (n < 0) j->err = -errno;
-            j->eof = true;
+            if (n < 0) e->err = -errno;
+            e->eof = true;
             return;
         }
         j->used += (size_t)n;
     }
 }
 
-/* Turns buf[0, used) into names, typed. */
-static void job_parse(struct pjob *j)
+/* Turns the records in buf[from, used) into the entry's names, typed; the
+ * names hold offsets into buf until the round is over (buf may move). */
+static void ent_parse(struct pjob *j, struct pent *e, size_t from)
 {
-    j->count = 0;
-    j->had_dir = false;
     /* A record is at least 24 bytes and holds its name and NUL. */
-    if (grow((void **)&j->names, &j->ncap, j->used / 24 + 1, sizeof(mo_walk_name)) != 0) {
-        j->err = MO_ENOMEM;
-        j->eof = true;
+    if (grow((void **)&j->names, &j->ncap, j->count + (j->used - from) / 24 + 1,
+             sizeof(mo_walk_name)) != 0) {
+        ent_fail(e, MO_ENOMEM);
         return;
     }
-    for (size_t off = 0; off < j->used;) {
+    e->had_dir = false;
+    for (size_t off = from; off < j->used;) {
         struct kdirent64 *d = (struct kdirent64 *)(j->buf + off);
         off += d->d_reclen;
         const char *s = d->d_name;
         if (s[0] == '.' && (s[1] == '\0' || (s[1] == '.' && s[2] == '\0'))) continue;
         uint8_t type = d->d_type;
         struct stat st;
-        if (type == DT_UNKNOWN && fstatat(j->fd, s, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        if (type == DT_UNKNOWN && fstatat(e->fd, s, &st, AT_SYMLINK_NOFOLLOW) == 0)
             type = (uint8_t)IFTODT(st.st_mode);
-        j->had_dir |= type == DT_DIR;
-        j->names[j->count++] = (mo_walk_name){s, (uint32_t)strlen(s), type};
+        e->had_dir |= type == DT_DIR;
+        j->names[j->count++] =
+            (mo_walk_name){(const char *)(uintptr_t)(s - j->buf), (uint32_t)strlen(s), type};
     }
 }
 
 /* Gives the node a descriptor, once, when the listing has subdirectories:
- * the job's own at the end of the listing, else a duplicate (the job reads
- * on). Without subdirectories the job's is closed at the end. */
-static void job_hand_fd(struct pjob *j)
+ * the entry's own at the end of its listing, else a duplicate (it reads
+ * on). Without subdirectories the entry's own is closed at the end. */
+static void ent_hand_fd(struct pent *e)
 {
-    if (j->had_dir && !j->gave_fd) {
-        j->gave_fd = true;
-        if (j->eof) {
-            j->node_fd = j->fd;
-            j->fd = -1;
-        } else if ((j->node_fd = fcntl(j->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
-            j->err = -errno;
-            j->eof = true;
+    if (e->had_dir && !e->gave_fd) {
+        e->gave_fd = true;
+        if (e->eof) {
+            e->node_fd = e->fd;
+            e->fd = -1;
+        } else if ((e->node_fd = fcntl(e->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+            ent_fail(e, -errno);
         }
     }
-    if (j->eof && j->fd >= 0) {
-        close(j->fd);
-        j->fd = -1;
+    if (e->eof && e->fd >= 0) {
+        close(e->fd);
+        e->fd = -1;
     }
+}
+
+/* Opens (if needed), reads and parses one entry. */
+static void ent_work(struct pjob *j, struct pent *e, int pfd, int perr)
+{
+    e->ran = true;
+    e->first = j->count;
+    if (!e->opened) {
+        if (perr) {
+            ent_fail(e, perr);
+            return;
+        }
+        e->fd = openat(pfd, j->paths + e->pathoff + e->nameoff, PAR_OPEN);
+        if (e->fd < 0) {
+            /* A symlink (O_NOFOLLOW: ELOOP) is not a directory to walk. */
+            ent_fail(e, errno == ELOOP ? MO_ENOTDIR : -errno);
+            return;
+        }
+        e->opened = true;
+    }
+    size_t from = j->used;
+    ent_read(j, e);
+    ent_parse(j, e, from);
+    e->n = j->count - e->first;
+    ent_hand_fd(e);
 }
 
 static void job_work(mo_pool_job_t *pj, void *arg)
 {
     (void)pj;
     struct pjob *j = arg;
-    if (!j->opened && (j->err = job_open(j)) != 0) {
-        j->eof = true;
-        return;
+    int pfd = -1, perr = 0; /* the parent, opened on first need */
+    bool have_pfd = false;
+    j->used = j->count = 0;
+    for (size_t i = 0; i < j->nent; i++) {
+        struct pent *e = &j->ent[i];
+        e->ran = false;
+        e->n = 0;
+        if (j->pieces && j->used >= PAR_PIECE) continue; /* next round */
+        if (!e->opened && !have_pfd) {
+            perr = parent_open(j, &pfd);
+            have_pfd = true;
+        }
+        ent_work(j, e, pfd, perr);
     }
-    job_read(j);
-    job_parse(j);
-    job_hand_fd(j);
+    if (have_pfd && !perr && pfd != j->base_fd) close(pfd);
+    for (size_t i = 0; i < j->count; i++) j->names[i].name = j->buf + (uintptr_t)j->names[i].name;
 }
 
 /* ---- nodes ---- */
@@ -288,7 +341,7 @@ static void node_check(struct mo__walk_par *p, struct pnode *n)
     mo__free(n->path);
     mo__free(n->subs);
     n->path = n->subs = NULL;
-    n->subs_len = n->subs_cap = n->subs_next = 0;
+    n->subs_len = n->subs_cap = n->subs_next = n->npending = 0;
     node_maybe_close(p, n);
     node_unref(p, n);
 }
@@ -315,28 +368,29 @@ static void fds_evict(struct mo__walk_par *p)
     }
 }
 
-/* Makes the node of the job's directory, which takes the job's parent
- * reference and the descriptor the worker handed over. */
-static int node_new(struct mo__walk_par *p, struct pjob *j)
+/* Makes the node of an entry's directory, with the descriptor the worker
+ * handed over. */
+static int node_new(struct mo__walk_par *p, struct pjob *j, struct pent *e)
 {
-    size_t namelen = j->pathlen - j->nameoff;
+    const char *path = ent_path(j, e);
+    size_t namelen = e->pathlen - e->nameoff;
     struct pnode *n = mo__calloc(1, sizeof(*n) + namelen + 1);
-    if (n) n->path = mo__malloc(j->pathlen + 1);
+    if (n) n->path = mo__malloc(e->pathlen + 1);
     if (!n || !n->path) {
         mo__free(n);
         return MO_ENOMEM;
     }
-    memcpy(n->path, j->path, j->pathlen + 1);
-    memcpy(n->name, j->path + j->nameoff, namelen + 1);
+    memcpy(n->path, path, e->pathlen + 1);
+    memcpy(n->name, path + e->nameoff, namelen + 1);
     n->namelen = namelen;
     n->parent = j->parent;
-    j->parent = NULL;
+    if (n->parent) n->parent->refs++;
     n->root = !n->parent;
     n->refs = 1; /* active */
     n->active = true;
     n->reading = true;
-    n->fd = j->node_fd;
-    j->node_fd = -1;
+    n->fd = e->node_fd;
+    e->node_fd = -1;
     n->fd_prev = p->fds_tail;
     if (p->fds_tail)
         p->fds_tail->fd_next = n;
@@ -344,7 +398,7 @@ static int node_new(struct mo__walk_par *p, struct pjob *j)
         p->fds = n;
     p->fds_tail = n;
     p->nfds++;
-    j->node = n;
+    e->node = n;
     fds_evict(p);
     return 0;
 }
@@ -360,6 +414,7 @@ static int node_add(struct mo__walk_par *p, struct pnode *n, const mo_walk_names
             return MO_ENOMEM;
         memcpy(n->subs + n->subs_len, e->name, e->len + 1);
         n->subs_len += e->len + 1;
+        n->npending++;
     }
     if (n->on_stack || n->subs_next == n->subs_len) return 0;
     if (grow((void **)&p->stack, &p->stack_cap, p->nstack + 1, sizeof(*p->stack)) != 0)
@@ -385,25 +440,41 @@ static void job_trim(struct pjob *j)
     }
 }
 
-/* Gives a job back to the free list with everything it holds. */
+/* Closes an entry's descriptors; its node goes on without it. */
+static void ent_release(struct mo__walk_par *p, struct pent *e)
+{
+    if (e->fd >= 0) close(e->fd);
+    if (e->node_fd >= 0) close(e->node_fd);
+    e->fd = e->node_fd = -1;
+    if (e->node) {
+        e->node->reading = false;
+        node_check(p, e->node);
+        e->node = NULL;
+    }
+}
+
+/* Gives a job back to the free list with everything it holds. Its
+ * buffers stay: visit() may be reading the names (a cancel from visit). */
 static void job_release(struct mo__walk_par *p, struct pjob *j)
 {
-    if (j->fd >= 0) close(j->fd);
-    if (j->node_fd >= 0) close(j->node_fd);
-    j->fd = j->node_fd = -1;
+    for (size_t i = 0; i < j->nent; i++) ent_release(p, &j->ent[i]);
+    j->nent = 0;
     node_unuse(p, j->base);
     j->base = NULL;
     node_unref(p, j->parent);
     j->parent = NULL;
-    if (j->node) {
-        j->node->reading = false;
-        node_check(p, j->node);
-        j->node = NULL;
-    }
     j->state = JOB_FREE;
     j->next = p->free;
     p->free = j;
     p->inflight--;
+}
+
+/* Whether an entry has yet to be opened: the job still needs its parent. */
+static bool job_needs_parent(const struct pjob *j)
+{
+    for (size_t i = 0; i < j->nent; i++)
+        if (!j->ent[i].opened && !j->ent[i].eof) return true;
+    return false;
 }
 
 static void job_done(mo_loop_t *loop, mo_pool_job_t *pj, int status, void *arg)
@@ -414,11 +485,17 @@ static void job_done(mo_loop_t *loop, mo_pool_job_t *pj, int status, void *arg)
     struct mo__walk *w = j->w;
     struct mo__walk_par *p = w->par;
     p->running--;
-    node_unuse(p, j->base); /* the worker has opened what it needed */
-    j->base = NULL;
     if (status) { /* the pool was freed before a worker took it */
-        j->err = status;
-        j->eof = true;
+        j->count = 0;
+        for (size_t i = 0; i < j->nent; i++) {
+            j->ent[i].ran = true;
+            j->ent[i].n = 0;
+            if (!j->ent[i].eof) ent_fail(&j->ent[i], status);
+        }
+    }
+    if (!job_needs_parent(j)) {
+        node_unuse(p, j->base);
+        j->base = NULL;
     }
     if (j->discard || w->ended) {
         job_release(p, j);
@@ -426,6 +503,7 @@ static void job_done(mo_loop_t *loop, mo_pool_job_t *pj, int status, void *arg)
         return;
     }
     j->state = JOB_READY;
+    j->vis = 0;
     j->next = NULL;
     if (p->ready_tail)
         p->ready_tail->next = j;
@@ -435,7 +513,7 @@ static void job_done(mo_loop_t *loop, mo_pool_job_t *pj, int status, void *arg)
     if (w->paused) {
         w->paused = false;
         int err = mo_task_resume(w->task);
-        if (err) mo__walk_abort(w, mo__walk_fatal(w, j->path, err));
+        if (err) mo__walk_abort(w, mo__walk_fatal(w, ent_path(j, &j->ent[0]), err));
     }
 }
 
@@ -454,28 +532,32 @@ static struct pjob *job_get(struct mo__walk_par *p)
     struct pjob *j = p->free;
     p->free = j->next;
     p->inflight++;
-    job_trim(j); /* not when released: visit() may still read the names */
+    job_trim(j);
     j->next = NULL;
-    j->fd = j->node_fd = -1;
-    j->err = 0;
-    j->opened = j->eof = j->gave_fd = j->visited = j->discard = false;
-    j->chain_len = 0;
-    j->count = j->used = 0;
+    j->discard = false;
+    j->nent = j->vis = j->plen = j->chain_len = j->count = j->used = 0;
     return j;
 }
 
-/* Sets the job's path to dir joined with name, as os.path.join does. */
-static int job_path(struct pjob *j, const char *dir, const char *name)
+/* Adds the entry dir joined with name, as os.path.join does. */
+static int job_add(struct pjob *j, const char *dir, const char *name)
 {
     size_t dlen = strlen(dir), len = strlen(name);
     bool slash = dlen && dir[dlen - 1] != '/';
-    int err = grow((void **)&j->path, &j->pathcap, dlen + slash + len + 1, 1);
+    size_t need = j->plen + dlen + slash + len + 1;
+    int err = grow((void **)&j->paths, &j->pcap, need, 1);
     if (err) return err;
-    memcpy(j->path, dir, dlen);
-    if (slash) j->path[dlen] = '/';
-    j->nameoff = dlen + slash;
-    memcpy(j->path + j->nameoff, name, len + 1);
-    j->pathlen = j->nameoff + len;
+    struct pent *e = &j->ent[j->nent++];
+    *e = (struct pent){.pathoff = j->plen,
+                       .pathlen = dlen + slash + len,
+                       .nameoff = dlen + slash,
+                       .fd = -1,
+                       .node_fd = -1};
+    char *d = j->paths + j->plen;
+    memcpy(d, dir, dlen);
+    if (slash) d[dlen] = '/';
+    memcpy(d + dlen + slash, name, len + 1);
+    j->plen = need;
     return 0;
 }
 
@@ -500,14 +582,21 @@ static int job_chain(struct pjob *j, struct pnode *parent, struct pnode **basep)
     return 0;
 }
 
-/* Prepares and submits a job for the next pending name of node n. */
+/* Prepares and submits a job for the next pending names of node n: its
+ * share of them for one worker, at most the walk's batch. */
 static int job_for(struct mo__walk_par *p, struct pnode *n, struct pjob *j)
 {
-    const char *name = n->subs + n->subs_next;
-    n->subs_next += strlen(name) + 1;
-    int err = job_path(j, n->path, name);
+    size_t k = (n->npending + p->nthreads - 1) / p->nthreads;
+    if (k > p->batch) k = p->batch;
+    for (size_t i = 0; i < k && n->subs_next < n->subs_len; i++) {
+        const char *name = n->subs + n->subs_next;
+        int err = job_add(j, n->path, name);
+        if (err) return err;
+        n->subs_next += strlen(name) + 1;
+        n->npending--;
+    }
     struct pnode *base = n;
-    if (!err && n->fd < 0) err = job_chain(j, n, &base);
+    int err = n->fd < 0 ? job_chain(j, n, &base) : 0;
     if (err) return err;
     j->parent = n;
     n->refs++;
@@ -553,7 +642,7 @@ static int par_start(struct mo__walk *w)
     struct mo__walk_par *p = w->par;
     struct pjob *j = job_get(p);
     p->started = true;
-    int err = job_path(j, "", w->path);
+    int err = job_add(j, "", w->path);
     j->base_fd = AT_FDCWD;
     if (!err) err = job_submit(p, j);
     if (err) {
@@ -563,34 +652,58 @@ static int par_start(struct mo__walk *w)
     return 0;
 }
 
-/* Visits a job's listing (after reporting its error, if any), then keeps
- * its subdirectories for new jobs, and has the job read on if it read a
- * piece only. */
-static int job_visit(struct mo__walk *w, struct pjob *j)
+/* Visits one entry's listing (after reporting its error, if any) and
+ * keeps its subdirectories for new jobs. */
+static int ent_visit(struct mo__walk *w, struct pjob *j, struct pent *e)
 {
     struct mo__walk_par *p = w->par;
-    int err = j->err ? mo__walk_fail(w, j->path, j->err) : 0;
+    const char *path = ent_path(j, e);
+    int err = e->err ? mo__walk_fail(w, path, e->err) : 0;
+    e->err = 0;
     if (err || w->cancelled) return err ? err : MO_ECANCELED;
-    if (!j->opened) {
-        job_release(p, j);
-        return 0;
-    }
-    if (j->node_fd >= 0 && (err = node_new(p, j)) != 0) return mo__walk_fatal(w, j->path, err);
-    mo_walk_names names = {j->names, j->count, j->pieces && !j->eof};
-    w->totals.dirs += !j->visited;
+    if (!e->opened) return 0;
+    if (e->node_fd >= 0 && (err = node_new(p, j, e)) != 0) return mo__walk_fatal(w, path, err);
+    mo_walk_names names = {j->names + e->first, e->n, j->pieces && !e->eof};
+    w->totals.dirs += !e->visited;
     w->totals.names += names.count;
-    j->visited = true;
-    w->visit(w->arg, j->path, &names);
+    e->visited = true;
+    w->visit(w->arg, path, &names);
     if (w->cancelled) return MO_ECANCELED;
-    if (names.count > j->count) names.count = j->count;
-    if (j->node && (err = node_add(p, j->node, &names)) != 0)
-        return mo__walk_fatal(w, j->path, err);
-    if (j->eof) {
+    if (names.count > e->n) names.count = e->n;
+    if (e->node && (err = node_add(p, e->node, &names)) != 0) return mo__walk_fatal(w, path, err);
+    if (e->eof) ent_release(p, e);
+    return 0;
+}
+
+/* After the job's last entry of a round: the entries not finished (with
+ * pieces) are read on in another round, else the job goes. */
+static int job_next_round(struct mo__walk *w, struct pjob *j)
+{
+    struct mo__walk_par *p = w->par;
+    size_t k = 0;
+    for (size_t i = 0; i < j->nent; i++) {
+        if (j->ent[i].eof)
+            ent_release(p, &j->ent[i]);
+        else
+            j->ent[k++] = j->ent[i];
+    }
+    j->nent = k;
+    if (!k) {
         job_release(p, j);
         return 0;
     }
-    if ((err = job_submit(p, j)) != 0) return mo__walk_fatal(w, j->path, err);
-    return 0;
+    int err = job_submit(p, j);
+    return err ? mo__walk_fatal(w, ent_path(j, &j->ent[0]), err) : 0;
+}
+
+/* Visits the job's next entry read in this round; after the last, the
+ * job reads on or goes. */
+static int job_visit(struct mo__walk *w, struct pjob *j)
+{
+    while (j->vis < j->nent && !j->ent[j->vis].ran) j->vis++;
+    if (j->vis < j->nent) return ent_visit(w, j, &j->ent[j->vis++]);
+    w->par->current = NULL;
+    return job_next_round(w, j);
 }
 
 int mo__walk_par_unit(struct mo__walk *w)
@@ -598,12 +711,12 @@ int mo__walk_par_unit(struct mo__walk *w)
     struct mo__walk_par *p = w->par;
     int err = p->started ? par_submit(w) : par_start(w);
     if (err) return err;
-    struct pjob *j = p->ready;
-    if (j) {
-        p->ready = j->next;
+    if (!p->current && p->ready) {
+        p->current = p->ready;
+        p->ready = p->ready->next;
         if (!p->ready) p->ready_tail = NULL;
-        return job_visit(w, j);
     }
+    if (p->current) return job_visit(w, p->current);
     return p->inflight ? 2 : 1;
 }
 
@@ -617,12 +730,14 @@ int mo__walk_par_new(struct mo__walk *w)
     p->max_fds = MO_WALK_MAX_FDS;
     int err = mo_loop_pool(w->loop, &p->pool);
     if (err) return err;
-    size_t n = 4 * (size_t)mo_pool_threads(p->pool);
-    p->njobs = n < 8 ? 8 : n > MO_WALK_MAX_JOBS ? MO_WALK_MAX_JOBS : n;
+    p->nthreads = mo_pool_threads(p->pool);
+    size_t n = 4 * p->nthreads;
+    p->njobs = n < 8 ? 8 : n > 64 ? 64 : n;
+    p->batch = MO_WALK_MAX_DIRS / p->njobs;
+    if (p->batch > PAR_BATCH) p->batch = PAR_BATCH;
     if (!(p->jobs = mo__calloc(p->njobs, sizeof(*p->jobs)))) return MO_ENOMEM;
     for (size_t i = p->njobs; i-- > 0;) {
         p->jobs[i].w = w;
-        p->jobs[i].fd = p->jobs[i].node_fd = -1;
         p->jobs[i].next = p->free;
         p->free = &p->jobs[i];
     }
@@ -634,7 +749,7 @@ void mo__walk_par_stop(struct mo__walk *w)
     struct mo__walk_par *p = w->par;
     if (!p || !p->jobs) return;
     p->stopped = true;
-    p->ready = p->ready_tail = NULL;
+    p->ready = p->ready_tail = p->current = NULL;
     for (size_t i = 0; i < p->njobs; i++) {
         struct pjob *j = &p->jobs[i];
         if (j->state == JOB_QUEUED && !j->discard) {
@@ -649,6 +764,7 @@ void mo__walk_par_stop(struct mo__walk *w)
     while (p->nstack) {
         struct pnode *n = p->stack[--p->nstack];
         n->subs_next = n->subs_len;
+        n->npending = 0;
         n->on_stack = false;
         node_check(p, n);
     }
@@ -675,7 +791,7 @@ void mo__walk_par_free(struct mo__walk *w)
     for (size_t i = 0; p->jobs && i < p->njobs; i++) {
         mo__free(p->jobs[i].buf);
         mo__free(p->jobs[i].names);
-        mo__free(p->jobs[i].path);
+        mo__free(p->jobs[i].paths);
         mo__free(p->jobs[i].chain);
     }
     mo__free(p->jobs);

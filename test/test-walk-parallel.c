@@ -184,7 +184,7 @@ static void same_set(unsigned pflags, size_t limit_fds)
     recs_assert_equal(&par.recs, &seq.recs);
     /* Descriptors stay bounded: the loop's, parents', two per job. */
     assert_in_range(par.max_fds, par.fds_before,
-                    par.fds_before + 4 + MO_WALK_MAX_FDS + 2 * MO_WALK_MAX_JOBS);
+                    par.fds_before + 4 + MO_WALK_MAX_FDS + 3 * MO_WALK_MAX_DIRS);
     seen_free(&seq);
     seen_free(&par);
     tree_rm(root);
@@ -223,7 +223,7 @@ static void test_pieces_of_a_large_directory(void **state)
     assert_int_equal(s.done_err, 0);
     assert_int_equal(s.dirs, 2);
     assert_int_equal(s.names, 20002);
-    assert_true(s.pieces > 3); /* 20,000 names are several 128 KiB pieces */
+    assert_true(s.pieces > s.dirs); /* 20,000 names (640 KB) do not fit one piece */
     seen_free(&s);
     tree_rm(root);
 }
@@ -240,7 +240,7 @@ static void test_deep_tree(void **state)
     assert_int_equal(s.dirs, 10001);
     assert_int_equal(s.names, 10000);
     assert_in_range(s.max_fds, s.fds_before,
-                    s.fds_before + 4 + MO_WALK_MAX_FDS + 2 * MO_WALK_MAX_JOBS);
+                    s.fds_before + 4 + MO_WALK_MAX_FDS + 3 * MO_WALK_MAX_DIRS);
     seen_free(&s);
     tree_rm(root);
 }

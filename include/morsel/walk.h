@@ -29,21 +29,23 @@
  * Parallel mode (MO_WALK_PARALLEL) reads directories on the loop's worker
  * pool (pool.h, mo_loop_pool()), several at once, and calls visit() on the
  * loop thread, one directory at a time, in no promised order (a directory
- * is still visited before anything below it). A worker opens a directory
- * with openat(O_NOFOLLOW) relative to its parent's descriptor, which the
- * loop thread keeps open (and does not close) while any job uses it, reads
- * its whole listing with 64 KiB getdents64 batches into a buffer the job
- * owns (with MO_WALK_PIECES: pieces of about 128 KiB, each visited before
- * the next is read), and types the names; the loop thread only visits
- * listings and hands out the subdirectories left in them. Bounds: at most
- * MO_WALK_MAX_JOBS directories in flight (queued, being read, or read and
- * waiting for visit(); four per worker), so at most that many listings
- * buffered; at most MO_WALK_MAX_FDS parent descriptors kept, plus two per
- * job in flight: past that, the oldest parent's descriptor is closed after
- * its device and inode are recorded, and a job that needs it opens it
- * again, one name at a time with openat(O_NOFOLLOW) from the nearest
- * ancestor still open (the top's descriptor stays open all walk), and
- * checks (dev, ino): a mismatch is MO_ENOENT on the directory being
+ * is still visited before anything below it). A job reads a few sibling
+ * directories (up to 16; fewer when few are pending, so that every worker
+ * gets some): a worker opens each with openat(O_NOFOLLOW) relative to the
+ * parent's descriptor, which the loop thread keeps open (and never closes)
+ * while a job uses it, reads its whole listing with 64 KiB getdents64
+ * calls into a buffer the job owns (with MO_WALK_PIECES: up to 256 KiB per
+ * job per round, each piece visited before the next is read), and types
+ * the names; the loop thread only visits listings and hands out the
+ * subdirectories left in them. Bounds: at most MO_WALK_MAX_DIRS
+ * directories in flight (queued, being read, or read and waiting for
+ * visit()), so at most that many listings buffered; descriptors: at most
+ * MO_WALK_MAX_FDS parents' kept, plus at most two per directory in flight
+ * and one per job. Past MO_WALK_MAX_FDS, the oldest parent's descriptor is
+ * closed after its device and inode are recorded, and a job that needs it
+ * opens it again, one name at a time with openat(O_NOFOLLOW) from the
+ * nearest ancestor still open (the top's descriptor stays open), and
+ * checks (dev, ino): a mismatch is MO_ENOENT on the directories being
  * opened. Pruning works as in sequential mode: a subdirectory removed from
  * `names` is never opened. Errors, on_error and cancelling work as in
  * sequential mode, except that the first error *processed* stops the walk
@@ -65,9 +67,9 @@ extern "C" {
  * while it re-opens a parent); in parallel mode, parent descriptors kept. */
 #define MO_WALK_MAX_FDS 32
 
-/* Parallel mode: directories in flight at most (4 per pool worker, at
- * least 8, at most this). */
-#define MO_WALK_MAX_JOBS 64
+/* Parallel mode: directories in flight (queued, being read, or read and
+ * waiting for visit()) at most. */
+#define MO_WALK_MAX_DIRS 256
 
 /* The type of a listed name: the values of <dirent.h>'s DT_* constants. */
 enum mo_walk_type {
