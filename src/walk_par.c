@@ -115,6 +115,8 @@ struct pjob {
     size_t count, ncap;
 };
 
+_Static_assert(sizeof(uintptr_t) == sizeof(struct pnode *), "the stack is sized in uintptr_t");
+
 struct mo__walk_par {
     mo_pool_t *pool;
     struct pjob *jobs, *free, *ready, *ready_tail;
@@ -417,7 +419,7 @@ static int node_add(struct mo__walk_par *p, struct pnode *n, const mo_walk_names
         n->npending++;
     }
     if (n->on_stack || n->subs_next == n->subs_len) return 0;
-    if (grow((void **)&p->stack, &p->stack_cap, p->nstack + 1, sizeof(*p->stack)) != 0)
+    if (grow((void **)&p->stack, &p->stack_cap, p->nstack + 1, sizeof(uintptr_t)) != 0)
         return MO_ENOMEM;
     p->stack[p->nstack++] = n;
     n->on_stack = true;
@@ -554,7 +556,7 @@ static int job_add(struct pjob *j, const char *dir, const char *name)
                        .fd = -1,
                        .node_fd = -1};
     char *d = j->paths + j->plen;
-    memcpy(d, dir, dlen);
+    memcpy(d, dir, dlen); /* NOLINT(bugprone-not-null-terminated-result): name follows */
     if (slash) d[dlen] = '/';
     memcpy(d + dlen + slash, name, len + 1);
     j->plen = need;
