@@ -45,8 +45,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define PAR_BUF   (64 * 1024)  /* bytes per getdents64 call */
-#define PAR_PIECE (256 * 1024) /* MO_WALK_PIECES: bytes of records per job round */
+#define PAR_BUF (64 * 1024) /* bytes per getdents64 call */
+/* MO_WALK_PIECES: bytes of records per job round, read in one getdents64
+ * call for a large directory: about 0.3 ms of a worker's CPU, so that a
+ * round does not hold a CPU the loop thread may need for long (woken by
+ * a timer, the loop thread often waits for the worker's CPU). */
+#define PAR_PIECE (32 * 1024)
 #define PAR_KEEP  (512 * 1024) /* a job keeps buffers up to this size */
 #define PAR_BATCH 16           /* directories per job at most */
 #define PAR_OPEN  (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
@@ -184,11 +188,12 @@ static void ent_fail(struct pent *e, int err)
 static void ent_read(struct pjob *j, struct pent *e)
 {
     while (!j->pieces || j->used < PAR_PIECE) {
-        if (grow((void **)&j->buf, &j->cap, j->used + PAR_BUF, 1) != 0) {
+        size_t want = j->pieces ? PAR_PIECE : PAR_BUF;
+        if (grow((void **)&j->buf, &j->cap, j->used + want, 1) != 0) {
             ent_fail(e, MO_ENOMEM);
             return;
         }
-        long n = syscall(SYS_getdents64, e->fd, j->buf + j->used, j->cap - j->used);
+        long n = syscall(SYS_getdents64, e->fd, j->buf + j->used, want);
         if (n <= 0) {
             if (n < 0) e->err = -errno;
             e->eof = true;

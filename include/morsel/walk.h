@@ -34,7 +34,7 @@
  * gets some): a worker opens each with openat(O_NOFOLLOW) relative to the
  * parent's descriptor, which the loop thread keeps open (and never closes)
  * while a job uses it, reads its whole listing with 64 KiB getdents64
- * calls into a buffer the job owns (with MO_WALK_PIECES: up to 256 KiB per
+ * calls into a buffer the job owns (with MO_WALK_PIECES: up to 32 KiB per
  * job per round, each piece visited before the next is read), and types
  * the names; the loop thread only visits listings and hands out the
  * subdirectories left in them. Bounds: at most MO_WALK_MAX_DIRS
