@@ -1,8 +1,9 @@
 /* morsel walk: find, on the event loop. Prints every path under each DIR,
  * DIR included, as `find DIR` prints it, while a loop keeps running: the
  * walk is sliced so that timers on the same loop (the progress line, the
- * --stats heartbeat) stay on time. Output is built in a large buffer and
- * written in blocks. */
+ * --stats heartbeat) stay on time. With --parallel, directories are read on
+ * the loop's worker pool (MO_WALK_PARALLEL) and printed in the order they
+ * come back. Output is built in a large buffer and written in blocks. */
 #include "cli.h"
 
 #include <fcntl.h>
