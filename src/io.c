@@ -46,7 +46,8 @@ static int io_reserve(struct mo__io *io, int fd)
 
 static uint32_t io_wanted(const struct mo__fdrec *rec)
 {
-    return (rec->dir[0].active ? (uint32_t)EPOLLIN : 0) | (rec->dir[1].active ? (uint32_t)EPOLLOUT : 0);
+    return (rec->dir[0].active ? (uint32_t)EPOLLIN : 0) |
+           (rec->dir[1].active ? (uint32_t)EPOLLOUT : 0);
 }
 
 /* Makes the kernel's registration of fd match the active watchers. */
@@ -129,13 +130,17 @@ static void io_dispatch(mo_loop_t *loop, int fd, uint32_t revents)
 /* Waits with nanosecond precision where the kernel has epoll_pwait2 (5.11),
  * else with epoll_wait rounded up to whole milliseconds so that a timer is
  * never run early. */
-static int io_wait(int epfd, struct epoll_event *events, int64_t timeout)
+static int io_wait(struct mo__io *io, struct epoll_event *events, int64_t timeout)
 {
+    int epfd = io->epfd;
     if (timeout < 0) return epoll_wait(epfd, events, MO__MAX_EVENTS, -1);
     if (timeout == 0) return epoll_wait(epfd, events, MO__MAX_EVENTS, 0);
-    struct timespec ts = {.tv_sec = timeout / MO_SEC(1), .tv_nsec = timeout % MO_SEC(1)};
-    int n = epoll_pwait2(epfd, events, MO__MAX_EVENTS, &ts, NULL);
-    if (n >= 0 || errno != ENOSYS) return n;
+    if (!io->no_pwait2) {
+        struct timespec ts = {.tv_sec = timeout / MO_SEC(1), .tv_nsec = timeout % MO_SEC(1)};
+        int n = epoll_pwait2(epfd, events, MO__MAX_EVENTS, &ts, NULL);
+        if (n >= 0 || errno != ENOSYS) return n;
+        io->no_pwait2 = true;
+    }
     int64_t ms = (timeout + MO_MSEC(1) - 1) / MO_MSEC(1);
     return epoll_wait(epfd, events, MO__MAX_EVENTS, ms > INT32_MAX ? INT32_MAX : (int)ms);
 }
@@ -143,7 +148,7 @@ static int io_wait(int epfd, struct epoll_event *events, int64_t timeout)
 int mo__io_poll(mo_loop_t *loop, int64_t timeout)
 {
     struct epoll_event events[MO__MAX_EVENTS];
-    int n = io_wait(loop->io.epfd, events, timeout);
+    int n = io_wait(&loop->io, events, timeout);
     if (n < 0) return errno == EINTR ? 0 : -errno;
     for (int i = 0; i < n; i++) {
         int fd = events[i].data.fd;
