@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +26,7 @@ enum {
     BIG_CONVERT_BITS = 60000,  /* radix conversions above this are big */
     CHUNK_MIN_BITS = 32768,    /* unbalanced products cut into chunks at least this big */
     MAX_CHUNKS = 64,
-    HEX_LIMBS = 1 << 14,    /* limbs per hexadecimal chunk */
+    HEX_LIMBS = 1 << 14,     /* limbs per hexadecimal chunk */
     DEC_LEAF_DIGITS = 400000 /* decimal conversion stops splitting here */
 };
 
@@ -117,12 +116,12 @@ static void add_input(struct fact_plan *p, int id, struct ref r)
     p->pieces[id].in_cnt++;
 }
 
-static struct ref R0(int id)
-{
+static struct ref R0(int id) {
     return (struct ref){id, 0};
 }
 
-static double ref_bits(const struct fact_plan *p, struct ref r)
+static double
+ref_bits(const struct fact_plan *p, struct ref r)
 {
     return r.piece < 0 ? 0 : p->pieces[r.piece].bits;
 }
@@ -145,7 +144,7 @@ static struct ref add_mul_unbalanced(struct fact_plan *p, struct ref x, struct r
 {
     double xb = ref_bits(p, x), yb = ref_bits(p, y);
     if (xb + yb <= BIG_MUL_BITS || xb < 3 * yb || yb < CHUNK_MIN_BITS) return add_mul(p, x, y);
-    double cb = fmax(4 * yb, xb / MAX_CHUNKS); /* measured best: chunks of 4 y */
+    double cb = 4 * yb > xb / MAX_CHUNKS ? 4 * yb : xb / MAX_CHUNKS; /* measured best: 4 y */
     if (cb > xb / 2) cb = xb / 2;
     unsigned long climbs = (unsigned long)(cb / GMP_NUMB_BITS) + 1;
     unsigned long nchunks = (unsigned long)(xb / GMP_NUMB_BITS / (double)climbs) + 1;
@@ -171,10 +170,41 @@ static struct ref add_mul_unbalanced(struct fact_plan *p, struct ref x, struct r
     return R0(g);
 }
 
-/* log2(m!) */
+#define LOG2_5  2.321928094887362
+#define LOG2_10 3.321928094887362
+#define LOG10_2 0.301029995663981
+#define LOG2_E  1.442695040888963
+
+/* log2(x) for x >= 1, without libm (the tests do not link it): the top
+ * bit's position, then ln of the mantissa y in [1, 2) as 2 atanh((y-1)/(y+1)). */
+static double log2_of(double x)
+{
+    int e = 0;
+    while (x >= 2) x /= 2, e++;
+    double z = (x - 1) / (x + 1), z2 = z * z, term = z, sum = 0;
+    for (int k = 1; k < 40; k += 2, term *= z2) sum += term / k;
+    return e + 2 * sum * LOG2_E;
+}
+
+/* log2(m!) by Stirling's series: within 1e-6 bits for m >= 8, exact below. */
 static double log2_fact(unsigned long m)
 {
-    return lgamma((double)m + 1.0) / log(2.0);
+    if (m < 8) {
+        double f = 1;
+        for (unsigned long k = 2; k <= m; k++) f *= (double)k;
+        return log2_of(f);
+    }
+    double x = (double)m;
+    return x * log2_of(x) - x * LOG2_E + 0.5 * log2_of(2 * 3.141592653589793 * x) +
+           LOG2_E / (12 * x);
+}
+
+static unsigned long isqrt(unsigned long n)
+{
+    unsigned long r = n, y = (n + 1) / 2;
+    if (n < 2) return n;
+    while (y < r) r = y, y = (r + n / r) / 2;
+    return r;
 }
 
 static struct ref add_tree(struct fact_plan *p, const int *ids, size_t n)
@@ -234,7 +264,7 @@ static struct ref add_oddfac(struct fact_plan *p)
         struct ref sq = add_mul(p, x, x);
         x = add_mul_unbalanced(p, sq, s);
         double b = log2_fact(m) - (double)v_p(m, 2);
-        if (p->strip5) b -= log2(5.0) * (double)v_p(m, 5);
+        if (p->strip5) b -= LOG2_5 * (double)v_p(m, 5);
         if (x.piece >= 0) p->pieces[x.piece].bits = b;
     }
     return x;
@@ -273,7 +303,7 @@ static struct ref add_pow5(struct fact_plan *p, unsigned long s)
 {
     for (size_t i = 0; i < p->npieces; i++)
         if (p->pieces[i].kind == K_POW5 && p->pieces[i].a == s) return R0((int)i);
-    int id = add_piece(p, K_POW5, (double)s * log2(5.0));
+    int id = add_piece(p, K_POW5, (double)s * LOG2_5);
     if (id >= 0) {
         p->pieces[id].a = s;
         p->pieces[id].big = p->pieces[id].bits > BIG_MUL_BITS / 4;
@@ -297,7 +327,7 @@ static void add_decimal(struct fact_plan *p, struct ref x, double bits, unsigned
         return;
     }
     unsigned long s = d / 2;
-    double lo_bits = (double)s * log2(10.0);
+    double lo_bits = (double)s * LOG2_10;
     struct ref pw = add_pow5(p, s);
     int id = add_piece(p, K_DIVMOD, bits - lo_bits);
     add_input(p, id, x);
@@ -326,7 +356,7 @@ static void add_hex(struct fact_plan *p, struct ref x)
 
 static int sieve_base(struct fact_plan *p)
 {
-    unsigned long lim = (unsigned long)sqrt((double)p->n) + 2;
+    unsigned long lim = isqrt(p->n) + 2;
     unsigned char *comp = calloc(lim + 1, 1);
     p->base = malloc((lim / 2 + 2) * sizeof *p->base);
     if (!comp || !p->base) {
@@ -418,7 +448,8 @@ static int build(struct fact_plan *p)
     } else {
         p->zeros = v5;
         struct ref y = add_shift(p, x, v2 - v5);
-        double digits = p->n < 2 ? 1 : floor(log2_fact(p->n) * log10(2.0)) + 1 - (double)v5;
+        double digits =
+            p->n < 2 ? 1 : (double)(unsigned long)(log2_fact(p->n) * LOG10_2) + 1 - (double)v5;
         add_decimal(p, y, ref_bits(p, y), 0, (unsigned long)digits);
     }
     if (!p->err && p->output != FACT_VALUE && add_text(p) < 0) return p->err;
@@ -713,16 +744,17 @@ size_t fact_text_count(const struct fact_plan *p)
     return p->ntexts;
 }
 
-bool fact_text_chunk(const struct fact_plan *p, size_t i, const char **bytes, size_t *len)
+bool fact_text_take(struct fact_plan *p, size_t i, char **bytes, size_t *len)
 {
     if (i + 1 == p->ntexts) { /* the trailing zeros */
         *bytes = NULL;
         *len = p->zeros;
         return fact_plan_finished(p);
     }
-    if (!p->texts[i].ready) return false;
+    if (!p->texts[i].ready || !p->texts[i].bytes) return false;
     *bytes = p->texts[i].bytes;
     *len = p->texts[i].len;
+    p->texts[i].bytes = NULL;
     return true;
 }
 

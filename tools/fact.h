@@ -73,12 +73,12 @@ bool fact_plan_finished(const struct fact_plan *plan);
 void fact_plan_result(struct fact_plan *plan, mpz_t out);
 
 /* FACT_DECIMAL / FACT_HEX: the text is chunks 0 .. fact_text_count()-1 in
- * order. fact_text_chunk() gives chunk i once it is ready: its bytes (NULL
- * for a run of '0's) and length; returns false while it is not ready yet.
- * The last chunk holds the trailing zeros (possibly none). No newline. The
- * bytes stay owned by the plan. */
+ * order. fact_text_take() hands over chunk i once it is ready: its bytes
+ * (the caller's to free(); NULL for a run of '0's) and length; it returns
+ * false while the chunk is not ready yet, or if it was taken already. The
+ * last chunk is the trailing zeros (possibly none); no newline. */
 size_t fact_text_count(const struct fact_plan *plan);
-bool fact_text_chunk(const struct fact_plan *plan, size_t i, const char **bytes, size_t *len);
+bool fact_text_take(struct fact_plan *plan, size_t i, char **bytes, size_t *len);
 
 /* Computes N! on the calling thread by running every piece in order. */
 int fact_compute(mpz_t out, unsigned long n);
