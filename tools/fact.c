@@ -17,11 +17,12 @@
 
 enum kind { K_LEAF, K_MUL, K_CHUNK, K_GATHER, K_SHIFT, K_POW5, K_DIVMOD, K_TEXT, K_HEX };
 
-/* Tuning, measured on the machine of BENCHMARKS.md: a balanced product of
- * 2 x 150k bits takes ~0.5 ms; bigger ones go to workers. */
+/* Tuning, measured on the machine of BENCHMARKS.md: a product of 2 x 75k
+ * bits takes ~0.2 ms, so a piece that runs on the loop stays well inside a
+ * 1 ms slice; bigger ones go to workers. */
 enum {
-    LEAF_SPAN = 1 << 17,       /* numbers sieved by one leaf */
-    BIG_MUL_BITS = 300000,     /* sum of operand bits above which a product is big */
+    LEAF_SPAN = 1 << 16,       /* numbers sieved by one leaf */
+    BIG_MUL_BITS = 150000,     /* sum of operand bits above which a product is big */
     BIG_LINEAR_BITS = 4000000, /* copies and sums above this are big */
     BIG_CONVERT_BITS = 60000,  /* radix conversions above this are big */
     CHUNK_MIN_BITS = 32768,    /* unbalanced products cut into chunks at least this big */
