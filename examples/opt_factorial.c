@@ -15,9 +15,10 @@
  * measured in BENCHMARKS.md ("Factorial").
  *
  *   usage: example_opt_factorial N [STEPS]   (prints N! in decimal) */
-#include <gmp.h>
-#include <stdio.h>
+#include <stdio.h> /* before gmp.h, which then declares mpz_out_str */
 #include <stdlib.h>
+
+#include <gmp.h>
 
 #include "morsel.h"
 

@@ -39,7 +39,8 @@ struct out {
     size_t next; /* next text chunk to write */
     char *bytes; /* the chunk being written, ours */
     size_t len;
-    int err; /* first error (negative errno) */
+    int err;       /* first error (negative errno); loop thread only */
+    int write_err; /* a write job's outcome: the only field a worker writes */
     mo_call_id progress_id;
     int64_t started;
     mpz_t naive; /* --naive: the result */
@@ -121,9 +122,7 @@ static void write_work(void *arg)
         }
         if (!err) err = write_all(s->fd, "\n", 1);
     }
-    free(s->bytes);
-    s->bytes = NULL;
-    s->err = s->err ? s->err : err;
+    s->write_err = err;
 }
 
 static void write_next(struct out *s);
@@ -133,6 +132,9 @@ static void write_done(mo_loop_t *loop, void *arg)
 {
     (void)loop;
     struct out *s = arg;
+    free(s->bytes);
+    s->bytes = NULL;
+    if (!s->err) s->err = s->write_err;
     s->writing = false;
     s->next++;
     write_next(s);
@@ -225,18 +227,20 @@ static void naive_write_work(void *arg)
     struct out *s = arg;
     FILE *f = fdopen(dup(s->fd), "w");
     if (!f) {
-        s->err = -errno;
+        s->write_err = -errno;
         return;
     }
     mpz_out_str(f, s->o->hex ? 16 : 10, s->naive);
     fputc('\n', f);
-    if (fclose(f)) s->err = -errno;
+    if (fclose(f)) s->write_err = -errno;
 }
 
 static void naive_written(mo_loop_t *loop, void *arg)
 {
     (void)loop;
-    progress_stop(arg);
+    struct out *s = arg;
+    if (!s->err) s->err = s->write_err;
+    progress_stop(s);
 }
 
 static void naive_computed(mo_result_t *result, void *arg)
