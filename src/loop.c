@@ -141,6 +141,7 @@ void mo_loop_free(mo_loop_t *loop)
 {
     if (!loop) return;
     mo_loop_close(loop);
+    mo__coop_destroy(loop);
     mo__wake_destroy(&loop->wake);
     mo__io_destroy(&loop->io);
     mo__timers_destroy(&loop->timers);
