@@ -148,8 +148,8 @@ static void bench_naive(unsigned long n, unsigned reps)
 {
     static struct naive_case cases[7];
     static const char *names[7] = {
-        "unchunked (steps = N)",  "steps=1", "steps=2", "steps=10", "steps=100", "steps=1000",
-        "adaptive (~1 ms chunks)"};
+        "unchunked (steps = N)", "steps=1", "steps=2", "steps=10", "steps=100", "steps=1000",
+        "adaptive (cooperator)"};
     unsigned long steps[7] = {n ? n : 1, 1, 2, 10, 100, 1000, 0};
     struct bench_contender c[7];
     for (int i = 0; i < 7; i++) {

@@ -399,14 +399,18 @@ static void naive_cancel(void **state)
 {
     (void)state;
     mo_loop_t *loop = mo_test_loop();
-    mo_deferred_t *d;
-    struct outcome o = {0};
-    assert_ok(fact_naive(loop, 100000, 1, &d));
-    assert_ok(mo_deferred_add_errback(d, took_failure, &o));
-    assert_ok(mo_call_later(loop, MO_MSEC(5), cancel_soon, d, NULL));
-    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
-    assert_int_equal(o.code, MO_ECANCELED);
-    mo_deferred_unref(d);
+    for (unsigned long steps = 0; steps < 2; steps++) { /* the cooperator's task, then chunks */
+        mo_deferred_t *d;
+        struct outcome o = {0};
+        assert_ok(fact_naive(loop, 400000, steps, &d)); /* ~20 s to the end */
+        assert_ok(mo_deferred_add_errback(d, took_failure, &o));
+        assert_ok(mo_call_later(loop, MO_MSEC(5), cancel_soon, d, NULL));
+        int64_t t0 = mo_hrtime();
+        assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+        assert_int_equal(o.code, MO_ECANCELED);
+        assert_true(mo_hrtime() - t0 < MO_SEC(10)); /* stopped, not run to the end */
+        mo_deferred_unref(d);
+    }
     mo_loop_free(loop);
 }
 

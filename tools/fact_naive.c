@@ -1,4 +1,5 @@
-/* fact_naive: the seed's optFactorial, with an adaptive chunk size. */
+/* fact_naive: the seed's optFactorial; its adaptive mode is a cooperator
+ * task whose step is one multiplication, batched by the cooperator. */
 #include "fact_naive.h"
 
 #include <stdbool.h>
@@ -7,7 +8,8 @@
 struct naive {
     mpz_t acc; /* first: the Deferred's value is a pointer to it */
     unsigned long n, steps;
-    bool adaptive, cancelled;
+    bool cancelled;
+    mo_task_t *task;  /* adaptive mode: the cooperator's task */
     mo_deferred_t *d; /* our reference, until the end */
 };
 
@@ -18,45 +20,77 @@ static void naive_free(void *value)
     free(f);
 }
 
-/* Scales steps to the target, at most doubling per chunk (a chunk that ran
- * fast because the clock is coarse must not make the next one huge). */
-static void resize(struct naive *f, int64_t took)
-{
-    double want = (double)f->steps * (double)FACT_NAIVE_TARGET / (double)(took > 0 ? took : 1);
-    if (want > 2.0 * (double)f->steps) want = 2.0 * (double)f->steps;
-    f->steps = want < 1 ? 1 : (unsigned long)want;
-}
-
+/* Fires the Deferred (or fails it with err), and lets go of everything but
+ * the value, which the Deferred now owns. */
 static void finish(struct naive *f, int err)
 {
     mo_deferred_t *d = f->d;
-    if (f->cancelled)
+    mo_task_release(f->task);
+    f->task = NULL;
+    if (f->cancelled) {
         naive_free(f);
-    else if (err)
-        naive_free(f), mo_deferred_fail(d, err, "fact_naive", "cannot schedule the next chunk");
-    else
+    } else if (err) {
+        naive_free(f);
+        mo_deferred_fail(d, err, "fact_naive", "cannot schedule the next chunk");
+    } else {
         mo_deferred_callback(d, f, naive_free);
+    }
     mo_deferred_unref(d);
 }
 
-static void step(mo_loop_t *loop, void *arg)
+/* The seed's loop body: `steps` multiplications, then call again later. */
+static void chunk(mo_loop_t *loop, void *arg)
 {
     struct naive *f = arg;
     if (f->cancelled) return finish(f, 0);
-    int64_t t0 = f->adaptive ? mo_hrtime() : 0;
     for (unsigned long i = 0; i < f->steps; i++) {
         if (f->n <= 1) return finish(f, 0);
         mpz_mul_ui(f->acc, f->acc, f->n--);
     }
-    if (f->adaptive) resize(f, mo_hrtime() - t0);
-    int err = mo_call_soon(loop, step, f);
+    int err = mo_call_soon(loop, chunk, f);
     if (err) finish(f, err);
+}
+
+/* Adaptive: one multiplication per step; the cooperator sizes the batches. */
+static int step(mo_task_t *task, void *arg)
+{
+    (void)task;
+    struct naive *f = arg;
+    if (f->n <= 1) {
+        finish(f, 0);
+        return MO_DONE;
+    }
+    mpz_mul_ui(f->acc, f->acc, f->n--);
+    return MO_CONTINUE;
 }
 
 static void cancel(mo_deferred_t *d, void *arg)
 {
     (void)d;
-    ((struct naive *)arg)->cancelled = true;
+    struct naive *f = arg;
+    f->cancelled = true;
+    if (f->task) { /* stopped now; the chunked mode stops at its next call */
+        mo_task_stop(f->task);
+        finish(f, 0);
+    }
+}
+
+/* The task's own Deferred is not ours to report: our Deferred is. */
+static void ignore_failure(mo_result_t *result, void *arg)
+{
+    (void)arg;
+    mo_result_set(result, NULL, NULL);
+}
+
+static int start_task(mo_loop_t *loop, struct naive *f)
+{
+    int err = mo_cooperate(loop, step, f, NULL, &f->task);
+    if (err) return err;
+    mo_deferred_t *td = mo_task_deferred(f->task);
+    err = mo_deferred_add_errback(td, ignore_failure, NULL);
+    mo_deferred_unref(td);
+    if (err) mo_task_stop(f->task);
+    return err;
 }
 
 int fact_naive(mo_loop_t *loop, unsigned long n, unsigned long steps, mo_deferred_t **dp)
@@ -66,11 +100,11 @@ int fact_naive(mo_loop_t *loop, unsigned long n, unsigned long steps, mo_deferre
     if (!f) return MO_ENOMEM;
     mpz_init_set_ui(f->acc, 1);
     f->n = n;
-    f->adaptive = steps == 0;
-    f->steps = steps ? steps : 1;
+    f->steps = steps;
     int err = mo_deferred_new(loop, cancel, f, &f->d);
-    if (!err) err = mo_call_soon(loop, step, f);
+    if (!err) err = steps ? mo_call_soon(loop, chunk, f) : start_task(loop, f);
     if (err) {
+        mo_task_release(f->task);
         mo_deferred_unref(f->d);
         naive_free(f);
         return err;

@@ -281,7 +281,7 @@ static void factorial_usage(FILE *f)
                "  --threads T    worker threads (default: one per CPU)\n"
                "  --naive        the seed's optFactorial: acc *= n, n-1, ... in chunks\n"
                "  --steps K      multiplications per chunk for --naive (default 10);\n"
-               "                 'auto' measures and sizes chunks to about 1 ms\n");
+               "                 'auto': the cooperator batches them into its 1 ms slices\n");
 }
 
 enum { OPT_HEX = 256, OPT_PROGRESS, OPT_NAIVE, OPT_STEPS, OPT_THREADS };
