@@ -1,4 +1,9 @@
-/* fact_loop: a fact plan on a morsel loop. See fact_loop.h. */
+/* fact_loop: a fact plan on a morsel loop. See fact_loop.h.
+ *
+ * The small pieces are the steps of one cooperator task, one piece per
+ * step: the cooperator runs as many as fit its time slice, then lets the
+ * loop poll and run its timers. When no small piece is ready, the task
+ * pauses until a worker brings back a piece that readies some. */
 #include "fact_loop.h"
 
 #include <stdlib.h>
@@ -16,18 +21,22 @@ struct fact_run {
     mo_deferred_t *d; /* our own reference until it fires */
     fact_progress_fn progress;
     void *arg;
+    mo_task_t *task;        /* runs the small pieces */
+    bool paused;            /* the task waits for a worker */
     struct piece_job *jobs; /* one per piece */
-    int *big;         /* big pieces ready, waiting for a worker */
+    int *small;             /* small pieces ready, FIFO (taken in priority order) */
+    size_t small_head, small_tail;
+    int *big; /* big pieces ready, waiting for a worker */
     size_t nbig;
-    unsigned on_workers;
-    size_t outstanding; /* pieces on workers or queued as calls */
-    int err;            /* first failure, or MO_ECANCELED */
+    unsigned on_workers; /* pieces out on workers */
+    int err;             /* first failure, or MO_ECANCELED */
 };
 
 static void run_free(struct fact_run *r)
 {
     fact_plan_free(r->plan);
     free(r->jobs);
+    free(r->small);
     free(r->big);
     free(r);
 }
@@ -37,13 +46,23 @@ static void plan_dtor(void *plan)
     fact_plan_free(plan);
 }
 
-/* Fires or fails the Deferred once nothing is out any more. */
-static void run_settle(struct fact_run *r)
+/* Ends the task (if it still runs) and lets go of its handle. */
+static void task_end(struct fact_run *r)
 {
-    if (r->outstanding) return;
-    if (!r->err && !fact_plan_finished(r->plan)) return;
+    if (!r->task) return;
+    if (mo_task_state(r->task) != MO_TASK_DONE) mo_task_stop(r->task);
+    mo_task_release(r->task);
+    r->task = NULL;
+}
+
+/* Once every piece has run, or after a failure once the workers are back:
+ * fires or fails the Deferred and frees the run. True if it did. */
+static bool run_settle(struct fact_run *r)
+{
+    if (r->on_workers) return false;
+    if (!r->err && !fact_plan_finished(r->plan)) return false;
     mo_deferred_t *d = r->d;
-    r->d = NULL;
+    task_end(r);
     if (!r->err) {
         struct fact_plan *plan = r->plan;
         r->plan = NULL;
@@ -54,30 +73,15 @@ static void run_settle(struct fact_run *r)
         run_free(r);
     }
     mo_deferred_unref(d);
+    return true;
 }
 
-static void piece_finished(struct piece_job *j);
-
-static void run_small(mo_loop_t *loop, void *arg)
-{
-    (void)loop;
-    struct piece_job *j = arg;
-    if (!j->run->err) j->err = fact_piece_run(j->run->plan, j->piece);
-    piece_finished(j);
-}
+static void big_done(mo_loop_t *loop, void *arg);
 
 static void work_big(void *arg)
 {
     struct piece_job *j = arg;
     j->err = fact_piece_run(j->run->plan, j->piece);
-}
-
-static void big_done(mo_loop_t *loop, void *arg)
-{
-    (void)loop;
-    struct piece_job *j = arg;
-    j->run->on_workers--;
-    piece_finished(j);
 }
 
 /* The most urgent waiting big piece (lowest id) goes first. */
@@ -91,38 +95,63 @@ static int pop_big(struct fact_run *r)
     return id;
 }
 
+/* Sorts the ready pieces: small ones to the task, big ones to the workers
+ * while one is free (so the most urgent goes first when one frees up). */
 static int dispatch(struct fact_run *r)
 {
-    for (int id; !r->err && (id = fact_plan_take(r->plan)) >= 0;) {
-        if (fact_piece_big(r->plan, id)) {
+    for (int id; (id = fact_plan_take(r->plan)) >= 0;) {
+        if (fact_piece_big(r->plan, id))
             r->big[r->nbig++] = id;
-            continue;
-        }
-        int err = mo_call_soon(r->loop, run_small, &r->jobs[id]);
-        if (err) return err;
-        r->outstanding++;
+        else
+            r->small[r->small_tail++] = id;
     }
-    while (!r->err && r->nbig && r->on_workers < offload_threads(r->workers)) {
+    while (r->nbig && r->on_workers < offload_threads(r->workers)) {
         int id = pop_big(r);
         int err = offload_submit(r->workers, work_big, big_done, &r->jobs[id]);
         if (err) return err;
         r->on_workers++;
-        r->outstanding++;
+    }
+    if (r->paused && r->small_head < r->small_tail) {
+        r->paused = false;
+        return mo_task_resume(r->task);
     }
     return 0;
 }
 
-static void piece_finished(struct piece_job *j)
+/* Records a piece's outcome; true if the run is over (and freed). */
+static bool piece_finished(struct piece_job *j)
 {
     struct fact_run *r = j->run;
-    r->outstanding--;
     if (!r->err) r->err = j->err;
     if (!r->err) {
         fact_piece_done(r->plan, j->piece);
         if (r->progress) r->progress(r->plan, r->arg);
         r->err = dispatch(r);
     }
-    run_settle(r);
+    return run_settle(r);
+}
+
+static void big_done(mo_loop_t *loop, void *arg)
+{
+    (void)loop;
+    struct piece_job *j = arg;
+    j->run->on_workers--;
+    piece_finished(j);
+}
+
+/* One small piece per step. */
+static int run_step(mo_task_t *task, void *arg)
+{
+    struct fact_run *r = arg;
+    if (r->small_head == r->small_tail) { /* wait for the workers */
+        r->paused = true;
+        mo_task_pause(task);
+        return MO_CONTINUE;
+    }
+    struct piece_job *j = &r->jobs[r->small[r->small_head++]];
+    j->err = fact_piece_run(r->plan, j->piece);
+    piece_finished(j); /* may end the task and free r: what we return is then ignored */
+    return MO_CONTINUE;
 }
 
 static void run_cancel(mo_deferred_t *d, void *arg)
@@ -130,8 +159,27 @@ static void run_cancel(mo_deferred_t *d, void *arg)
     (void)d;
     struct fact_run *r = arg;
     if (!r->err) r->err = MO_ECANCELED;
-    /* The Deferred errbacks when this returns; the run goes away once the
-     * pieces already handed out are back (outstanding > 0 while unfired). */
+    task_end(r);
+    /* The Deferred errbacks when this returns; the run goes away now, or
+     * when the pieces on workers are back. */
+    run_settle(r);
+}
+
+/* The task's own Deferred is not reported: the run's Deferred is. */
+static void run_ignore_failure(mo_result_t *result, void *arg)
+{
+    (void)arg;
+    mo_result_set(result, NULL, NULL);
+}
+
+static int run_start_task(struct fact_run *r)
+{
+    int err = mo_cooperate(r->loop, run_step, r, NULL, &r->task);
+    if (err) return err;
+    mo_deferred_t *td = mo_task_deferred(r->task);
+    err = mo_deferred_add_errback(td, run_ignore_failure, NULL);
+    mo_deferred_unref(td);
+    return err;
 }
 
 int fact_loop_start(mo_loop_t *loop, struct offload *workers, struct fact_plan *plan,
@@ -146,17 +194,18 @@ int fact_loop_start(mo_loop_t *loop, struct offload *workers, struct fact_plan *
     *r = (struct fact_run){
         .loop = loop, .workers = workers, .plan = plan, .progress = progress, .arg = arg};
     r->jobs = malloc(n * sizeof *r->jobs);
+    r->small = malloc(n * sizeof *r->small);
     r->big = malloc(n * sizeof *r->big);
-    if (!r->jobs || !r->big) {
-        run_free(r);
-        return MO_ENOMEM;
-    }
-    for (size_t i = 0; i < n; i++) r->jobs[i] = (struct piece_job){r, (int)i, 0};
-    int err = mo_deferred_new(loop, run_cancel, r, &r->d);
+    int err = !r->jobs || !r->small || !r->big ? MO_ENOMEM : 0;
+    if (!err) err = mo_deferred_new(loop, run_cancel, r, &r->d);
+    if (!err) err = run_start_task(r);
     if (err) {
+        task_end(r);
+        mo_deferred_unref(r->d);
         run_free(r);
         return err;
     }
+    for (size_t i = 0; i < n; i++) r->jobs[i] = (struct piece_job){r, (int)i, 0};
     *dp = mo_deferred_ref(r->d);
     r->err = dispatch(r);
     run_settle(r);

@@ -22,7 +22,7 @@ static void naive_free(void *value)
 
 /* Fires the Deferred (or fails it with err), and lets go of everything but
  * the value, which the Deferred now owns. */
-static void finish(struct naive *f, int err)
+static void naive_finish(struct naive *f, int err)
 {
     mo_deferred_t *d = f->d;
     mo_task_release(f->task);
@@ -39,55 +39,55 @@ static void finish(struct naive *f, int err)
 }
 
 /* The seed's loop body: `steps` multiplications, then call again later. */
-static void chunk(mo_loop_t *loop, void *arg)
+static void naive_chunk(mo_loop_t *loop, void *arg)
 {
     struct naive *f = arg;
-    if (f->cancelled) return finish(f, 0);
+    if (f->cancelled) return naive_finish(f, 0);
     for (unsigned long i = 0; i < f->steps; i++) {
-        if (f->n <= 1) return finish(f, 0);
+        if (f->n <= 1) return naive_finish(f, 0);
         mpz_mul_ui(f->acc, f->acc, f->n--);
     }
-    int err = mo_call_soon(loop, chunk, f);
-    if (err) finish(f, err);
+    int err = mo_call_soon(loop, naive_chunk, f);
+    if (err) naive_finish(f, err);
 }
 
 /* Adaptive: one multiplication per step; the cooperator sizes the batches. */
-static int step(mo_task_t *task, void *arg)
+static int naive_step(mo_task_t *task, void *arg)
 {
     (void)task;
     struct naive *f = arg;
     if (f->n <= 1) {
-        finish(f, 0);
+        naive_finish(f, 0);
         return MO_DONE;
     }
     mpz_mul_ui(f->acc, f->acc, f->n--);
     return MO_CONTINUE;
 }
 
-static void cancel(mo_deferred_t *d, void *arg)
+static void naive_canceller(mo_deferred_t *d, void *arg)
 {
     (void)d;
     struct naive *f = arg;
     f->cancelled = true;
     if (f->task) { /* stopped now; the chunked mode stops at its next call */
         mo_task_stop(f->task);
-        finish(f, 0);
+        naive_finish(f, 0);
     }
 }
 
 /* The task's own Deferred is not ours to report: our Deferred is. */
-static void ignore_failure(mo_result_t *result, void *arg)
+static void naive_ignore_failure(mo_result_t *result, void *arg)
 {
     (void)arg;
     mo_result_set(result, NULL, NULL);
 }
 
-static int start_task(mo_loop_t *loop, struct naive *f)
+static int naive_start_task(mo_loop_t *loop, struct naive *f)
 {
-    int err = mo_cooperate(loop, step, f, NULL, &f->task);
+    int err = mo_cooperate(loop, naive_step, f, NULL, &f->task);
     if (err) return err;
     mo_deferred_t *td = mo_task_deferred(f->task);
-    err = mo_deferred_add_errback(td, ignore_failure, NULL);
+    err = mo_deferred_add_errback(td, naive_ignore_failure, NULL);
     mo_deferred_unref(td);
     if (err) mo_task_stop(f->task);
     return err;
@@ -101,8 +101,8 @@ int fact_naive(mo_loop_t *loop, unsigned long n, unsigned long steps, mo_deferre
     mpz_init_set_ui(f->acc, 1);
     f->n = n;
     f->steps = steps;
-    int err = mo_deferred_new(loop, cancel, f, &f->d);
-    if (!err) err = steps ? mo_call_soon(loop, chunk, f) : start_task(loop, f);
+    int err = mo_deferred_new(loop, naive_canceller, f, &f->d);
+    if (!err) err = steps ? mo_call_soon(loop, naive_chunk, f) : naive_start_task(loop, f);
     if (err) {
         mo_task_release(f->task);
         mo_deferred_unref(f->d);
