@@ -488,6 +488,7 @@ static void cli_exact_output(void **state)
     assert_cli("factorial 25", 0, "15511210043330985984000000\n");
     assert_cli("factorial --hex 25", 0, "cd4a0619fb0907bc00000\n");
     assert_cli("factorial --hex 0", 0, "1\n");
+    assert_cli("factorial 10 --hex", 0, "375f00\n"); /* options after N too */
     assert_cli("factorial --naive 25", 0, "15511210043330985984000000\n");
     assert_cli("factorial --naive --steps 1 --hex 25", 0, "cd4a0619fb0907bc00000\n");
     assert_cli("factorial --naive --steps auto 25", 0, "15511210043330985984000000\n");

@@ -168,13 +168,16 @@ static void progress_tick(mo_loop_t *loop, void *arg)
 {
     struct out *s = arg;
     char t[32];
+    const char *took = cli_duration(mo_hrtime() - s->started, t, sizeof t);
     if (s->plan && !s->computed)
         fprintf(stderr, "\rmorsel: factorial: %zu/%zu pieces, %s ", fact_plan_done_count(s->plan),
-                fact_plan_piece_count(s->plan),
-                cli_duration(mo_hrtime() - s->started, t, sizeof t));
+                fact_plan_piece_count(s->plan), took);
     else if (s->plan)
         fprintf(stderr, "\rmorsel: factorial: writing %zu/%zu chunks, %s ", s->next,
-                fact_text_count(s->plan), cli_duration(mo_hrtime() - s->started, t, sizeof t));
+                fact_text_count(s->plan), took);
+    else
+        fprintf(stderr, "\rmorsel: factorial: %s %s ", s->computed ? "writing" : "multiplying",
+                took);
     if (mo_call_later(loop, MO_MSEC(100), progress_tick, s, &s->progress_id)) s->progress_id = 0;
 }
 
@@ -347,7 +350,7 @@ static int parse(int argc, char **argv, struct opts *o)
     int c, err;
     optind = 1;
     opterr = 0; /* our own messages, in the tool's format */
-    while ((c = getopt_long(argc, argv, "+:o:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
         if (c == 'h') {
             factorial_usage(stdout);
             return -1;
