@@ -262,7 +262,7 @@ static void loop_driver_text(void **state)
     assert_ok(offload_new(&w, loop, 2));
     assert_ok(fact_plan_new(&p, 250003, FACT_DECIMAL));
     size_t pieces = fact_plan_piece_count(p);
-    assert_ok(fact_loop_start(loop, w, p, count_progress, &o, &d));
+    assert_ok(fact_loop_start(loop, w, p, 0, count_progress, &o, &d));
     assert_ok(mo_deferred_add_callbacks(d, took_plan, took_failure, &o));
     mo_deferred_unref(d);
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
@@ -292,7 +292,7 @@ static void loop_driver_value(void **state)
     struct outcome o = {0};
     assert_ok(offload_new(&w, loop, 0));
     assert_ok(fact_plan_new(&p, 1000000, FACT_VALUE));
-    assert_ok(fact_loop_start(loop, w, p, NULL, NULL, &d));
+    assert_ok(fact_loop_start(loop, w, p, FACT_LOOP_ALL_ON_WORKERS, NULL, NULL, &d));
     assert_ok(mo_deferred_add_callbacks(d, took_plan, took_failure, &o));
     mo_deferred_unref(d);
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
@@ -323,7 +323,7 @@ static void loop_driver_cancel(void **state)
     struct outcome o = {0};
     assert_ok(offload_new(&w, loop, 2));
     assert_ok(fact_plan_new(&p, 2000000, FACT_DECIMAL));
-    assert_ok(fact_loop_start(loop, w, p, NULL, NULL, &d));
+    assert_ok(fact_loop_start(loop, w, p, 0, NULL, NULL, &d));
     assert_ok(mo_deferred_add_callbacks(d, took_plan, took_failure, &o));
     assert_ok(mo_call_later(loop, MO_MSEC(20), cancel_soon, d, NULL));
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT)); /* returns once the workers are back */
@@ -489,6 +489,7 @@ static void cli_exact_output(void **state)
     assert_cli("factorial --hex 25", 0, "cd4a0619fb0907bc00000\n");
     assert_cli("factorial --hex 0", 0, "1\n");
     assert_cli("factorial 10 --hex", 0, "375f00\n"); /* options after N too */
+    assert_cli("factorial --offload-all 25", 0, "15511210043330985984000000\n");
     assert_cli("factorial --naive 25", 0, "15511210043330985984000000\n");
     assert_cli("factorial --naive --steps 1 --hex 25", 0, "cd4a0619fb0907bc00000\n");
     assert_cli("factorial --naive --steps auto 25", 0, "15511210043330985984000000\n");

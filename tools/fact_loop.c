@@ -23,6 +23,7 @@ struct fact_run {
     void *arg;
     mo_task_t *task;        /* runs the small pieces */
     bool paused;            /* the task waits for a worker */
+    bool all_on_workers;    /* FACT_LOOP_ALL_ON_WORKERS */
     struct piece_job *jobs; /* one per piece */
     int *small;             /* small pieces ready, FIFO (taken in priority order) */
     size_t small_head, small_tail;
@@ -100,7 +101,7 @@ static int pop_big(struct fact_run *r)
 static int dispatch(struct fact_run *r)
 {
     for (int id; (id = fact_plan_take(r->plan)) >= 0;) {
-        if (fact_piece_big(r->plan, id))
+        if (r->all_on_workers || fact_piece_big(r->plan, id))
             r->big[r->nbig++] = id;
         else
             r->small[r->small_tail++] = id;
@@ -174,7 +175,10 @@ static void run_ignore_failure(mo_result_t *result, void *arg)
 
 static int run_start_task(struct fact_run *r)
 {
-    int err = mo_cooperate(r->loop, run_step, r, NULL, &r->task);
+    /* Turns of half a millisecond: a 1 ms timer is then never more than
+     * about that late because of us. */
+    const struct mo_task_opts opts = {.slice = MO_USEC(500)};
+    int err = mo_cooperate(r->loop, run_step, r, &opts, &r->task);
     if (err) return err;
     mo_deferred_t *td = mo_task_deferred(r->task);
     err = mo_deferred_add_errback(td, run_ignore_failure, NULL);
@@ -183,7 +187,7 @@ static int run_start_task(struct fact_run *r)
 }
 
 int fact_loop_start(mo_loop_t *loop, struct offload *workers, struct fact_plan *plan,
-                    fact_progress_fn progress, void *arg, mo_deferred_t **dp)
+                    unsigned flags, fact_progress_fn progress, void *arg, mo_deferred_t **dp)
 {
     size_t n = fact_plan_piece_count(plan);
     struct fact_run *r = calloc(1, sizeof *r);
@@ -191,8 +195,12 @@ int fact_loop_start(mo_loop_t *loop, struct offload *workers, struct fact_plan *
         fact_plan_free(plan);
         return MO_ENOMEM;
     }
-    *r = (struct fact_run){
-        .loop = loop, .workers = workers, .plan = plan, .progress = progress, .arg = arg};
+    *r = (struct fact_run){.loop = loop,
+                           .workers = workers,
+                           .plan = plan,
+                           .progress = progress,
+                           .arg = arg,
+                           .all_on_workers = flags & FACT_LOOP_ALL_ON_WORKERS};
     r->jobs = malloc(n * sizeof *r->jobs);
     r->small = malloc(n * sizeof *r->small);
     r->big = malloc(n * sizeof *r->big);

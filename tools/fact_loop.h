@@ -15,6 +15,15 @@
  * be called from within a cooperator step. */
 typedef void (*fact_progress_fn)(struct fact_plan *plan, void *arg);
 
+/* Flags of fact_loop_start(). */
+enum fact_loop_flags {
+    /* Every piece goes to a worker, the small ones too; the loop thread only
+     * hands them out. On a machine whose cores are all busy, a loop thread
+     * that stays asleep gets the CPU back sooner when a timer is due than
+     * one that computes (see BENCHMARKS.md, "Factorial"). */
+    FACT_LOOP_ALL_ON_WORKERS = 1
+};
+
 /* Starts running `plan`, taking ownership of it, and stores in *dp a
  * Deferred (one reference for the caller) that fires once every piece has
  * run (possibly from within a cooperator step), with the plan as its value (destroyed with
@@ -24,6 +33,6 @@ typedef void (*fact_progress_fn)(struct fact_plan *plan, void *arg);
  * (the plan has been freed, nothing runs): MO_ENOMEM, or those of
  * mo_deferred_new() and mo_cooperate(). Loop thread. */
 int fact_loop_start(mo_loop_t *loop, struct offload *workers, struct fact_plan *plan,
-                    fact_progress_fn progress, void *arg, mo_deferred_t **dp);
+                    unsigned flags, fact_progress_fn progress, void *arg, mo_deferred_t **dp);
 
 #endif

@@ -22,7 +22,7 @@
 
 struct opts {
     unsigned long n;
-    bool naive, hex, progress;
+    bool naive, hex, progress, offload_all;
     unsigned long steps; /* 0: adaptive */
     unsigned threads;
     const char *output;
@@ -216,7 +216,8 @@ static int run_fast(struct out *s)
     int err = fact_plan_new(&plan, s->o->n, s->o->hex ? FACT_HEX : FACT_DECIMAL);
     if (err) return err;
     mo_deferred_t *d;
-    err = fact_loop_start(s->loop, s->workers, plan, on_progress, s, &d);
+    err = fact_loop_start(s->loop, s->workers, plan,
+                          s->o->offload_all ? FACT_LOOP_ALL_ON_WORKERS : 0, on_progress, s, &d);
     if (err) return err;
     err = mo_deferred_add_callbacks(d, computed, failed, s);
     mo_deferred_unref(d);
@@ -273,21 +274,24 @@ static int run_naive(struct out *s)
 
 static void factorial_usage(FILE *f)
 {
-    fprintf(f, "usage: morsel factorial [--hex] [-o FILE] [--progress] [--threads T] N\n"
-               "       morsel factorial --naive [--steps K|auto] [--hex] [-o FILE] N\n\n"
-               "Prints N! in decimal (exactly as Python's str(math.factorial(N))) and a\n"
-               "newline, computed on an event loop that never blocks: small pieces run on\n"
-               "the loop, big multiplications and conversions on worker threads.\n\n"
-               "  --hex          lowercase hexadecimal instead, without a 0x prefix\n"
-               "  -o, --output FILE  write to FILE instead of standard output\n"
-               "  --progress     show progress on standard error, if it is a terminal\n"
-               "  --threads T    worker threads (default: one per CPU)\n"
-               "  --naive        the seed's optFactorial: acc *= n, n-1, ... in chunks\n"
-               "  --steps K      multiplications per chunk for --naive (default 10);\n"
-               "                 'auto': the cooperator batches them into its 1 ms slices\n");
+    fprintf(
+        f,
+        "usage: morsel factorial [--hex] [-o FILE] [--progress] [--threads T] [--offload-all] N\n"
+        "       morsel factorial --naive [--steps K|auto] [--hex] [-o FILE] N\n\n"
+        "Prints N! in decimal (exactly as Python's str(math.factorial(N))) and a\n"
+        "newline, computed on an event loop that never blocks: small pieces run on\n"
+        "the loop, big multiplications and conversions on worker threads.\n\n"
+        "  --hex          lowercase hexadecimal instead, without a 0x prefix\n"
+        "  -o, --output FILE  write to FILE instead of standard output\n"
+        "  --progress     show progress on standard error, if it is a terminal\n"
+        "  --threads T    worker threads (default: one per CPU)\n"
+        "  --offload-all  small pieces to the workers too (default: run on the loop)\n"
+        "  --naive        the seed's optFactorial: acc *= n, n-1, ... in chunks\n"
+        "  --steps K      multiplications per chunk for --naive (default 10);\n"
+        "                 'auto': the cooperator batches them into its 1 ms slices\n");
 }
 
-enum { OPT_HEX = 256, OPT_PROGRESS, OPT_NAIVE, OPT_STEPS, OPT_THREADS };
+enum { OPT_HEX = 256, OPT_PROGRESS, OPT_NAIVE, OPT_STEPS, OPT_THREADS, OPT_OFFLOAD_ALL };
 
 static int parse_option(int c, char **argv, struct opts *o, bool *steps_given)
 {
@@ -301,6 +305,9 @@ static int parse_option(int c, char **argv, struct opts *o, bool *steps_given)
         return 0;
     case OPT_NAIVE:
         o->naive = true;
+        return 0;
+    case OPT_OFFLOAD_ALL:
+        o->offload_all = true;
         return 0;
     case 'o':
         o->output = optarg;
@@ -344,6 +351,7 @@ static int parse(int argc, char **argv, struct opts *o)
                                              {"naive", no_argument, NULL, OPT_NAIVE},
                                              {"steps", required_argument, NULL, OPT_STEPS},
                                              {"threads", required_argument, NULL, OPT_THREADS},
+                                             {"offload-all", no_argument, NULL, OPT_OFFLOAD_ALL},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     bool steps_given = false;
