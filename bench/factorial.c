@@ -6,7 +6,7 @@
  *   bench_factorial fast [N [REPS]]  time until the Deferred fires with N!,
  *                               against a blocking mpz_fac_ui (1000000, 11)
  *   bench_factorial text [N [REPS]]  the decimal text written to /dev/null,
- *                               against mpz_fac_ui + mpz_get_str (1000000, 5)
+ *                               against mpz_fac_ui + mpz_get_str (1000000, 3)
  *   bench_factorial memory [N]  peak RSS of each, in a child process apiece
  *   bench_factorial             all four
  *
@@ -466,7 +466,7 @@ int main(int argc, char **argv)
     bool all = !strcmp(what, "all");
     if (all || !strcmp(what, "naive")) bench_naive(n ? n : 100000, reps ? reps : 3);
     if (all || !strcmp(what, "fast")) bench_fast(n ? n : 1000000, reps ? reps : 11);
-    if (all || !strcmp(what, "text")) bench_text(n ? n : 1000000, reps ? reps : 5);
+    if (all || !strcmp(what, "text")) bench_text(n ? n : 1000000, reps ? reps : 3);
     if (all || !strcmp(what, "memory")) bench_memory(n ? n : 1000000);
     return 0;
 }

@@ -431,8 +431,9 @@ double fact_estimate_bytes(unsigned long n, enum fact_output out)
 {
     double bits = n < 2 ? 1 : log2_fact(n);
     /* Peak: the last product's operands, its chunk products and their sum,
-     * and GMP's FFT scratch; the conversion's quotients and powers. */
-    return bits / 8 * (out == FACT_DECIMAL ? 6.0 : 5.0) + (1 << 20);
+     * and GMP's FFT scratch; the conversion's quotients, powers and text.
+     * Measured (BENCHMARKS.md) at N = 10^6: 5.4x and 10.5x bits/8. */
+    return bits / 8 * (out == FACT_DECIMAL ? 11.0 : 6.0) + (4 << 20);
 }
 
 static int build(struct fact_plan *p)
