@@ -123,6 +123,7 @@ static void io_dispatch(mo_loop_t *loop, int fd, uint32_t revents)
         if ((uint32_t)fd >= loop->io.nfds) return;
         struct mo__io_dir *dir = &loop->io.fds[fd].dir[d];
         if (!dir->active) continue;
+        mo__dispatch_publish(loop, MO__FN(dir->fn));
         dir->fn(loop, fd, (d == 0 ? MO_READABLE : MO_WRITABLE) | hup, dir->arg);
     }
 }
@@ -150,6 +151,7 @@ int mo__io_poll(mo_loop_t *loop, int64_t timeout)
     struct epoll_event events[MO__MAX_EVENTS];
     int n = io_wait(&loop->io, events, timeout);
     if (n < 0) return errno == EINTR ? 0 : -errno;
+    if (n > 0 && timeout != 0) mo__stats_begin(loop, mo_hrtime()); /* woke: a span begins */
     for (int i = 0; i < n; i++) {
         int fd = events[i].data.fd;
         if (fd == loop->wake.efd)

@@ -266,7 +266,9 @@ void mo__timers_run(mo_loop_t *loop)
         heap_remove(ts, 0);
         mo_call_fn fn = t->fn;
         void *arg = t->arg;
+        mo__stats_lag(loop, loop->now - t->deadline);
         timer_release(ts, t);
+        mo__dispatch_publish(loop, MO__FN(fn));
         fn(loop, arg);
     }
 }
