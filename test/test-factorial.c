@@ -255,7 +255,7 @@ static void loop_driver_text(void **state)
 {
     (void)state;
     mo_loop_t *loop = mo_test_loop();
-    struct offload *w;
+    struct offload *w = NULL;
     struct fact_plan *p;
     mo_deferred_t *d;
     struct outcome o = {0};
@@ -286,7 +286,7 @@ static void loop_driver_value(void **state)
 {
     (void)state;
     mo_loop_t *loop = mo_test_loop();
-    struct offload *w;
+    struct offload *w = NULL;
     struct fact_plan *p;
     mo_deferred_t *d;
     struct outcome o = {0};
@@ -317,7 +317,7 @@ static void loop_driver_cancel(void **state)
 {
     (void)state;
     mo_loop_t *loop = mo_test_loop();
-    struct offload *w;
+    struct offload *w = NULL;
     struct fact_plan *p;
     mo_deferred_t *d;
     struct outcome o = {0};
