@@ -196,6 +196,7 @@ static double run_idle(void *arg)
 /* ---- the fast factorial ---- */
 
 struct fast_case {
+    int64_t max_slice; /* the cooperator's longest slice, over the runs */
     unsigned long n;
     unsigned flags; /* fact_loop_start()'s */
     struct stall stall;
@@ -257,6 +258,8 @@ static double run_ours(void *arg)
     mo_loop_run(loop, MO_RUN_DEFAULT);
     offload_free(workers);
     mo_loop_run(loop, MO_RUN_DEFAULT);
+    struct mo_cooperator_stats cs;
+    if (!mo_cooperator_stats(loop, &cs) && cs.max_ns > c->max_slice) c->max_slice = cs.max_ns;
     mo_loop_free(loop);
     stall_add(&c->stall, &b);
     c->bytes = done.size;
@@ -281,6 +284,8 @@ static void bench_fast(unsigned long n, unsigned reps)
     printf("loop stall (lateness of a 1 ms periodic call):\n");
     stall_print("morsel", &ours.stall);
     stall_print("morsel --offload-all", &all.stall);
+    printf("  longest cooperator slice: %.3f ms (default), %.3f ms (--offload-all)\n",
+           (double)ours.max_slice / 1e6, (double)all.max_slice / 1e6);
     stall_print("idle loop (control)", &idle_stall);
     if (gmp.bytes != ours.bytes || gmp.bytes != all.bytes)
         printf("SIZE MISMATCH: %zu vs %zu limbs\n", gmp.bytes, ours.bytes);
@@ -370,6 +375,8 @@ static double run_ours_text(void *arg)
     mo_loop_run(loop, MO_RUN_DEFAULT);
     offload_free(workers);
     mo_loop_run(loop, MO_RUN_DEFAULT);
+    struct mo_cooperator_stats cs;
+    if (!mo_cooperator_stats(loop, &cs) && cs.max_ns > c->max_slice) c->max_slice = cs.max_ns;
     mo_loop_free(loop);
     stall_add(&c->stall, &b);
     c->bytes = t.bytes;
@@ -395,6 +402,8 @@ static void bench_text(unsigned long n, unsigned reps)
     printf("loop stall (lateness of a 1 ms periodic call):\n");
     stall_print("morsel", &ours.stall);
     stall_print("morsel --offload-all", &all.stall);
+    printf("  longest cooperator slice: %.3f ms (default), %.3f ms (--offload-all)\n",
+           (double)ours.max_slice / 1e6, (double)all.max_slice / 1e6);
     stall_print("idle loop (control)", &idle_stall);
     if (gmp.bytes != ours.bytes || gmp.bytes != all.bytes)
         printf("LENGTH MISMATCH: %zu vs %zu digits\n", gmp.bytes, ours.bytes);
