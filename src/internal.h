@@ -218,6 +218,7 @@ struct mo_loop {
     struct mo__coop *coop;         /* task.c */
     struct mo_pool *pool;          /* pool.c: the loop's default pool */
     uint64_t pool_jobs;            /* pool.c: jobs submitted whose done has not run */
+    int64_t pool_spin; /* mo__pool_spin()'s adaptive budget, ns */
     struct mo__stats *stats;       /* stats.c */
     struct mo__watchdog *watchdog; /* watchdog.c */
     /* Where unhandled failures go (deferred.c); NULL means stderr. */

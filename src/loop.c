@@ -106,6 +106,7 @@ int mo_loop_new(mo_loop_t **loopp, unsigned flags)
     loop->now = loop->virtual_clock ? 0 : mo_hrtime();
     loop->io_interval = MO__IO_INTERVAL_DEF;
     loop->batch = 16;
+    loop->pool_spin = MO_USEC(50);
     loop->io.epfd = -1;
     loop->wake.efd = -1;
     int err = MO_ENOMEM;
