@@ -9,12 +9,15 @@ const char *mo_strerror(int err)
 {
     if (err > 0) err = -err;
     switch (err) {
-    case 0: return "success";
+    case 0:
+        return "success";
 #define MO__ERR_MSG(name, value, msg)                                                              \
-    case MO_##name: return msg;
+    case MO_##name:                                                                                \
+        return msg;
         MO_ERRNO_MAP(MO__ERR_MSG)
 #undef MO__ERR_MSG
-    default: return "unknown error";
+    default:
+        return "unknown error";
     }
 }
 
@@ -22,12 +25,15 @@ const char *mo_err_name(int err)
 {
     if (err > 0) err = -err;
     switch (err) {
-    case 0: return "OK";
+    case 0:
+        return "OK";
 #define MO__ERR_NAME(name, value, msg)                                                             \
-    case MO_##name: return #name;
+    case MO_##name:                                                                                \
+        return #name;
         MO_ERRNO_MAP(MO__ERR_NAME)
 #undef MO__ERR_NAME
-    default: return "UNKNOWN";
+    default:
+        return "UNKNOWN";
     }
 }
 

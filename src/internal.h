@@ -125,6 +125,7 @@ int mo__io_poll(mo_loop_t *loop, int64_t timeout);
  */
 #define MO__LANES       32
 #define MO__CHUNK_CELLS 255
+#define MO__SPARE_MAX   16 /* recycled chunks kept per lane: 64 KiB */
 
 struct mo__cell {
     mo_call_fn fn;
@@ -145,7 +146,10 @@ struct mo__lane {
     /* Published by producers, read by the consumer. */
     _Alignas(MO__CACHELINE) _Atomic uint64_t tail;
     struct mo__chunk *_Atomic first; /* the lane's first chunk, set once */
-    struct mo__chunk *_Atomic spare; /* one recycled chunk */
+    /* Recycled chunks: a stack pushed by the consumer and popped only by the
+     * producer holding the lock (one popper: no ABA). */
+    struct mo__chunk *_Atomic spare;
+    atomic_uint nspare;
     /* Consumer side. */
     _Alignas(MO__CACHELINE) struct mo__chunk *head_chunk;
     uint32_t head_pos;
@@ -200,9 +204,9 @@ struct mo_loop {
     uint64_t holds;
     /* Per-loop state of the modules built on the reactor, created lazily by
      * them and destroyed by mo_loop_free() (NULL when unused). */
-    struct mo__coop *coop;      /* task.c */
-    struct mo_pool *pool;       /* pool.c: the loop's default pool */
-    struct mo__stats *stats;    /* stats.c */
+    struct mo__coop *coop;         /* task.c */
+    struct mo_pool *pool;          /* pool.c: the loop's default pool */
+    struct mo__stats *stats;       /* stats.c */
     struct mo__watchdog *watchdog; /* watchdog.c */
     /* Where unhandled failures go (deferred.c); NULL means stderr. */
     void (*error_hook)(mo_loop_t *loop, const struct mo_failure *failure, void *arg);

@@ -46,7 +46,8 @@ static int io_reserve(struct mo__io *io, int fd)
 
 static uint32_t io_wanted(const struct mo__fdrec *rec)
 {
-    return (rec->dir[0].active ? (uint32_t)EPOLLIN : 0) | (rec->dir[1].active ? (uint32_t)EPOLLOUT : 0);
+    return (rec->dir[0].active ? (uint32_t)EPOLLIN : 0) |
+           (rec->dir[1].active ? (uint32_t)EPOLLOUT : 0);
 }
 
 /* Makes the kernel's registration of fd match the active watchers. */

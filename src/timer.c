@@ -52,7 +52,8 @@ static int timers_grow(struct mo__timers *ts)
     if (ts->nchunks == UINT32_MAX / MO__TIMER_CHUNK) return MO_ENOMEM;
     if (ts->nchunks == ts->chunks_cap) {
         uint32_t cap = ts->chunks_cap ? ts->chunks_cap * 2 : 8;
-        struct mo__timer **chunks = mo__realloc(ts->chunks, cap * sizeof(*chunks));
+        struct mo__timer **chunks =
+            mo__realloc(ts->chunks, cap * sizeof(*chunks)); // NOLINT(bugprone-sizeof-expression)
         if (!chunks) return MO_ENOMEM;
         ts->chunks = chunks;
         ts->chunks_cap = cap;

@@ -45,7 +45,11 @@ void mo__wake_destroy(struct mo__wake *w)
             mo__free(c);
             c = next;
         }
-        mo__free(atomic_load(&lane->spare));
+        for (c = atomic_load(&lane->spare); c;) {
+            struct mo__chunk *next = atomic_load(&c->next);
+            mo__free(c);
+            c = next;
+        }
     }
     if (w->efd >= 0) close(w->efd);
     w->efd = -1;
@@ -71,12 +75,42 @@ static void lane_unlock(struct mo__lane *lane)
     atomic_store_explicit(&lane->lock, 0, memory_order_release);
 }
 
+/* Takes a recycled chunk, or allocates one. The lane is locked, so this is
+ * the stack's only popper. */
+static struct mo__chunk *chunk_get(struct mo__lane *lane)
+{
+    struct mo__chunk *c = atomic_load_explicit(&lane->spare, memory_order_acquire);
+    while (c && !atomic_compare_exchange_weak_explicit(
+                    &lane->spare, &c, atomic_load_explicit(&c->next, memory_order_relaxed),
+                    memory_order_acquire, memory_order_acquire)) {
+    }
+    if (c) {
+        atomic_fetch_sub_explicit(&lane->nspare, 1, memory_order_relaxed);
+        return c;
+    }
+    return mo__malloc(chunk_size());
+}
+
+/* Gives a drained chunk back for reuse, or frees it past MO__SPARE_MAX. */
+static void chunk_put(struct mo__lane *lane, struct mo__chunk *c)
+{
+    if (atomic_load_explicit(&lane->nspare, memory_order_relaxed) >= MO__SPARE_MAX) {
+        mo__free(c);
+        return;
+    }
+    atomic_fetch_add_explicit(&lane->nspare, 1, memory_order_relaxed);
+    struct mo__chunk *top = atomic_load_explicit(&lane->spare, memory_order_relaxed);
+    do atomic_store_explicit(&c->next, top, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&lane->spare, &top, c, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
 /* Appends a call; the lane is locked. */
 static int lane_push(struct mo__lane *lane, mo_call_fn fn, void *arg)
 {
     if (!lane->tail_chunk || lane->tail_pos == MO__CHUNK_CELLS) {
-        struct mo__chunk *c = atomic_exchange_explicit(&lane->spare, NULL, memory_order_acquire);
-        if (!c && !(c = mo__malloc(chunk_size()))) return MO_ENOMEM;
+        struct mo__chunk *c = chunk_get(lane);
+        if (!c) return MO_ENOMEM;
         atomic_store_explicit(&c->next, NULL, memory_order_relaxed);
         if (lane->tail_chunk)
             atomic_store_explicit(&lane->tail_chunk->next, c, memory_order_release);
@@ -139,8 +173,7 @@ static size_t lane_drain(mo_loop_t *loop, struct mo__lane *lane)
             struct mo__chunk *old = lane->head_chunk;
             lane->head_chunk = atomic_load_explicit(&old->next, memory_order_acquire);
             lane->head_pos = 0;
-            /* Keep one chunk for the producers to reuse; free the other. */
-            mo__free(atomic_exchange_explicit(&lane->spare, old, memory_order_acq_rel));
+            chunk_put(lane, old);
         }
         struct mo__cell cell = lane->head_chunk->cell[lane->head_pos++];
         lane->head++;
@@ -194,5 +227,6 @@ void mo__wake_close(mo_loop_t *loop)
         lane_lock(&w->lanes[i]);
         lane_unlock(&w->lanes[i]);
     }
-    while (mo__wake_drain(loop) > 0) {}
+    while (mo__wake_drain(loop) > 0) {
+    }
 }

@@ -3,7 +3,10 @@
 
 #include "internal.h"
 
-static void __attribute__((unused)) count_cb(mo_loop_t *loop, void *arg)
+#include <stdlib.h>
+#include <unistd.h>
+
+static void count_cb(mo_loop_t *loop, void *arg)
 {
     (void)loop;
     ++*(int *)arg;
@@ -40,4 +43,396 @@ static void test_call_soon_runs_fifo(void **state)
     mo_loop_free(loop);
 }
 
-MO_TEST_MAIN(cmocka_unit_test(test_new_free_and_bad_flags), cmocka_unit_test(test_call_soon_runs_fifo))
+/* A call queued from a callback runs in a later pass: after every call that
+ * was queued before it, even those queued after the callback began. */
+struct pass_probe {
+    struct mo_test_log *log;
+    struct mo_test_tag later;
+};
+
+static void queue_later_cb(mo_loop_t *loop, void *arg)
+{
+    struct pass_probe *p = arg;
+    p->log->tags[p->log->len++] = 1;
+    assert_ok(mo_call_soon(loop, mo_test_log_cb, &p->later));
+}
+
+static void test_zero_delay_runs_in_later_pass(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct mo_test_log log = {0};
+    struct pass_probe p = {&log, {&log, 3}};
+    struct mo_test_tag two = {&log, 2};
+    assert_ok(mo_call_soon(loop, queue_later_cb, &p));
+    assert_ok(mo_call_soon(loop, mo_test_log_cb, &two));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(log.len, 3);
+    assert_int_equal(log.tags[0], 1);
+    assert_int_equal(log.tags[1], 2);
+    assert_int_equal(log.tags[2], 3);
+    mo_loop_free(loop);
+}
+
+/* An endless chain of zero-delay calls: NOWAIT still returns (after about
+ * io_interval), so the loop can poll. */
+static void forever_cb(mo_loop_t *loop, void *arg)
+{
+    ++*(uint64_t *)arg;
+    assert_ok(mo_call_soon(loop, forever_cb, arg));
+}
+
+static void test_endless_chain_yields_to_poll(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    uint64_t n = 0;
+    assert_ok(mo_call_soon(loop, forever_cb, &n));
+    assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    assert_true(n > 0);
+    uint64_t first = n;
+    assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    assert_true(n > first);
+    mo_loop_free(loop);
+}
+
+/* I/O is not starved by a chain: a pipe made readable is serviced while the
+ * chain goes on, and so is a timer. The test hangs (and times out) if not. */
+struct starve {
+    uint64_t chain;
+    int read_seen;
+    int timer_seen;
+    mo_io_id watcher;
+};
+
+static void starve_chain_cb(mo_loop_t *loop, void *arg)
+{
+    struct starve *s = arg;
+    s->chain++;
+    if (s->read_seen && s->timer_seen) {
+        assert_ok(mo_loop_stop(loop));
+        return;
+    }
+    assert_ok(mo_call_soon(loop, starve_chain_cb, s));
+}
+
+static void starve_read_cb(mo_loop_t *loop, int fd, unsigned events, void *arg)
+{
+    struct starve *s = arg;
+    char c;
+    assert_int_equal(events & MO_READABLE, MO_READABLE);
+    assert_int_equal(read(fd, &c, 1), 1);
+    s->read_seen = 1;
+    assert_ok(mo_io_stop(loop, s->watcher));
+}
+
+static void starve_timer_cb(mo_loop_t *loop, void *arg)
+{
+    (void)loop;
+    ((struct starve *)arg)->timer_seen = 1;
+}
+
+static void test_chain_does_not_starve_io_or_timers(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    struct starve s = {0};
+    assert_ok(mo_io_start(loop, fds[0], MO_READABLE, starve_read_cb, &s, &s.watcher));
+    assert_ok(mo_call_soon(loop, starve_chain_cb, &s));
+    assert_ok(mo_call_later(loop, MO_MSEC(5), starve_timer_cb, &s, NULL));
+    assert_int_equal(write(fds[1], "x", 1), 1);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_true(s.read_seen && s.timer_seen);
+    assert_true(s.chain > 10);
+    close(fds[0]);
+    close(fds[1]);
+    mo_loop_free(loop);
+}
+
+/* Stop: the current pass finishes, later passes wait for the next run. */
+static void stop_cb(mo_loop_t *loop, void *arg)
+{
+    (void)arg;
+    assert_ok(mo_loop_stop(loop));
+    assert_ok(mo_loop_stop(loop)); /* idempotent while running */
+}
+
+static void test_stop_finishes_pass(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    int n = 0;
+    assert_mo(MO_EINVAL, mo_loop_stop(loop)); /* not running */
+    assert_mo(MO_EINVAL, mo_loop_stop(NULL));
+    assert_ok(mo_call_soon(loop, stop_cb, NULL));
+    assert_ok(mo_call_soon(loop, count_cb, &n));
+    assert_ok(mo_call_soon(loop, forever_cb, &(uint64_t){0}));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(n, 1);                   /* same pass as the stop: it ran */
+    assert_int_equal(mo_loop_alive(loop), 1); /* the chain's next call waits */
+    mo_loop_free(loop);
+}
+
+struct reentry {
+    int run, advance, close;
+};
+
+static void reenter_cb(mo_loop_t *loop, void *arg)
+{
+    struct reentry *r = arg;
+    r->run = mo_loop_run(loop, MO_RUN_NOWAIT);
+    r->advance = mo_loop_advance(loop, 1);
+    r->close = mo_loop_close(loop);
+}
+
+static void test_reentry_is_busy(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct reentry r = {0};
+    assert_ok(mo_call_soon(loop, reenter_cb, &r));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_mo(MO_EBUSY, r.run);
+    assert_mo(MO_EBUSY, r.advance);
+    assert_mo(MO_EBUSY, r.close);
+    mo_loop_free(loop);
+}
+
+static void test_bad_input(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_loop_t *real = mo_test_loop();
+    assert_mo(MO_EINVAL, mo_call_soon(NULL, count_cb, NULL));
+    assert_mo(MO_EINVAL, mo_call_soon(loop, NULL, NULL));
+    assert_mo(MO_EINVAL, mo_loop_run(NULL, MO_RUN_DEFAULT));
+    assert_mo(MO_EINVAL, mo_loop_run(loop, 3));
+    assert_mo(MO_EINVAL, mo_loop_run(loop, -1));
+    assert_mo(MO_EINVAL, mo_loop_advance(real, 1)); /* not virtual */
+    assert_mo(MO_EINVAL, mo_loop_advance(loop, -1));
+    assert_mo(MO_EINVAL, mo_loop_advance(NULL, 1));
+    assert_ok(mo_loop_advance(loop, INT64_MAX - 10));
+    assert_mo(MO_ERANGE, mo_loop_advance(loop, 11));
+    assert_mo(MO_EINVAL, mo_loop_set_io_interval(loop, -1));
+    assert_mo(MO_EINVAL, mo_loop_set_io_interval(NULL, 1));
+    assert_ok(mo_loop_set_io_interval(loop, 0));
+    assert_mo(MO_EINVAL, mo_loop_release(loop)); /* no hold */
+    assert_mo(MO_EINVAL, mo_loop_hold(NULL));
+    assert_mo(MO_EINVAL, mo_loop_alive(NULL));
+    assert_mo(MO_EINVAL, mo_loop_close(NULL));
+    assert_int_equal(mo_loop_now(NULL), 0);
+    mo_loop_free(real);
+    mo_loop_free(loop);
+}
+
+static void test_closed_loop_refuses_run(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    assert_ok(mo_loop_close(loop));
+    assert_ok(mo_loop_close(loop)); /* idempotent */
+    assert_mo(MO_ESHUTDOWN, mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_mo(MO_ESHUTDOWN, mo_call_from_thread(loop, count_cb, NULL));
+    mo_loop_free(loop);
+}
+
+static void release_cb(mo_loop_t *loop, void *arg)
+{
+    ++*(int *)arg;
+    assert_ok(mo_loop_release(loop));
+}
+
+/* A hold keeps the loop running with nothing else to do. */
+static void test_hold_keeps_loop_alive(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    int released = 0;
+    assert_ok(mo_loop_hold(loop));
+    assert_int_equal(mo_loop_alive(loop), 1);
+    int64_t t0 = mo_loop_now(loop); /* delays count from the cached time */
+    assert_ok(mo_call_later(loop, MO_MSEC(20), release_cb, &released, NULL));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(released, 1);
+    assert_true(mo_hrtime() - t0 >= MO_MSEC(20));
+    assert_int_equal(mo_loop_alive(loop), 0);
+    mo_loop_free(loop);
+}
+
+/* RUN_ONCE waits for the next timer and runs it in the same call;
+ * RUN_NOWAIT does not wait. */
+static void test_run_modes(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    int n = 0;
+    int64_t t0 = mo_loop_now(loop);
+    assert_ok(mo_call_later(loop, MO_MSEC(10), count_cb, &n, NULL));
+    assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    assert_int_equal(n, 0);
+    assert_ok(mo_loop_run(loop, MO_RUN_ONCE));
+    assert_int_equal(n, 1);
+    assert_true(mo_hrtime() - t0 >= MO_MSEC(10));
+    mo_loop_free(loop);
+}
+
+/* On a virtual clock, mo_loop_run() never waits for time: with only future
+ * calls left it returns, and advancing runs them. */
+static void test_virtual_clock_does_not_wait(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    int n = 0;
+    assert_int_equal(mo_loop_now(loop), 0);
+    assert_ok(mo_call_later(loop, MO_SEC(1000), count_cb, &n, NULL));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_ok(mo_loop_run(loop, MO_RUN_ONCE));
+    assert_int_equal(n, 0);
+    assert_int_equal(mo_loop_alive(loop), 1);
+    assert_ok(mo_loop_advance(loop, MO_SEC(1000)));
+    assert_int_equal(n, 1);
+    assert_true(mo_loop_now(loop) == MO_SEC(1000));
+    mo_loop_free(loop);
+}
+
+/* Many queued calls make the ring grow; order is kept across the growth,
+ * including growth that happens while a pass runs. */
+static void grow_cb(mo_loop_t *loop, void *arg)
+{
+    struct mo_test_tag *t = arg;
+    mo_test_log_cb(loop, t);
+}
+
+static void test_ready_queue_grows(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    static struct mo_test_log log;
+    static struct mo_test_tag tags[4000];
+    for (int i = 0; i < 4000; i++) {
+        tags[i] = (struct mo_test_tag){&log, i};
+        assert_ok(mo_call_soon(loop, grow_cb, &tags[i]));
+    }
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(log.len, 4000);
+    for (int i = 0; i < 4000; i++) assert_int_equal(log.tags[i], i);
+    mo_loop_free(loop);
+}
+
+/* ---- out of memory: fail each allocation in turn ---- */
+static long alloc_budget = -1; /* allocations left before failing; -1: never fail */
+static void *budget_malloc(size_t n)
+{
+    if (alloc_budget == 0) return NULL;
+    if (alloc_budget > 0) alloc_budget--;
+    return malloc(n);
+}
+static void *budget_realloc(void *p, size_t n)
+{
+    if (alloc_budget == 0) return NULL;
+    if (alloc_budget > 0) alloc_budget--;
+    return realloc(p, n);
+}
+static void *budget_calloc(size_t c, size_t n)
+{
+    if (alloc_budget == 0) return NULL;
+    if (alloc_budget > 0) alloc_budget--;
+    return calloc(c, n);
+}
+
+static void test_out_of_memory(void **state)
+{
+    (void)state;
+    assert_mo(MO_EINVAL, mo_replace_allocator(NULL, realloc, calloc, free));
+    assert_ok(mo_replace_allocator(budget_malloc, budget_realloc, budget_calloc, free));
+    /* mo_loop_new: every failing allocation gives MO_ENOMEM, nothing leaks. */
+    int succeeded = 0;
+    for (long k = 0; k < 20 && !succeeded; k++) {
+        mo_loop_t *loop = NULL;
+        alloc_budget = k;
+        int err = mo_loop_new(&loop, 0);
+        if (err == 0) {
+            succeeded = 1;
+            mo_loop_free(loop);
+        } else {
+            assert_mo(MO_ENOMEM, err);
+        }
+    }
+    assert_true(succeeded);
+    /* The ready queue and the timer slab: growth failures are reported and
+     * leave what was queued intact. */
+    alloc_budget = -1;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    int n = 0, queued = 0, timers = 0, err;
+    alloc_budget = 0;
+    while ((err = mo_call_soon(loop, count_cb, &n)) == 0) queued++;
+    assert_mo(MO_ENOMEM, err);
+    assert_mo(MO_ENOMEM, mo_call_later(loop, 5, count_cb, &n, NULL));
+    alloc_budget = -1;
+    for (; timers < 600; timers++) assert_ok(mo_call_later(loop, 5, count_cb, &n, NULL));
+    alloc_budget = 0;
+    assert_mo(MO_ENOMEM, mo_call_from_thread(loop, count_cb, &n));
+    alloc_budget = -1;
+    assert_ok(mo_loop_advance(loop, 5));
+    assert_int_equal(n, queued + timers);
+    mo_loop_free(loop);
+}
+
+/* Once the queues and the slab have grown, scheduling, cancelling and
+ * running calls allocate nothing. */
+static long allocations;
+static void *counting_malloc(size_t n)
+{
+    allocations++;
+    return malloc(n);
+}
+static void *counting_realloc(void *p, size_t n)
+{
+    allocations++;
+    return realloc(p, n);
+}
+static void *counting_calloc(size_t c, size_t n)
+{
+    allocations++;
+    return calloc(c, n);
+}
+
+static void steady_round(mo_loop_t *loop, int *n)
+{
+    mo_call_id ids[1000];
+    for (int i = 0; i < 1000; i++) {
+        assert_ok(mo_call_soon(loop, count_cb, n));
+        assert_ok(mo_call_later(loop, MO_MSEC(i % 50), count_cb, n, &ids[i]));
+        assert_ok(mo_call_from_thread(loop, count_cb, n));
+    }
+    for (int i = 0; i < 1000; i += 2) assert_ok(mo_call_cancel(loop, ids[i]));
+    assert_ok(mo_loop_advance(loop, MO_MSEC(50)));
+}
+
+static void test_no_allocation_in_steady_state(void **state)
+{
+    (void)state;
+    assert_ok(mo_replace_allocator(counting_malloc, counting_realloc, counting_calloc, free));
+    mo_loop_t *loop = mo_test_virtual_loop();
+    int n = 0;
+    steady_round(loop, &n); /* warm-up: the structures grow */
+    steady_round(loop, &n);
+    long before = allocations;
+    for (int r = 0; r < 20; r++) steady_round(loop, &n);
+    assert_int_equal(allocations - before, 0);
+    assert_int_equal(n, 22 * 2500);
+    mo_loop_free(loop);
+}
+
+MO_TEST_MAIN(cmocka_unit_test(test_no_allocation_in_steady_state), cmocka_unit_test(test_new_free_and_bad_flags),
+             cmocka_unit_test(test_call_soon_runs_fifo),
+             cmocka_unit_test(test_zero_delay_runs_in_later_pass),
+             cmocka_unit_test(test_endless_chain_yields_to_poll),
+             cmocka_unit_test(test_chain_does_not_starve_io_or_timers),
+             cmocka_unit_test(test_stop_finishes_pass), cmocka_unit_test(test_reentry_is_busy),
+             cmocka_unit_test(test_bad_input), cmocka_unit_test(test_closed_loop_refuses_run),
+             cmocka_unit_test(test_hold_keeps_loop_alive), cmocka_unit_test(test_run_modes),
+             cmocka_unit_test(test_virtual_clock_does_not_wait),
+             cmocka_unit_test(test_ready_queue_grows), cmocka_unit_test(test_out_of_memory))

@@ -29,7 +29,8 @@ static void lag_print(struct lag *g)
 {
     char a[32], b[32], c[32];
     printf("lag: %llu beats  min %s  avg %s  max %s\n", (unsigned long long)g->n,
-           cli_duration(g->min, a, sizeof a), cli_duration(g->n ? g->sum / (int64_t)g->n : 0, b, sizeof b),
+           cli_duration(g->min, a, sizeof a),
+           cli_duration(g->n ? g->sum / (int64_t)g->n : 0, b, sizeof b),
            cli_duration(g->max, c, sizeof c));
     fflush(stdout);
 }
@@ -89,8 +90,12 @@ int cli_lag(int argc, char **argv)
                 return CLI_USAGE;
             }
             break;
-        case 'h': lag_usage(stdout); return CLI_OK;
-        default: lag_usage(stderr); return CLI_USAGE;
+        case 'h':
+            lag_usage(stdout);
+            return CLI_OK;
+        default:
+            lag_usage(stderr);
+            return CLI_USAGE;
         }
     }
     if (optind < argc) {

@@ -82,9 +82,9 @@ MO_EXTERN const char *mo_err_name(int err);
 
 /* Time in morsel is int64_t nanoseconds of CLOCK_MONOTONIC. */
 #define MO_NSEC(x) ((int64_t)(x))
-#define MO_USEC(x) ((int64_t)(x) * INT64_C(1000))
-#define MO_MSEC(x) ((int64_t)(x) * INT64_C(1000000))
-#define MO_SEC(x)  ((int64_t)(x) * INT64_C(1000000000))
+#define MO_USEC(x) ((int64_t)(x)*INT64_C(1000))
+#define MO_MSEC(x) ((int64_t)(x)*INT64_C(1000000))
+#define MO_SEC(x)  ((int64_t)(x)*INT64_C(1000000000))
 
 /* Reads CLOCK_MONOTONIC now, in nanoseconds. Any thread. */
 MO_EXTERN int64_t mo_hrtime(void);

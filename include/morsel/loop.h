@@ -122,7 +122,11 @@ MO_EXTERN int mo_loop_advance(mo_loop_t *loop, int64_t ns);
 
 /* Sets how much callback time may pass between two polls of the file
  * descriptors while calls are ready (default MO_USEC(100)). Smaller is
- * more responsive I/O, larger is fewer system calls. Errors: MO_EINVAL
+ * more responsive I/O, larger is fewer system calls. The clock is read once
+ * per batch of calls, the batch sized from the calls' measured cost, so the
+ * interval holds for calls whose cost is steady; when calls turn slow at
+ * once, a batch (at most 256 calls) may finish before the loop notices.
+ * The cooperator's slices always end with a poll. Errors: MO_EINVAL
  * (NULL loop, or ns < 0). Loop thread. */
 MO_EXTERN int mo_loop_set_io_interval(mo_loop_t *loop, int64_t ns);
 
