@@ -38,11 +38,15 @@ void mo__free(void *ptr);
  * - The heap is a binary min-heap on (deadline, seq); seq is unique and
  *   grows with every scheduling, which makes equal deadlines FIFO.
  * - bits[L] has bit s set iff slot s of level L is non-empty.
+ * - A slot is MO__WHEEL_CHAINS lists; a timer is on chain (index % CHAINS).
+ *   Several chains let a cascade follow them in step, so the cache misses of
+ *   walking one list overlap those of the others instead of queueing.
  */
 #define MO__TICK_SHIFT   20 /* ~1.05 ms per tick */
 #define MO__WHEEL_BITS   6
 #define MO__WHEEL_SLOTS  64
 #define MO__WHEEL_LEVELS 8 /* 8 * 6 + 20 > 63 bits: every int64 deadline fits */
+#define MO__WHEEL_CHAINS 8 /* lists per slot: one cache line of heads */
 #define MO__TIMER_CHUNK  512
 
 enum { MO__T_FREE = 0, MO__T_HEAP = 1, MO__T_WHEEL = 2 };
@@ -76,7 +80,8 @@ struct mo__timers {
     uint64_t count; /* pending timers */
     uint64_t curr;  /* wheel position, in ticks */
     uint64_t bits[MO__WHEEL_LEVELS];
-    struct mo__timer *wheel[MO__WHEEL_LEVELS][MO__WHEEL_SLOTS];
+    _Alignas(
+        MO__CACHELINE) struct mo__timer *wheel[MO__WHEEL_LEVELS][MO__WHEEL_SLOTS][MO__WHEEL_CHAINS];
     struct mo__heap_entry *heap;
     uint32_t heap_len;
     uint32_t heap_cap;

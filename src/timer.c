@@ -157,7 +157,7 @@ static void heap_remove(struct mo__timers *ts, uint32_t i)
 
 static void wheel_link(struct mo__timers *ts, struct mo__timer *t, unsigned level, unsigned slot)
 {
-    struct mo__timer **head = &ts->wheel[level][slot];
+    struct mo__timer **head = &ts->wheel[level][slot][t->index % MO__WHEEL_CHAINS];
     t->next = *head;
     if (*head) (*head)->pprev = &t->next;
     *head = t;
@@ -168,11 +168,18 @@ static void wheel_link(struct mo__timers *ts, struct mo__timer *t, unsigned leve
     ts->bits[level] |= UINT64_C(1) << slot;
 }
 
+static bool slot_empty(struct mo__timer *const chains[MO__WHEEL_CHAINS])
+{
+    uintptr_t any = 0;
+    for (unsigned k = 0; k < MO__WHEEL_CHAINS; k++) any |= (uintptr_t)chains[k];
+    return !any;
+}
+
 static void wheel_unlink(struct mo__timers *ts, struct mo__timer *t)
 {
     *t->pprev = t->next;
     if (t->next) t->next->pprev = t->pprev;
-    if (!ts->wheel[t->level][t->slot]) ts->bits[t->level] &= ~(UINT64_C(1) << t->slot);
+    if (slot_empty(ts->wheel[t->level][t->slot])) ts->bits[t->level] &= ~(UINT64_C(1) << t->slot);
 }
 
 /* The level of a tick: the highest 6-bit block in which it differs from
@@ -203,6 +210,28 @@ static void timer_unplace(struct mo__timers *ts, struct mo__timer *t)
         wheel_unlink(ts, t);
 }
 
+/* Empties a slot and re-places its timers. Its chains are walked in step,
+ * each next timer prefetched: the timers lie anywhere in the slab, and
+ * following one list would wait for one cache miss after another. No timer
+ * returns to the slot being emptied: the wheel has moved past it. */
+static void slot_replace(struct mo__timers *ts, struct mo__timer *chains[MO__WHEEL_CHAINS])
+{
+    struct mo__timer *c[MO__WHEEL_CHAINS];
+    memcpy(c, chains, sizeof(c));
+    memset(chains, 0, sizeof(c));
+    for (bool more = true; more;) {
+        more = false;
+        for (unsigned k = 0; k < MO__WHEEL_CHAINS; k++) {
+            struct mo__timer *t = c[k];
+            if (!t) continue;
+            c[k] = t->next;
+            __builtin_prefetch(c[k], 1);
+            timer_place(ts, t);
+            more = true;
+        }
+    }
+}
+
 /* Moves the wheel's position forward to `to` and re-places every timer whose
  * place that changes: at each level up to the highest block in which `to`
  * differs from the old position, the slots at or before `to`'s slot. Levels
@@ -222,14 +251,8 @@ static void wheel_advance(struct mo__timers *ts, uint64_t to)
         while (pend) {
             unsigned s = (unsigned)__builtin_ctzll(pend);
             pend &= pend - 1;
-            struct mo__timer *t = ts->wheel[level][s];
-            ts->wheel[level][s] = NULL;
             ts->bits[level] &= ~(UINT64_C(1) << s);
-            while (t) {
-                struct mo__timer *next = t->next;
-                timer_place(ts, t);
-                t = next;
-            }
+            slot_replace(ts, ts->wheel[level][s]);
         }
     }
 }
@@ -419,6 +442,6 @@ void mo__timer_verify(const struct mo__timers *ts)
         MO__CHECK(!entry_before(&ts->heap[i], &ts->heap[(i - 1) / 2]), "heap order at %u", i);
     for (unsigned l = 0; l < MO__WHEEL_LEVELS; l++)
         for (unsigned s = 0; s < MO__WHEEL_SLOTS; s++)
-            MO__CHECK(!ts->wheel[l][s] == !(ts->bits[l] & (UINT64_C(1) << s)),
+            MO__CHECK(slot_empty(ts->wheel[l][s]) == !(ts->bits[l] & (UINT64_C(1) << s)),
                       "level %u slot %u: bit disagrees with list", l, s);
 }
