@@ -38,7 +38,8 @@ void mo__free(void *ptr);
  * - The heap is a binary min-heap on (deadline, seq); seq is unique and
  *   grows with every scheduling, which makes equal deadlines FIFO.
  * - bits[L] has bit s set iff slot s of level L is non-empty.
- * - A slot is MO__WHEEL_CHAINS lists; a timer is on chain (index % CHAINS).
+ * - A slot is MO__WHEEL_CHAINS lists; which one a timer is on does not
+ *   matter (it is chosen from the timer's address).
  *   Several chains let a cascade follow them in step, so the cache misses of
  *   walking one list overlap those of the others instead of queueing.
  */
@@ -52,7 +53,7 @@ void mo__free(void *ptr);
 enum { MO__T_FREE = 0, MO__T_HEAP = 1, MO__T_WHEEL = 2 };
 
 struct mo__timer {
-    struct mo__timer *next;   /* wheel slot list, or the free list */
+    struct mo__timer *next;   /* wheel slot list */
     struct mo__timer **pprev; /* wheel slot list */
     int64_t deadline;
     uint64_t seq;
@@ -71,20 +72,28 @@ struct mo__heap_entry {
     struct mo__timer *t;
 };
 
+/* A wheel slot: MO__WHEEL_CHAINS list heads, one cache line. */
+struct mo__wheel_slot {
+    struct mo__timer *chain[MO__WHEEL_CHAINS];
+};
+
 struct mo__timers {
     struct mo__timer **chunks; /* slab: chunk i holds indices [i*CHUNK, (i+1)*CHUNK) */
     uint32_t nchunks;
     uint32_t chunks_cap;
-    struct mo__timer *free; /* free list through ->next */
+    /* Free slab indices, a stack. Indices, not a list through the timers:
+     * the next free timer's address is known without reading the last one,
+     * so allocations do not wait on each other's cache misses. */
+    uint32_t *free_idx;
+    uint32_t free_len;
     uint64_t seq;
     uint64_t count; /* pending timers */
     uint64_t curr;  /* wheel position, in ticks */
     uint64_t bits[MO__WHEEL_LEVELS];
-    _Alignas(
-        MO__CACHELINE) struct mo__timer *wheel[MO__WHEEL_LEVELS][MO__WHEEL_SLOTS][MO__WHEEL_CHAINS];
+    _Alignas(MO__CACHELINE) struct mo__wheel_slot wheel[MO__WHEEL_LEVELS][MO__WHEEL_SLOTS];
     struct mo__heap_entry *heap;
     uint32_t heap_len;
-    uint32_t heap_cap;
+    uint32_t heap_cap; /* capacity of heap and of free_idx, >= the slab's */
 };
 
 int mo__timers_init(struct mo__timers *ts);

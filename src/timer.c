@@ -42,11 +42,29 @@ void mo__timers_destroy(struct mo__timers *ts)
     for (uint32_t i = 0; i < ts->nchunks; i++) mo__free(ts->chunks[i]);
     mo__free(ts->chunks);
     mo__free(ts->heap);
+    mo__free(ts->free_idx);
     memset(ts, 0, sizeof(*ts));
 }
 
-/* Adds a chunk of free timers. The heap's capacity is kept equal to the
- * slab's, so that moving timers into the heap can never fail. */
+/* Grows the heap and the free-index stack to hold `slots` entries each,
+ * geometrically, so that a growing slab does not copy them at every chunk. */
+static int timers_reserve(struct mo__timers *ts, uint32_t slots)
+{
+    if (slots <= ts->heap_cap) return 0;
+    uint32_t cap = ts->heap_cap > UINT32_MAX / 2 ? UINT32_MAX : ts->heap_cap * 2;
+    if (cap < slots) cap = slots;
+    struct mo__heap_entry *heap = mo__realloc(ts->heap, (size_t)cap * sizeof(*heap));
+    if (!heap) return MO_ENOMEM;
+    ts->heap = heap;
+    uint32_t *free_idx = mo__realloc(ts->free_idx, (size_t)cap * sizeof(*free_idx));
+    if (!free_idx) return MO_ENOMEM;
+    ts->free_idx = free_idx;
+    ts->heap_cap = cap;
+    return 0;
+}
+
+/* Adds a chunk of free timers. The heap can hold every timer of the slab,
+ * so that moving timers into it can never fail, and so can the free stack. */
 static int timers_grow(struct mo__timers *ts)
 {
     if (ts->nchunks == UINT32_MAX / MO__TIMER_CHUNK) return MO_ENOMEM;
@@ -58,17 +76,14 @@ static int timers_grow(struct mo__timers *ts)
         ts->chunks = chunks;
         ts->chunks_cap = cap;
     }
-    uint32_t slots = (ts->nchunks + 1) * MO__TIMER_CHUNK;
-    struct mo__heap_entry *heap = mo__realloc(ts->heap, slots * sizeof(*heap));
-    if (!heap) return MO_ENOMEM;
-    ts->heap = heap;
-    ts->heap_cap = slots;
+    if (timers_reserve(ts, (ts->nchunks + 1) * MO__TIMER_CHUNK) != 0) return MO_ENOMEM;
     struct mo__timer *chunk = mo__malloc(MO__TIMER_CHUNK * sizeof(*chunk));
     if (!chunk) return MO_ENOMEM;
     uint32_t base = ts->nchunks * MO__TIMER_CHUNK;
+    /* Pushed in reverse, so a fresh chunk is handed out in address order. */
     for (uint32_t i = MO__TIMER_CHUNK; i-- > 0;) {
-        chunk[i] = (struct mo__timer){.next = ts->free, .gen = 1, .index = base + i};
-        ts->free = &chunk[i];
+        chunk[i] = (struct mo__timer){.gen = 1, .index = base + i};
+        ts->free_idx[ts->free_len++] = base + i;
     }
     ts->chunks[ts->nchunks++] = chunk;
     return 0;
@@ -76,22 +91,19 @@ static int timers_grow(struct mo__timers *ts)
 
 static struct mo__timer *timer_alloc(struct mo__timers *ts)
 {
-    if (!ts->free && timers_grow(ts) != 0) return NULL;
-    struct mo__timer *t = ts->free;
-    ts->free = t->next;
+    if (!ts->free_len && timers_grow(ts) != 0) return NULL;
     ts->count++;
-    return t;
+    return timer_at(ts, ts->free_idx[--ts->free_len]);
 }
 
-/* Returns a timer to the free list and retires its id. */
+/* Returns a timer to the free stack and retires its id. */
 static void timer_release(struct mo__timers *ts, struct mo__timer *t)
 {
     t->state = MO__T_FREE;
     t->fn = NULL;
     t->arg = NULL;
     if (++t->gen == 0) t->gen = 1;
-    t->next = ts->free;
-    ts->free = t;
+    ts->free_idx[ts->free_len++] = t->index;
     ts->count--;
 }
 
@@ -157,7 +169,10 @@ static void heap_remove(struct mo__timers *ts, uint32_t i)
 
 static void wheel_link(struct mo__timers *ts, struct mo__timer *t, unsigned level, unsigned slot)
 {
-    struct mo__timer **head = &ts->wheel[level][slot][t->index % MO__WHEEL_CHAINS];
+    /* The chain comes from the timer's address, not from a field: placing a
+     * timer just allocated must not wait for its cache line to arrive. */
+    unsigned chain = (unsigned)((uintptr_t)t / sizeof(*t)) % MO__WHEEL_CHAINS;
+    struct mo__timer **head = &ts->wheel[level][slot].chain[chain];
     t->next = *head;
     if (*head) (*head)->pprev = &t->next;
     *head = t;
@@ -168,10 +183,10 @@ static void wheel_link(struct mo__timers *ts, struct mo__timer *t, unsigned leve
     ts->bits[level] |= UINT64_C(1) << slot;
 }
 
-static bool slot_empty(struct mo__timer *const chains[MO__WHEEL_CHAINS])
+static bool slot_empty(const struct mo__wheel_slot *slot)
 {
     uintptr_t any = 0;
-    for (unsigned k = 0; k < MO__WHEEL_CHAINS; k++) any |= (uintptr_t)chains[k];
+    for (unsigned k = 0; k < MO__WHEEL_CHAINS; k++) any |= (uintptr_t)slot->chain[k];
     return !any;
 }
 
@@ -179,7 +194,7 @@ static void wheel_unlink(struct mo__timers *ts, struct mo__timer *t)
 {
     *t->pprev = t->next;
     if (t->next) t->next->pprev = t->pprev;
-    if (slot_empty(ts->wheel[t->level][t->slot])) ts->bits[t->level] &= ~(UINT64_C(1) << t->slot);
+    if (slot_empty(&ts->wheel[t->level][t->slot])) ts->bits[t->level] &= ~(UINT64_C(1) << t->slot);
 }
 
 /* The level of a tick: the highest 6-bit block in which it differs from
@@ -214,11 +229,11 @@ static void timer_unplace(struct mo__timers *ts, struct mo__timer *t)
  * each next timer prefetched: the timers lie anywhere in the slab, and
  * following one list would wait for one cache miss after another. No timer
  * returns to the slot being emptied: the wheel has moved past it. */
-static void slot_replace(struct mo__timers *ts, struct mo__timer *chains[MO__WHEEL_CHAINS])
+static void slot_replace(struct mo__timers *ts, struct mo__wheel_slot *slot)
 {
     struct mo__timer *c[MO__WHEEL_CHAINS];
-    memcpy(c, chains, sizeof(c));
-    memset(chains, 0, sizeof(c));
+    memcpy(c, slot->chain, sizeof(c));
+    memset(slot->chain, 0, sizeof(c));
     for (bool more = true; more;) {
         more = false;
         for (unsigned k = 0; k < MO__WHEEL_CHAINS; k++) {
@@ -252,7 +267,7 @@ static void wheel_advance(struct mo__timers *ts, uint64_t to)
             unsigned s = (unsigned)__builtin_ctzll(pend);
             pend &= pend - 1;
             ts->bits[level] &= ~(UINT64_C(1) << s);
-            slot_replace(ts, ts->wheel[level][s]);
+            slot_replace(ts, &ts->wheel[level][s]);
         }
     }
 }
@@ -409,6 +424,23 @@ int mo_call_time(const mo_loop_t *loop, mo_call_id id, int64_t *when)
         }                                                                                          \
     } while (0)
 
+/* The free stack holds each free timer exactly once, and nothing else. */
+static void verify_free(const struct mo__timers *ts)
+{
+    uint32_t slots = ts->nchunks * MO__TIMER_CHUNK;
+    MO__CHECK(ts->free_len + ts->count == slots, "free %u + pending %llu != slab %u", ts->free_len,
+              (unsigned long long)ts->count, slots);
+    uint8_t *seen = mo__calloc(slots ? slots : 1, 1);
+    if (!seen) return;
+    for (uint32_t i = 0; i < ts->free_len; i++) {
+        uint32_t index = ts->free_idx[i];
+        MO__CHECK(index < slots && !seen[index], "free stack entry %u: index %u", i, index);
+        MO__CHECK(timer_at(ts, index)->state == MO__T_FREE, "free index %u is in use", index);
+        seen[index] = 1;
+    }
+    mo__free(seen);
+}
+
 void mo__timer_verify(const struct mo__timers *ts)
 {
     uint64_t pending = 0, in_heap = 0;
@@ -434,6 +466,7 @@ void mo__timer_verify(const struct mo__timers *ts)
             MO__CHECK(ts->bits[level] & (UINT64_C(1) << slot), "timer %u: slot bit clear", i);
         }
     }
+    verify_free(ts);
     MO__CHECK(pending == ts->count, "count %llu, found %llu", (unsigned long long)ts->count,
               (unsigned long long)pending);
     MO__CHECK(in_heap == ts->heap_len, "heap_len %u, found %llu", ts->heap_len,
@@ -442,6 +475,6 @@ void mo__timer_verify(const struct mo__timers *ts)
         MO__CHECK(!entry_before(&ts->heap[i], &ts->heap[(i - 1) / 2]), "heap order at %u", i);
     for (unsigned l = 0; l < MO__WHEEL_LEVELS; l++)
         for (unsigned s = 0; s < MO__WHEEL_SLOTS; s++)
-            MO__CHECK(slot_empty(ts->wheel[l][s]) == !(ts->bits[l] & (UINT64_C(1) << s)),
+            MO__CHECK(slot_empty(&ts->wheel[l][s]) == !(ts->bits[l] & (UINT64_C(1) << s)),
                       "level %u slot %u: bit disagrees with list", l, s);
 }
