@@ -272,41 +272,77 @@ static void wheel_advance(struct mo__timers *ts, uint64_t to)
     }
 }
 
+/* The start of the earliest non-empty slot at the lowest non-empty level,
+ * and that level. Needs a pending wheel timer. */
+static uint64_t wheel_first_slot(const struct mo__timers *ts, unsigned *levelp)
+{
+    unsigned level = 0;
+    while (!ts->bits[level]) level++;
+    unsigned shift = MO__WHEEL_BITS * level;
+    uint64_t s = (uint64_t)__builtin_ctzll(ts->bits[level]);
+    uint64_t base = (ts->curr >> (shift + MO__WHEEL_BITS)) << (shift + MO__WHEEL_BITS);
+    *levelp = level;
+    return base + (s << shift);
+}
+
 int64_t mo__timers_next(struct mo__timers *ts)
 {
     if (ts->heap_len) return ts->heap[0].deadline;
     if (!ts->count) return INT64_MAX;
-    /* Pull the earliest non-empty slot into the heap, so the answer is exact
-     * and the loop never wakes early for a slot's start. */
-    for (unsigned level = 0; level < MO__WHEEL_LEVELS; level++) {
-        if (!ts->bits[level]) continue;
-        unsigned shift = MO__WHEEL_BITS * level;
-        uint64_t s = (uint64_t)__builtin_ctzll(ts->bits[level]);
-        uint64_t base = ((ts->curr >> (shift + MO__WHEEL_BITS)) << (shift + MO__WHEEL_BITS));
-        wheel_advance(ts, base + (s << shift) + (UINT64_C(1) << shift));
-        break;
+    /* Move the earliest tick's timers into the heap, so the answer is exact
+     * and the loop never wakes early for a slot's start. A slot of a higher
+     * level is first spread over the levels below (the wheel moves to its
+     * start, which no timer precedes), so the heap receives one tick, never
+     * a whole 64-tick slot. */
+    for (;;) {
+        unsigned level;
+        uint64_t start = wheel_first_slot(ts, &level);
+        if (level == 0) {
+            wheel_advance(ts, start + 1);
+            return ts->heap[0].deadline;
+        }
+        wheel_advance(ts, start);
     }
-    return ts->heap[0].deadline;
 }
 
-void mo__timers_run(mo_loop_t *loop)
+/* Runs the heap's calls that are due and were scheduled before `limit`.
+ * Returns false if it stopped at one that is not (the heap is not empty). */
+static bool heap_run(mo_loop_t *loop, uint64_t limit)
 {
     struct mo__timers *ts = &loop->timers;
-    if (!ts->count) return;
-    uint64_t to = tick_of(loop->now) + 1;
-    if (to > ts->curr) wheel_advance(ts, to);
-    /* Calls scheduled by the callbacks below get seq >= limit and wait for
-     * the next iteration, even if they are due now. */
-    uint64_t limit = ts->seq;
     while (ts->heap_len) {
         struct mo__timer *t = ts->heap[0].t;
-        if (t->deadline > loop->now || t->seq >= limit) break;
+        if (ts->heap[0].deadline > loop->now || t->seq >= limit) return false;
         heap_remove(ts, 0);
         mo_call_fn fn = t->fn;
         void *arg = t->arg;
         timer_release(ts, t);
         fn(loop, arg);
     }
+    return true;
+}
+
+/* The heap only ever receives one tick at a time, even when the loop comes
+ * back late: the wheel is moved forward slot by slot, the heap emptied of
+ * what is due before the next tick comes in. Ticks are disjoint ranges of
+ * deadlines, so this runs the calls in the same (deadline, seq) order as
+ * one heap holding them all would, with a heap of one tick's calls instead
+ * of (after a 100 ms stall under 1M calls a second) a hundred thousand. */
+void mo__timers_run(mo_loop_t *loop)
+{
+    struct mo__timers *ts = &loop->timers;
+    if (!ts->count) return;
+    uint64_t now_tick = tick_of(loop->now);
+    /* Calls scheduled by the callbacks below get seq >= limit and wait for
+     * the next iteration, even if they are due now. */
+    uint64_t limit = ts->seq;
+    while (heap_run(loop, limit) && ts->count) {
+        unsigned level;
+        uint64_t start = wheel_first_slot(ts, &level);
+        if (start > now_tick) break;
+        wheel_advance(ts, level == 0 ? start + 1 : start);
+    }
+    if (now_tick + 1 > ts->curr) wheel_advance(ts, now_tick + 1);
 }
 
 /* ---- the public operations ---- */
