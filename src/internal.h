@@ -81,11 +81,15 @@ struct mo__timers {
     struct mo__timer **chunks; /* slab: chunk i holds indices [i*CHUNK, (i+1)*CHUNK) */
     uint32_t nchunks;
     uint32_t chunks_cap;
-    /* Free slab indices, a stack. Indices, not a list through the timers:
-     * the next free timer's address is known without reading the last one,
-     * so allocations do not wait on each other's cache misses. */
-    uint32_t *free_idx;
-    uint32_t free_len;
+    /* Free slots, a bitmap (bit set: free) with a summary (bit w set:
+     * free_bits[w] has a free slot); every free_sum word below free_hint is
+     * 0. The lowest free slot is taken: the address of the next timer is
+     * known without reading the last one, so allocations do not wait on each
+     * other's cache misses, and the slots in use stay packed at the bottom of
+     * the slab, in address order when it has emptied. */
+    uint64_t *free_bits;
+    uint64_t *free_sum;
+    uint32_t free_hint;
     uint64_t seq;
     uint64_t count; /* pending timers */
     uint64_t curr;  /* wheel position, in ticks */
@@ -93,7 +97,7 @@ struct mo__timers {
     _Alignas(MO__CACHELINE) struct mo__wheel_slot wheel[MO__WHEEL_LEVELS][MO__WHEEL_SLOTS];
     struct mo__heap_entry *heap;
     uint32_t heap_len;
-    uint32_t heap_cap; /* capacity of heap and of free_idx, >= the slab's */
+    uint32_t heap_cap; /* slots the heap and the bitmaps can hold, >= the slab's */
 };
 
 int mo__timers_init(struct mo__timers *ts);

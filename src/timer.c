@@ -42,32 +42,71 @@ void mo__timers_destroy(struct mo__timers *ts)
     for (uint32_t i = 0; i < ts->nchunks; i++) mo__free(ts->chunks[i]);
     mo__free(ts->chunks);
     mo__free(ts->heap);
-    mo__free(ts->free_idx);
+    mo__free(ts->free_bits);
+    mo__free(ts->free_sum);
     memset(ts, 0, sizeof(*ts));
 }
 
-/* Grows the heap and the free-index stack to hold `slots` entries each,
- * geometrically, so that a growing slab does not copy them at every chunk. */
+/* Reallocates a bitmap of `old` words to `words` words, the new ones 0. */
+static int bits_resize(uint64_t **bits, size_t old, size_t words)
+{
+    uint64_t *b = mo__realloc(*bits, words * sizeof(*b));
+    if (!b) return MO_ENOMEM;
+    memset(b + old, 0, (words - old) * sizeof(*b));
+    *bits = b;
+    return 0;
+}
+
+static inline size_t sum_words(uint32_t slots)
+{
+    return (slots / 64 + 63) / 64;
+}
+
+/* Grows the heap and the free bitmaps to hold `slots` slots each,
+ * geometrically, so that a growing slab does not copy them at every chunk.
+ * Slot counts are multiples of MO__TIMER_CHUNK, hence of 64. */
 static int timers_reserve(struct mo__timers *ts, uint32_t slots)
 {
     if (slots <= ts->heap_cap) return 0;
-    uint32_t cap = ts->heap_cap > UINT32_MAX / 2 ? UINT32_MAX : ts->heap_cap * 2;
+    const uint32_t max = UINT32_MAX / 2 / MO__TIMER_CHUNK * MO__TIMER_CHUNK;
+    uint32_t cap = ts->heap_cap > max / 2 ? max : ts->heap_cap * 2;
     if (cap < slots) cap = slots;
     struct mo__heap_entry *heap = mo__realloc(ts->heap, (size_t)cap * sizeof(*heap));
     if (!heap) return MO_ENOMEM;
     ts->heap = heap;
-    uint32_t *free_idx = mo__realloc(ts->free_idx, (size_t)cap * sizeof(*free_idx));
-    if (!free_idx) return MO_ENOMEM;
-    ts->free_idx = free_idx;
+    if (bits_resize(&ts->free_bits, ts->heap_cap / 64, cap / 64) != 0 ||
+        bits_resize(&ts->free_sum, sum_words(ts->heap_cap), sum_words(cap)) != 0)
+        return MO_ENOMEM;
     ts->heap_cap = cap;
     return 0;
 }
 
+static void free_put(struct mo__timers *ts, uint32_t index)
+{
+    uint32_t w = index / 64;
+    ts->free_bits[w] |= UINT64_C(1) << (index % 64);
+    ts->free_sum[w / 64] |= UINT64_C(1) << (w % 64);
+    if (w / 64 < ts->free_hint) ts->free_hint = w / 64;
+}
+
+/* Takes the lowest free slot; there must be one. */
+static uint32_t free_take(struct mo__timers *ts)
+{
+    uint32_t s = ts->free_hint;
+    while (!ts->free_sum[s]) s++;
+    ts->free_hint = s;
+    uint32_t w = s * 64 + (uint32_t)__builtin_ctzll(ts->free_sum[s]);
+    uint32_t index = w * 64 + (uint32_t)__builtin_ctzll(ts->free_bits[w]);
+    ts->free_bits[w] &= ts->free_bits[w] - 1;
+    if (!ts->free_bits[w]) ts->free_sum[s] &= ~(UINT64_C(1) << (w % 64));
+    return index;
+}
+
 /* Adds a chunk of free timers. The heap can hold every timer of the slab,
- * so that moving timers into it can never fail, and so can the free stack. */
+ * so that moving timers into it can never fail. */
 static int timers_grow(struct mo__timers *ts)
 {
-    if (ts->nchunks == UINT32_MAX / MO__TIMER_CHUNK) return MO_ENOMEM;
+    if (ts->nchunks == UINT32_MAX / 2 / MO__TIMER_CHUNK) return MO_ENOMEM;
     if (ts->nchunks == ts->chunks_cap) {
         uint32_t cap = ts->chunks_cap ? ts->chunks_cap * 2 : 8;
         struct mo__timer **chunks =
@@ -80,10 +119,9 @@ static int timers_grow(struct mo__timers *ts)
     struct mo__timer *chunk = mo__malloc(MO__TIMER_CHUNK * sizeof(*chunk));
     if (!chunk) return MO_ENOMEM;
     uint32_t base = ts->nchunks * MO__TIMER_CHUNK;
-    /* Pushed in reverse, so a fresh chunk is handed out in address order. */
-    for (uint32_t i = MO__TIMER_CHUNK; i-- > 0;) {
+    for (uint32_t i = 0; i < MO__TIMER_CHUNK; i++) {
         chunk[i] = (struct mo__timer){.gen = 1, .index = base + i};
-        ts->free_idx[ts->free_len++] = base + i;
+        free_put(ts, base + i);
     }
     ts->chunks[ts->nchunks++] = chunk;
     return 0;
@@ -91,19 +129,19 @@ static int timers_grow(struct mo__timers *ts)
 
 static struct mo__timer *timer_alloc(struct mo__timers *ts)
 {
-    if (!ts->free_len && timers_grow(ts) != 0) return NULL;
+    if (ts->count == (uint64_t)ts->nchunks * MO__TIMER_CHUNK && timers_grow(ts) != 0) return NULL;
     ts->count++;
-    return timer_at(ts, ts->free_idx[--ts->free_len]);
+    return timer_at(ts, free_take(ts));
 }
 
-/* Returns a timer to the free stack and retires its id. */
+/* Returns a timer's slot to the free bitmap and retires its id. */
 static void timer_release(struct mo__timers *ts, struct mo__timer *t)
 {
     t->state = MO__T_FREE;
     t->fn = NULL;
     t->arg = NULL;
     if (++t->gen == 0) t->gen = 1;
-    ts->free_idx[ts->free_len++] = t->index;
+    free_put(ts, t->index);
     ts->count--;
 }
 
@@ -460,21 +498,22 @@ int mo_call_time(const mo_loop_t *loop, mo_call_id id, int64_t *when)
         }                                                                                          \
     } while (0)
 
-/* The free stack holds each free timer exactly once, and nothing else. */
+/* A slot's free bit is set iff its timer is free; the summary and the hint
+ * agree with the bits. */
 static void verify_free(const struct mo__timers *ts)
 {
     uint32_t slots = ts->nchunks * MO__TIMER_CHUNK;
-    MO__CHECK(ts->free_len + ts->count == slots, "free %u + pending %llu != slab %u", ts->free_len,
-              (unsigned long long)ts->count, slots);
-    uint8_t *seen = mo__calloc(slots ? slots : 1, 1);
-    if (!seen) return;
-    for (uint32_t i = 0; i < ts->free_len; i++) {
-        uint32_t index = ts->free_idx[i];
-        MO__CHECK(index < slots && !seen[index], "free stack entry %u: index %u", i, index);
-        MO__CHECK(timer_at(ts, index)->state == MO__T_FREE, "free index %u is in use", index);
-        seen[index] = 1;
+    for (uint32_t i = 0; i < slots; i++) {
+        bool bit = (ts->free_bits[i / 64] >> (i % 64)) & 1;
+        MO__CHECK(bit == (timer_at(ts, i)->state == MO__T_FREE), "slot %u: free bit %d", i, bit);
     }
-    mo__free(seen);
+    for (uint32_t w = 0; w < ts->heap_cap / 64; w++) {
+        bool sum = (ts->free_sum[w / 64] >> (w % 64)) & 1;
+        MO__CHECK(sum == (ts->free_bits[w] != 0), "free word %u: summary bit %d", w, sum);
+        MO__CHECK(w * 64 < slots || !ts->free_bits[w], "free word %u beyond the slab", w);
+    }
+    for (uint32_t s = 0; s < ts->free_hint; s++)
+        MO__CHECK(!ts->free_sum[s], "summary word %u below the hint %u", s, ts->free_hint);
 }
 
 void mo__timer_verify(const struct mo__timers *ts)
