@@ -254,7 +254,7 @@ static void setup_all(struct setup *s)
     uv_loop_init(&s->uv);
     s->uvt = calloc(s->n, sizeof(*s->uvt));
     s->base = event_base_new();
-    s->lev = calloc(s->n, sizeof(*s->lev));
+    s->lev = calloc(s->n, sizeof(struct event *));
     s->gids = calloc(s->n, sizeof(*s->gids));
     if (!s->ids || !s->evt || !s->uvt || !s->lev || !s->gids) abort();
     for (size_t i = 0; i < s->n; i++) {
@@ -376,7 +376,7 @@ static double mem_libevent(struct setup *s)
 {
     size_t before = heap_in_use();
     struct event_base *base = event_base_new();
-    struct event **ev = malloc(s->n * sizeof(*ev));
+    struct event **ev = malloc(s->n * sizeof(struct event *));
     if (!ev) abort();
     for (size_t i = 0; i < s->n; i++) {
         struct timeval tv = to_tv(s->delay[i]);
