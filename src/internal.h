@@ -126,6 +126,7 @@ struct mo__io {
     struct mo__fdrec *fds; /* indexed by fd; grows; re-read after callbacks */
     uint32_t nfds;
     uint32_t active; /* active watchers */
+    bool no_pwait2;  /* the kernel (or valgrind) lacks epoll_pwait2 */
 };
 
 int mo__io_init(struct mo__io *io);
@@ -208,6 +209,15 @@ struct mo__ready {
 
 struct mo_failure;
 
+/* What the loop runs, published for the watchdog thread (watchdog.c): the
+ * callback about to run (0 while idle) and a counter bumped before every
+ * callback and on going idle. Written only by the loop thread, with relaxed
+ * stores; the watchdog samples them. stats.c counts callbacks with `seq`. */
+struct mo__dispatch {
+    _Alignas(MO__CACHELINE) _Atomic uintptr_t fn;
+    _Atomic uint64_t seq;
+};
+
 struct mo_loop {
     int64_t now;
     struct mo__ready ready;
@@ -224,6 +234,7 @@ struct mo_loop {
      * them and destroyed by mo_loop_free() (NULL when unused). */
     struct mo__coop *coop;         /* task.c */
     struct mo_pool *pool;          /* pool.c: the loop's default pool */
+    uint64_t pool_jobs;            /* pool.c: jobs submitted whose done has not run */
     struct mo__stats *stats;       /* stats.c */
     struct mo__watchdog *watchdog; /* watchdog.c */
     /* Where unhandled failures go (deferred.c); NULL means stderr. */
@@ -232,7 +243,46 @@ struct mo_loop {
     struct mo__timers timers;
     struct mo__io io;
     struct mo__wake wake;
+    struct mo__dispatch dispatch;
 };
+
+/* ---- dispatch, statistics and the watchdog (stats.c, watchdog.c) ---- */
+
+/* Before each callback: fn is the callback's address. */
+static inline void mo__dispatch_publish(mo_loop_t *loop, uintptr_t fn)
+{
+    struct mo__dispatch *d = &loop->dispatch;
+    atomic_store_explicit(&d->fn, fn, memory_order_relaxed);
+    uint64_t seq = atomic_load_explicit(&d->seq, memory_order_relaxed);
+    /* Release: a watchdog that sees this seq sees this fn. */
+    atomic_store_explicit(&d->seq, seq + 1, memory_order_release);
+}
+#define MO__FN(f) ((uintptr_t)(f))
+
+int mo__stats_new(mo_loop_t *loop);
+void mo__stats_free(mo_loop_t *loop);
+/* A due delayed call runs `late` ns after its deadline (timer.c). */
+void mo__stats_lag(mo_loop_t *loop, int64_t late);
+/* The clock read `t` begins a span of callbacks (iteration start, wake-up). */
+void mo__stats_begin(mo_loop_t *loop, int64_t t);
+/* The clock read `t` ends the span: the callbacks run since its beginning
+ * took t - begin, and a new span begins. */
+void mo__stats_mark(mo_loop_t *loop, int64_t t);
+/* Ends the span with a clock read of its own, if callbacks ran in it. */
+void mo__stats_end(mo_loop_t *loop);
+/* The loop is about to sleep or leave mo_loop_run(): ends the span and
+ * tells the watchdog that no callback runs. */
+void mo__loop_idle(mo_loop_t *loop);
+void mo__watchdog_loop_free(mo_loop_t *loop);
+
+/* ---- the worker pool (pool.c) ---- */
+/* Frees the loop's default pool, finishing its jobs: mo_loop_close(). */
+void mo__pool_loop_close(mo_loop_t *loop);
+/* Before the loop sleeps while jobs are outstanding: spins a little while
+ * (at most `timeout` ns if >= 0) in case a completion arrives at once. */
+void mo__pool_spin(mo_loop_t *loop, int64_t timeout);
+/* Tests: whether mo_pool_free() has begun on this pool. Any thread. */
+bool mo__pool_closing(mo_pool_t *pool);
 
 /* Makes the ready queue stop after the current callback so the loop polls
  * I/O and runs timers before the next call: the cooperator asks for this
@@ -241,6 +291,9 @@ static inline void mo__loop_request_poll(mo_loop_t *loop)
 {
     loop->poll_now = true;
 }
+
+/* Fails the cooperator's tasks and frees it (task.c); from mo_loop_free(). */
+void mo__coop_destroy(mo_loop_t *loop);
 
 static inline int64_t mo__clock(const mo_loop_t *loop)
 {

@@ -123,6 +123,7 @@ static void io_dispatch(mo_loop_t *loop, int fd, uint32_t revents)
         if ((uint32_t)fd >= loop->io.nfds) return;
         struct mo__io_dir *dir = &loop->io.fds[fd].dir[d];
         if (!dir->active) continue;
+        mo__dispatch_publish(loop, MO__FN(dir->fn));
         dir->fn(loop, fd, (d == 0 ? MO_READABLE : MO_WRITABLE) | hup, dir->arg);
     }
 }
@@ -130,13 +131,17 @@ static void io_dispatch(mo_loop_t *loop, int fd, uint32_t revents)
 /* Waits with nanosecond precision where the kernel has epoll_pwait2 (5.11),
  * else with epoll_wait rounded up to whole milliseconds so that a timer is
  * never run early. */
-static int io_wait(int epfd, struct epoll_event *events, int64_t timeout)
+static int io_wait(struct mo__io *io, struct epoll_event *events, int64_t timeout)
 {
+    int epfd = io->epfd;
     if (timeout < 0) return epoll_wait(epfd, events, MO__MAX_EVENTS, -1);
     if (timeout == 0) return epoll_wait(epfd, events, MO__MAX_EVENTS, 0);
-    struct timespec ts = {.tv_sec = timeout / MO_SEC(1), .tv_nsec = timeout % MO_SEC(1)};
-    int n = epoll_pwait2(epfd, events, MO__MAX_EVENTS, &ts, NULL);
-    if (n >= 0 || errno != ENOSYS) return n;
+    if (!io->no_pwait2) {
+        struct timespec ts = {.tv_sec = timeout / MO_SEC(1), .tv_nsec = timeout % MO_SEC(1)};
+        int n = epoll_pwait2(epfd, events, MO__MAX_EVENTS, &ts, NULL);
+        if (n >= 0 || errno != ENOSYS) return n;
+        io->no_pwait2 = true;
+    }
     int64_t ms = (timeout + MO_MSEC(1) - 1) / MO_MSEC(1);
     return epoll_wait(epfd, events, MO__MAX_EVENTS, ms > INT32_MAX ? INT32_MAX : (int)ms);
 }
@@ -144,8 +149,9 @@ static int io_wait(int epfd, struct epoll_event *events, int64_t timeout)
 int mo__io_poll(mo_loop_t *loop, int64_t timeout)
 {
     struct epoll_event events[MO__MAX_EVENTS];
-    int n = io_wait(loop->io.epfd, events, timeout);
+    int n = io_wait(&loop->io, events, timeout);
     if (n < 0) return errno == EINTR ? 0 : -errno;
+    if (n > 0 && timeout != 0) mo__stats_begin(loop, mo_hrtime()); /* woke: a span begins */
     for (int i = 0; i < n; i++) {
         int fd = events[i].data.fd;
         if (fd == loop->wake.efd)

@@ -65,12 +65,14 @@ static void run_ready(mo_loop_t *loop)
     struct mo__ready *q = &loop->ready;
     if (q->head == q->tail) return;
     int64_t start = mo_hrtime(), last = start;
+    mo__stats_mark(loop, start);
     uint32_t left = loop->batch;
     while (q->head != q->tail && !loop->stop) {
         uint64_t end = q->tail;
         while (q->head != end) {
             struct mo__cell c = q->ring[q->head & q->mask];
             q->head++;
+            mo__dispatch_publish(loop, MO__FN(c.fn));
             c.fn(loop, c.arg);
             if (MO__UNLIKELY(loop->poll_now)) {
                 loop->poll_now = false;
@@ -78,6 +80,7 @@ static void run_ready(mo_loop_t *loop)
             }
             if (--left) continue;
             int64_t t = mo_hrtime();
+            mo__stats_mark(loop, t);
             loop->batch = next_batch(loop, t - last);
             if (t - start >= loop->io_interval) return;
             left = loop->batch;
@@ -109,6 +112,7 @@ int mo_loop_new(mo_loop_t **loopp, unsigned flags)
     if (!loop->ready.ring) goto fail;
     loop->ready.mask = MO__READY_INITIAL - 1;
     mo__timers_init(&loop->timers);
+    if ((err = mo__stats_new(loop)) != 0) goto fail;
     if ((err = mo__io_init(&loop->io)) != 0) goto fail;
     if ((err = mo__wake_init(&loop->wake)) != 0) goto fail;
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = loop->wake.efd};
@@ -132,6 +136,7 @@ int mo_loop_close(mo_loop_t *loop)
     loop->closed = true;
     /* Callbacks run by the final drain must not re-enter mo_loop_run(). */
     loop->running = true;
+    mo__pool_loop_close(loop); /* its workers post their last completions */
     mo__wake_close(loop);
     loop->running = false;
     return 0;
@@ -141,6 +146,9 @@ void mo_loop_free(mo_loop_t *loop)
 {
     if (!loop) return;
     mo_loop_close(loop);
+    mo__coop_destroy(loop);
+    mo__watchdog_loop_free(loop);
+    mo__stats_free(loop);
     mo__wake_destroy(&loop->wake);
     mo__io_destroy(&loop->io);
     mo__timers_destroy(&loop->timers);
@@ -185,6 +193,8 @@ static int64_t poll_timeout(mo_loop_t *loop, int mode)
 
 static int loop_poll(mo_loop_t *loop, int64_t timeout)
 {
+    if (timeout != 0) mo__loop_idle(loop);
+    if (timeout != 0 && loop->pool_jobs) mo__pool_spin(loop, timeout);
     if (timeout != 0 && mo__wake_prepare_sleep(&loop->wake)) timeout = 0;
     int n = mo__io_poll(loop, timeout);
     mo__wake_after_sleep(&loop->wake);
@@ -206,6 +216,7 @@ static void run_due(mo_loop_t *loop)
 static int loop_iterate(mo_loop_t *loop, int mode)
 {
     loop_update(loop);
+    mo__stats_mark(loop, loop->virtual_clock ? mo_hrtime() : loop->now);
     run_due(loop);
     run_ready(loop);
     int err = loop_poll(loop, poll_timeout(loop, mode));
@@ -228,6 +239,7 @@ int mo_loop_run(mo_loop_t *loop, int mode)
     do {
         err = loop_iterate(loop, mode);
     } while (!err && mode == MO_RUN_DEFAULT && !loop->stop && loop_has_work(loop));
+    mo__loop_idle(loop);
     loop->running = false;
     loop->stop = false;
     return err;

@@ -354,7 +354,9 @@ static bool heap_run(mo_loop_t *loop, uint64_t limit)
         heap_remove(ts, 0);
         mo_call_fn fn = t->fn;
         void *arg = t->arg;
+        mo__stats_lag(loop, loop->now - t->deadline);
         timer_release(ts, t);
+        mo__dispatch_publish(loop, MO__FN(fn));
         fn(loop, arg);
     }
     return true;

@@ -178,6 +178,7 @@ static size_t lane_drain(mo_loop_t *loop, struct mo__lane *lane)
         struct mo__cell cell = lane->head_chunk->cell[lane->head_pos++];
         lane->head++;
         ran++;
+        mo__dispatch_publish(loop, MO__FN(cell.fn));
         cell.fn(loop, cell.arg);
     }
     return ran;

@@ -1,15 +1,25 @@
 /* morsel lag: a heartbeat. A call runs every --period on a fixed schedule;
  * how late each one starts is the loop's lag. Once a second (or every
- * --report) one line sums it up. */
+ * --report) one line sums it up, followed by the loop's own statistics
+ * (mo_loop_stats) and a histogram of the lag in the terminal. --block MS
+ * makes one callback per report hold the loop that long, to show what a
+ * blocking callback does to the numbers; --watchdog MS reports it as it
+ * happens. */
 #include "cli.h"
 
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
+#define HIST_ROWS  40 /* rows of powers of two, from 1 us */
+#define HIST_WIDTH 40
+
 struct lag {
+    mo_loop_t *loop;
     int64_t period;
     int64_t report;
+    int64_t block;         /* 0: no blocking callback */
+    int64_t watchdog;      /* 0: no watchdog */
     uint64_t reports_left; /* 0: forever */
     int64_t next_deadline;
     int64_t next_report;
@@ -25,6 +35,47 @@ static void lag_reset(struct lag *g)
     g->max = 0;
 }
 
+static void hist_row(int64_t lo, int64_t hi, uint64_t count, void *arg)
+{
+    (void)hi;
+    uint64_t *rows = arg;
+    int row = 0;
+    for (int64_t us = lo / MO_USEC(1); us > 0 && row < HIST_ROWS - 1; us >>= 1) row++;
+    rows[row] += count;
+}
+
+/* One row per power of two: [0, 1us), [1us, 2us), [2us, 4us), ... */
+static void hist_print(mo_loop_t *loop)
+{
+    uint64_t rows[HIST_ROWS] = {0}, most = 0;
+    int first = -1, last = -1;
+    mo_loop_stats_buckets(loop, MO_STATS_LAG, hist_row, rows);
+    for (int i = 0; i < HIST_ROWS; i++) {
+        if (!rows[i]) continue;
+        if (first < 0) first = i;
+        last = i;
+        if (rows[i] > most) most = rows[i];
+    }
+    for (int i = first; i >= 0 && i <= last; i++) {
+        char lo[32], hi[32], bar[HIST_WIDTH + 1];
+        int64_t from = i ? MO_USEC(1) << (i - 1) : 0, to = MO_USEC(1) << i;
+        int len = (int)((rows[i] * HIST_WIDTH + most - 1) / most);
+        memset(bar, '#', (size_t)len);
+        bar[len] = 0;
+        printf("  %8s .. %-8s |%-*s %llu\n", cli_duration(from, lo, sizeof lo),
+               cli_duration(to, hi, sizeof hi), HIST_WIDTH, bar, (unsigned long long)rows[i]);
+    }
+}
+
+static void summary_print(const char *name, const struct mo_stats_summary *s, const char *unit)
+{
+    char a[32], b[32], c[32], d[32];
+    printf("  %-10s p50 %-8s p99 %-8s p99.9 %-8s max %-8s (%llu %s)\n", name,
+           cli_duration(s->p50, a, sizeof a), cli_duration(s->p99, b, sizeof b),
+           cli_duration(s->p999, c, sizeof c), cli_duration(s->max, d, sizeof d),
+           (unsigned long long)s->count, unit);
+}
+
 static void lag_print(struct lag *g)
 {
     char a[32], b[32], c[32];
@@ -32,7 +83,25 @@ static void lag_print(struct lag *g)
            cli_duration(g->min, a, sizeof a),
            cli_duration(g->n ? g->sum / (int64_t)g->n : 0, b, sizeof b),
            cli_duration(g->max, c, sizeof c));
+    struct mo_loop_stats st;
+    if (mo_loop_stats(g->loop, &st) == 0) {
+        summary_print("loop lag", &st.lag, "timers");
+        summary_print("callbacks", &st.callback, "calls");
+        hist_print(g->loop);
+        mo_loop_stats_reset(g->loop);
+    }
     fflush(stdout);
+}
+
+/* Holds the loop for --block ms, once per report, halfway between two. */
+static void lag_block(mo_loop_t *loop, void *arg)
+{
+    struct lag *g = arg;
+    int64_t start = mo_hrtime();
+    while (mo_hrtime() - start < g->block) {
+    }
+    int err = mo_call_later(loop, g->report, lag_block, g, NULL);
+    if (err) cli_error("lag", "cannot schedule: %s", mo_strerror(err));
 }
 
 static void lag_beat(mo_loop_t *loop, void *arg)
@@ -47,7 +116,10 @@ static void lag_beat(mo_loop_t *loop, void *arg)
         lag_print(g);
         lag_reset(g);
         g->next_report += g->report;
-        if (g->reports_left && --g->reports_left == 0) return;
+        if (g->reports_left && --g->reports_left == 0) {
+            mo_loop_stop(loop);
+            return;
+        }
     }
     g->next_deadline += g->period;
     int err = mo_call_at(loop, g->next_deadline, lag_beat, g, NULL);
@@ -56,10 +128,30 @@ static void lag_beat(mo_loop_t *loop, void *arg)
 
 static void lag_usage(FILE *out)
 {
-    fprintf(out, "usage: morsel lag [--period MS] [--report MS] [--count N]\n\n"
+    fprintf(out, "usage: morsel lag [--period MS] [--report MS] [--count N] [--block MS]\n"
+                 "                 [--watchdog MS]\n\n"
                  "Runs a call every --period milliseconds (default 10) and prints, every\n"
-                 "--report milliseconds (default 1000), how late those calls started.\n"
-                 "Stops after --count reports (default: never; Ctrl-C ends it).\n");
+                 "--report milliseconds (default 1000), how late those calls started, the\n"
+                 "loop's lag and callback-duration percentiles, and a histogram of the lag.\n"
+                 "Stops after --count reports (default: never; Ctrl-C ends it).\n"
+                 "--block MS makes one callback per report hold the loop for MS milliseconds.\n"
+                 "--watchdog MS reports on stderr any callback holding the loop longer than\n"
+                 "MS milliseconds, while it runs.\n");
+}
+
+/* --period, --report, --block, --watchdog: milliseconds, 1 to an hour. */
+static bool lag_parse_ms(struct lag *g, int opt, const char *text)
+{
+    static const char *const names[] = {"period", "report", "block", "watchdog"};
+    int64_t *fields[] = {&g->period, &g->report, &g->block, &g->watchdog};
+    int i = opt == 'p' ? 0 : opt == 'r' ? 1 : opt == 'b' ? 2 : 3;
+    uint64_t v;
+    if (!cli_parse_u64(text, 3600000, &v) || v == 0) {
+        cli_error("lag", "--%s takes a whole number of milliseconds from 1 to 3600000", names[i]);
+        return false;
+    }
+    *fields[i] = MO_MSEC(v);
+    return true;
 }
 
 int cli_lag(int argc, char **argv)
@@ -67,22 +159,20 @@ int cli_lag(int argc, char **argv)
     static const struct option opts[] = {{"period", required_argument, NULL, 'p'},
                                          {"report", required_argument, NULL, 'r'},
                                          {"count", required_argument, NULL, 'n'},
+                                         {"block", required_argument, NULL, 'b'},
+                                         {"watchdog", required_argument, NULL, 'w'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct lag g = {.period = MO_MSEC(10), .report = MO_SEC(1)};
-    uint64_t v;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "p:r:n:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:r:n:b:w:h", opts, NULL)) != -1) {
         switch (c) {
         case 'p':
         case 'r':
-            if (!cli_parse_u64(optarg, 3600000, &v) || v == 0) {
-                cli_error("lag", "--%s takes a whole number of milliseconds from 1 to 3600000",
-                          c == 'p' ? "period" : "report");
-                return CLI_USAGE;
-            }
-            *(c == 'p' ? &g.period : &g.report) = MO_MSEC(v);
+        case 'b':
+        case 'w':
+            if (!lag_parse_ms(&g, c, optarg)) return CLI_USAGE;
             break;
         case 'n':
             if (!cli_parse_u64(optarg, UINT64_MAX, &g.reports_left) || !g.reports_left) {
@@ -108,10 +198,13 @@ int cli_lag(int argc, char **argv)
         cli_error("lag", "cannot create a loop: %s", mo_strerror(err));
         return CLI_FAIL;
     }
+    g.loop = loop;
     lag_reset(&g);
     g.next_deadline = mo_loop_now(loop) + g.period;
     g.next_report = mo_loop_now(loop) + g.report;
     err = mo_call_at(loop, g.next_deadline, lag_beat, &g, NULL);
+    if (!err && g.block) err = mo_call_later(loop, g.report / 2, lag_block, &g, NULL);
+    if (!err && g.watchdog) err = mo_watchdog_start(loop, g.watchdog, NULL, NULL);
     if (!err) err = mo_loop_run(loop, MO_RUN_DEFAULT);
     mo_loop_free(loop);
     if (err) {

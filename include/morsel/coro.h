@@ -1,7 +1,105 @@
-/* morsel — coro: not yet part of the API (filled in by its own issue). */
+/* morsel — coroutines: a cooperative task written as straight-line code.
+ *
+ * mo_coro_spawn() runs fn(co, arg) on a stack of its own as a task of the
+ * loop's cooperator (see task.h). Inside, mo_yield() marks a step boundary:
+ * the cooperator decides whether the slice allows going on at once (then
+ * mo_yield() returns without any switch, which is what makes a yield in a
+ * tight loop cheap) or whether to switch back to the loop. mo_await()
+ * suspends the coroutine until a Deferred fires and gives back its value or
+ * its failure's code: Twisted's inlineCallbacks, in C. fn may recurse and
+ * yield or await from any depth, like the seed's generator-based walk.
+ *
+ * The task's Deferred fires with the value given to mo_coro_return() (or
+ * NULL) when fn returns 0. When fn returns a non-zero code it errbacks: with
+ * the failure of the last failed mo_await() if that has the same code (so a
+ * failure passed up keeps its message and origin), else with a new failure
+ * of that code.
+ *
+ * Stopping the task (mo_task_stop(), mo_cooperator_stop()) errbacks its
+ * Deferred with MO_ECANCELED at once and cancels a Deferred it awaits; the
+ * coroutine is then resumed so that it can unwind: its pending and every
+ * later mo_await() returns MO_ECANCELED without waiting, and mo_yield()
+ * returns MO_ECANCELED. It must then return soon. A coroutine still
+ * suspended when the loop is freed is dropped without unwinding.
+ *
+ * Stacks are mapped with a guard page below them: an overflow faults at
+ * once (SIGSEGV) instead of corrupting memory. A coroutine's stack is
+ * unmapped as soon as fn returns.
+ *
+ * Threads: loop thread only; mo_yield() and mo_await() only from inside the
+ * coroutine they name.
+ */
 #ifndef MORSEL_CORO_H
 #define MORSEL_CORO_H
 
+#include "deferred.h"
 #include "loop.h"
+#include "task.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mo_coro mo_coro_t;
+
+/* A coroutine's body: returns 0 on success or a non-zero error code. */
+typedef int (*mo_coro_fn)(mo_coro_t *co, void *arg);
+
+/* The default stack size: 256 KiB (mapped lazily by the kernel: only the
+ * pages touched cost memory). */
+#define MO_CORO_STACK_DEFAULT ((size_t)256 * 1024)
+
+/* Options of one coroutine; NULL means all defaults (zeroes). */
+struct mo_coro_opts {
+    size_t stack_size; /* usable bytes, rounded up to pages; 0: MO_CORO_STACK_DEFAULT */
+    int64_t slice;     /* as struct mo_task_opts */
+};
+
+/* Starts fn(co, arg) as a coroutine task; it first runs in one of the
+ * loop's next slices. Stores the task's handle in *taskp if not NULL (see
+ * task.h for handles and the outcome Deferred). Errors (nothing started):
+ * MO_EINVAL (NULL loop or fn, negative slice), MO_ENOMEM (including a stack
+ * that could not be mapped). Loop thread. */
+MO_EXTERN int mo_coro_spawn(mo_loop_t *loop, mo_coro_fn fn, void *arg,
+                            const struct mo_coro_opts *opts, mo_task_t **taskp);
+
+/* A step boundary: returns at once while the cooperator's batch for this
+ * coroutine has steps left, else switches to the loop and returns when the
+ * coroutine's next turn comes. Returns 0, MO_ECANCELED (the task was
+ * stopped: unwind and return), or MO_EINVAL (NULL, or not called from
+ * inside co). */
+MO_EXTERN int mo_yield(mo_coro_t *co);
+
+/* Suspends co until `d` fires, taking the caller's reference to d. On
+ * success returns 0 and passes d's value to the caller: stored in *valuep
+ * with its destructor in *dtorp (the caller owns it now); with valuep and
+ * dtorp both NULL the value is destroyed. On failure returns the failure's
+ * code (non-zero; mo_coro_failure() gives the failure) and the failure
+ * counts as handled in d. Errors (d released, nothing awaited): MO_EINVAL
+ * (NULL co or d, only one of valuep/dtorp NULL, not called from inside
+ * co), MO_ECANCELED (the task was stopped). */
+MO_EXTERN int mo_await(mo_coro_t *co, mo_deferred_t *d, void **valuep, mo_dtor_fn *dtorp);
+
+/* The failure of co's last failed mo_await(), borrowed (valid until the
+ * next mo_await() or the coroutine's end); NULL if none. */
+MO_EXTERN const mo_failure_t *mo_coro_failure(const mo_coro_t *co);
+
+/* Sets the value the task's Deferred fires with if fn returns 0 (taken in
+ * every case, destroyed with dtor if not NULL; a later call replaces it).
+ * Errors: MO_EINVAL (NULL co; value destroyed). */
+MO_EXTERN int mo_coro_return(mo_coro_t *co, void *value, mo_dtor_fn dtor);
+
+/* For `return mo_coro_fail(co, f);` from fn: makes f (the caller's
+ * reference, taken) the failure the task fails with, and returns its code,
+ * so the failure keeps its message and origin. Returns MO_EINVAL for NULL
+ * co or f (f is released). */
+MO_EXTERN int mo_coro_fail(mo_coro_t *co, mo_failure_t *f);
+
+/* The coroutine's task (borrowed: valid while the coroutine runs), for
+ * mo_task_pause() and the like from inside it. NULL for NULL. */
+MO_EXTERN mo_task_t *mo_coro_task(mo_coro_t *co);
+
+#ifdef __cplusplus
+}
+#endif
 #endif /* MORSEL_CORO_H */

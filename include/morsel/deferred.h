@@ -43,8 +43,9 @@
  *
  * Bad input: NULL where a Deferred, callback or failure is required is
  * MO_EINVAL. Using a Deferred after its last reference was dropped is the
- * caller's error (AddressSanitizer reports it); releasing more references
- * than were held is caught in debug builds with a message.
+ * caller's error (AddressSanitizer reports it); releasing a reference of a
+ * Deferred that is being freed (e.g. from its value's destructor) is caught
+ * with a message on stderr and otherwise ignored.
  */
 #ifndef MORSEL_DEFERRED_H
 #define MORSEL_DEFERRED_H
@@ -186,13 +187,17 @@ MO_EXTERN int mo_result_set_failure(mo_result_t *result, mo_failure_t *failure);
 /* Hands back another Deferred to wait on, taking the caller's reference to
  * it: when this callback returns, the current outcome is dropped and the
  * chain pauses until `d` fires, then goes on with d's outcome (which d gives
- * up: d's own later callbacks see NULL). If d has already fired, its outcome
- * is taken at once. mo_deferred_cancel() on the waiting Deferred cancels d.
- * A later mo_result_set*() or mo_result_fail() in the same callback cancels
- * the wait. Errors, after which the reference is released and the outcome
- * is unchanged: MO_EINVAL (NULL result or d, d is the Deferred whose chain
- * runs, or d belongs to another loop). Waiting in a cycle (a waits on b, b
- * on a) never fires: the caller's error. */
+ * up: d's own later callbacks see NULL). If d has already settled (fired,
+ * not waiting, not running its callbacks), its outcome is taken at once.
+ * mo_deferred_cancel() on the waiting Deferred cancels d. A later
+ * mo_result_set*() or mo_result_fail() in the same callback cancels the
+ * wait. The wait does not keep d alive: whoever will fire d holds its own
+ * reference; if d is freed unfired, the waiting Deferred never resumes (and
+ * is freed with its last reference). Errors, after which the reference is
+ * released and the outcome is unchanged: MO_EINVAL (NULL result or d, d is
+ * the Deferred whose chain runs, or d belongs to another loop), MO_ENOMEM
+ * (no room in d for the link that resumes us). Waiting in a cycle (a waits
+ * on b, b on a) never fires: the caller's error. */
 MO_EXTERN int mo_result_wait(mo_result_t *result, mo_deferred_t *d);
 
 /* ------------------------------------------------------------------------
@@ -221,9 +226,9 @@ MO_EXTERN mo_loop_t *mo_deferred_loop(const mo_deferred_t *d);
 
 /* Fires d with `value` (owned by d from now on) and runs its callbacks
  * before returning. Errors, after which value has been destroyed with dtor:
- * MO_EINVAL (NULL d), MO_ECANCELED (d was cancelled and fired with
- * MO_ECANCELED: the producer lost the race, not a bug), MO_EALREADY (d has
- * already fired). Loop thread. */
+ * MO_EINVAL (NULL d), MO_ECANCELED (mo_deferred_cancel() was called
+ * before d fired, and d has fired since: the producer lost the race, not a
+ * bug), MO_EALREADY (d has already fired otherwise). Loop thread. */
 MO_EXTERN int mo_deferred_callback(mo_deferred_t *d, void *value, mo_dtor_fn dtor);
 
 /* Fires d with `failure`, taking the caller's reference, and runs its
@@ -347,9 +352,10 @@ struct mo_outcome {
 /* The value a list fires with, owned by the list Deferred (take values out
  * by copying them and setting value and dtor to NULL). items[i] is member
  * i's outcome, in input order. With MO_DLIST_FIRE_ON_ONE_CALLBACK, index
- * is the member that fired the list and only items[index] is filled (if
- * every member failed, index is count and all are filled); otherwise index
- * is count. A member that fires after the list has fired keeps its own
+ * is the member whose value fired the list: items[index] holds it, and the
+ * items of members that failed before it hold their failures (if every
+ * member failed, index is count and all are filled); otherwise index is
+ * count. A member that fires after the list has fired keeps its own
  * outcome. */
 struct mo_deferred_list_result {
     size_t index;

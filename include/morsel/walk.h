@@ -1,7 +1,143 @@
-/* morsel — walk: not yet part of the API (filled in by its own issue). */
+/* morsel — walk: the asynchronous directory walk (os.path.walk, DESIGN rules
+ * 16–17).
+ *
+ * mo_walk() visits every directory under `top`, top-down, calling
+ * visit(arg, dirname, names) on the loop thread for each one. The walk reads
+ * in slices, as a cooperator task (task.h): no pass of it holds the loop
+ * longer than its slice (the cooperator's, 1 ms by default), however large
+ * a directory is, so timers and I/O on the same loop keep running while it
+ * goes.
+ *
+ * The order is os.path.walk's: a directory's whole listing is visited, then
+ * each of its subdirectories, in listing order, depth first. Names come in
+ * the order the file system lists them (getdents order); "." and ".." are
+ * never listed.
+ *
+ * Symbolic links are never followed, not even `top` itself: a symlink to a
+ * directory is listed with type MO_WALK_LNK and not entered, so a walk
+ * cannot loop. (As with find, a `top` that ends in "/" names the directory
+ * the link points to.) Directories are opened relative to their parent's
+ * descriptor (openat with O_NOFOLLOW), read with large getdents64 batches and
+ * typed from d_type; a no-follow fstatat is made only for a file system that
+ * gives no type. The walk keeps at most MO_WALK_MAX_FDS descriptors open
+ * however deep the tree is: past that depth an ancestor's descriptor is
+ * closed after its device and inode are recorded, and re-opened as ".." of
+ * its child when the walk climbs back; if the re-opened directory is not the
+ * same one (the tree was moved under the walk), that is an MO_ENOENT error
+ * on the ancestor's path.
+ */
 #ifndef MORSEL_WALK_H
 #define MORSEL_WALK_H
 
+#include "deferred.h"
 #include "loop.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Descriptors one sequential walk keeps open at most (plus one, briefly,
+ * while it re-opens a parent). */
+#define MO_WALK_MAX_FDS 32
+
+/* The type of a listed name: the values of <dirent.h>'s DT_* constants. */
+enum mo_walk_type {
+    MO_WALK_UNKNOWN = 0, /* the file vanished before it could be typed */
+    MO_WALK_FIFO = 1,
+    MO_WALK_CHR = 2,
+    MO_WALK_DIR = 4,
+    MO_WALK_BLK = 6,
+    MO_WALK_REG = 8,
+    MO_WALK_LNK = 10,
+    MO_WALK_SOCK = 12
+};
+
+/* One listed name. `name` is NUL-terminated, `len` is strlen(name). */
+typedef struct mo_walk_name {
+    const char *name;
+    uint32_t len;
+    uint8_t type; /* enum mo_walk_type */
+} mo_walk_name;
+
+/* A directory's listing, as visit() receives it. visit may edit it to prune
+ * the walk: remove entries by moving later ones down and lowering `count`
+ * (mo_walk_names_remove() does this for one entry); the directories left in
+ * names[0, count) are the ones the walk enters. visit may reorder entries.
+ * It must not add entries or change the strings. The array and the strings
+ * belong to the walk and are valid only during the call. */
+typedef struct mo_walk_names {
+    mo_walk_name *names;
+    size_t count;
+    /* MO_WALK_PIECES only: 1 if more pieces of this directory follow. */
+    int more;
+} mo_walk_names;
+
+/* Removes names->names[i], keeping the others in order. O(count); to remove
+ * many, compact the array in one pass instead. Out-of-range i is ignored. */
+MO_EXTERN void mo_walk_names_remove(mo_walk_names *names, size_t i);
+
+/* Called on the loop thread for each directory: `dirname` is its path, made
+ * as os.path.join does (top, then "/" and each name; no "/" is added after
+ * a path that ends with one). `dirname` is valid only during the call. */
+typedef void (*mo_walk_visit_fn)(void *arg, const char *dirname, mo_walk_names *names);
+
+/* Called on the loop thread for each error when the caller asked the walk to
+ * go on after errors: `path` is the directory that could not be opened or
+ * read, `err` the negative MO_E* code. The walk then skips what it could not
+ * read and continues. */
+typedef void (*mo_walk_error_fn)(void *arg, const char *path, int err);
+
+enum mo_walk_flags {
+    /* visit() receives each directory's listing in pieces, one per read
+     * batch, as soon as each is read (names->more says whether more follow):
+     * for a visit that does per-name work on huge directories, so that no
+     * single call takes long. The order of directories is unchanged. */
+    MO_WALK_PIECES = 1
+};
+
+/* Options of a walk; zero-initialise, then set what you need. */
+typedef struct mo_walk_opts {
+    unsigned flags;            /* enum mo_walk_flags */
+    mo_walk_error_fn on_error; /* NULL: the first error stops the walk */
+    /* The longest the walk runs in one turn, in ns: a cooperator task's
+     * slice (task.h); 0: its share of the loop's slice (default 1 ms). */
+    int64_t slice;
+} mo_walk_opts;
+
+/* What a walk that ran to the end fires its Deferred with (a
+ * mo_walk_totals *, owned by the Deferred). */
+typedef struct mo_walk_totals {
+    uint64_t dirs;   /* directories visited */
+    uint64_t names;  /* names given to visit(), before any pruning */
+    uint64_t errors; /* errors reported to on_error() */
+} mo_walk_totals;
+
+/* Walks the tree under `top` (see the top of this file) and stores in *dp a
+ * Deferred, with one reference for the caller, that fires when the walk
+ * ends:
+ * - with a mo_walk_totals * when every directory was visited (errors
+ *   reported to opts->on_error do not fail the walk);
+ * - with a failure when an error stopped it: its code is the negative errno
+ *   (MO_ENOENT: a directory vanished, or an ancestor was moved away under a
+ *   deep walk; MO_EACCES: unreadable; MO_ENOTDIR: `top`, or an entry listed
+ *   as a directory, is not one (a symlink counts as not one); MO_EMFILE,
+ *   MO_ENOMEM, ...), its origin "mo_walk", and its message exactly the full
+ *   path of the directory concerned, as visit() would name it;
+ * - with MO_ECANCELED when it is cancelled (mo_deferred_cancel()): the walk
+ *   stops at once, closes every descriptor it holds before the cancel
+ *   returns, and never calls visit() or on_error() again. visit() and
+ *   on_error() may cancel it too.
+ * All file-system errors, even on `top`, come through the Deferred, never
+ * from this call; the walk starts in a later pass of the loop. `top` is
+ * copied. The walk holds its own reference to the Deferred until it ends;
+ * free the loop only after the Deferred fired (mo_loop_run() returns only
+ * then). Errors (nothing started, visit never called): MO_EINVAL (NULL
+ * loop, top, visit or dp, unknown flags, negative slice), MO_ENOMEM.
+ * Loop thread. */
+MO_EXTERN int mo_walk(mo_loop_t *loop, const char *top, mo_walk_visit_fn visit, void *arg,
+                      const mo_walk_opts *opts, mo_deferred_t **dp);
+
+#ifdef __cplusplus
+}
+#endif
 #endif /* MORSEL_WALK_H */

@@ -1,0 +1,597 @@
+/* The cooperator: time-sliced cooperative tasks (DESIGN rules 10-12).
+ *
+ * One slice per loop iteration, run as a ready-queue call: the ready tasks
+ * take turns round-robin until the slice is used, then the cooperator asks
+ * the loop to poll I/O and run its timers before the next slice. Within a
+ * turn, steps run in batches between two clock reads. A batch is sized to
+ * half of what the turn has left, at the task's learnt cost per step, so the
+ * batches shrink as the end nears and a turn ends within about half a step
+ * of its end, after log2(turn / step) clock reads. See task_int.h for the
+ * invariants.
+ */
+#include "task_int.h"
+
+#define MO__SLICE_DEF MO_MSEC(1)
+#define MO__BATCH_CAP (UINT32_C(1) << 20)
+
+static void coop_slice(mo_loop_t *loop, void *arg);
+
+static int64_t coop_clock(const struct mo__coop *c)
+{
+    return c->clock ? c->clock(c->clock_arg) : mo_hrtime();
+}
+
+struct mo__coop *mo__coop_get(mo_loop_t *loop)
+{
+    if (loop->coop) return loop->coop;
+    struct mo__coop *c = mo__calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    c->loop = loop;
+    c->slice = MO__SLICE_DEF;
+    loop->coop = c;
+    return c;
+}
+
+int mo__coop_set_clock(mo_loop_t *loop, int64_t (*clock)(void *arg), void *arg)
+{
+    struct mo__coop *c = mo__coop_get(loop);
+    if (!c) return MO_ENOMEM;
+    c->clock = clock;
+    c->clock_arg = arg;
+    return 0;
+}
+
+/* ---- the ready ring ---- */
+
+static void ring_insert(struct mo__coop *c, mo_task_t *t)
+{
+    if (!c->cursor) {
+        t->next = t->prev = t;
+        c->cursor = t;
+    } else {
+        t->next = c->cursor;
+        t->prev = c->cursor->prev;
+        t->prev->next = t;
+        c->cursor->prev = t;
+    }
+    t->in_ring = true;
+    c->nready++;
+}
+
+static void ring_remove(struct mo__coop *c, mo_task_t *t)
+{
+    if (!t->in_ring) return;
+    if (t->next == t) {
+        c->cursor = NULL;
+    } else {
+        t->prev->next = t->next;
+        t->next->prev = t->prev;
+        if (c->cursor == t) c->cursor = t->next;
+    }
+    t->in_ring = false;
+    c->nready--;
+}
+
+static int coop_schedule(struct mo__coop *c)
+{
+    if (c->scheduled || !c->cursor) return 0;
+    int err = mo_call_soon(c->loop, coop_slice, c);
+    if (err == 0) c->scheduled = true;
+    return err;
+}
+
+static bool task_runnable(const mo_task_t *t)
+{
+    if (t->draining) return !t->ended;
+    return !t->finished && !t->waiting && !t->pauses;
+}
+
+/* Puts a task that became runnable in the ring, last in the round. */
+static int task_wake(mo_task_t *t)
+{
+    if (t->in_ring || !task_runnable(t)) return 0;
+    ring_insert(t->coop, t);
+    return coop_schedule(t->coop);
+}
+
+/* ---- lifetime ---- */
+
+void mo__task_ref(mo_task_t *t)
+{
+    t->refs++;
+}
+
+static void task_free(mo_task_t *t)
+{
+    if (t->value_dtor) t->value_dtor(t->value);
+    if (t->received_dtor) t->received_dtor(t->received);
+    mo_failure_unref(t->failure);
+    mo_deferred_unref(t->wait_d);
+    mo_deferred_unref(t->done);
+    if (t->on_free) t->on_free(t->arg);
+    mo__free(t);
+}
+
+void mo__task_unref(mo_task_t *t)
+{
+    if (--t->refs == 0) task_free(t);
+}
+
+static void all_insert(struct mo__coop *c, mo_task_t *t)
+{
+    if (!c->all) {
+        t->all_next = t->all_prev = t;
+        c->all = t;
+    } else {
+        t->all_next = c->all;
+        t->all_prev = c->all->all_prev;
+        t->all_prev->all_next = t;
+        c->all->all_prev = t;
+    }
+    t->on_all = true;
+    c->ntasks++;
+}
+
+/* The cooperator lets go of a task that finished (and unwound). */
+static void coop_drop(struct mo__coop *c, mo_task_t *t)
+{
+    if (!t->on_all) return;
+    if (t->all_next == t) {
+        c->all = NULL;
+    } else {
+        t->all_prev->all_next = t->all_next;
+        t->all_next->all_prev = t->all_prev;
+        if (c->all == t) c->all = t->all_next;
+    }
+    t->on_all = false;
+    c->ntasks--;
+    mo__task_unref(t);
+}
+
+/* ---- finishing ---- */
+
+/* Fires the outcome: the value of mo_task_done() if f is NULL, else f (the
+ * reference is taken). A stopped coroutine stays on to unwind. */
+static void task_finish(mo_task_t *t, mo_failure_t *f)
+{
+    struct mo__coop *c = t->coop;
+    mo__task_ref(t);
+    t->finished = true;
+    ring_remove(c, t);
+    if (t->waiting) {
+        /* Like inlineCallbacks: what a stopped task waits on is cancelled,
+         * so a timer or a thread job does not outlive the task's interest. */
+        t->waiting = false;
+        mo_deferred_cancel(t->wait_d);
+    }
+    if (t->coro && !t->ended) {
+        t->draining = true;
+        if (task_wake(t) != 0) t->ended = true; /* cannot unwind: dropped suspended */
+    }
+    if (f) {
+        mo_deferred_errback(t->done, f);
+    } else {
+        void *v = t->value;
+        mo_dtor_fn dtor = t->value_dtor;
+        t->value = NULL;
+        t->value_dtor = NULL;
+        mo_deferred_callback(t->done, v, dtor);
+    }
+    if (!t->draining || t->ended) coop_drop(c, t);
+    mo__task_unref(t);
+}
+
+static void task_fail_code(mo_task_t *t, int code, const char *origin)
+{
+    task_finish(t, mo_failure_new(code, origin, NULL));
+}
+
+/* ---- waiting on a Deferred ---- */
+
+static void wait_cb(mo_result_t *result, void *arg)
+{
+    mo_task_t *t = arg;
+    if (t->waiting) {
+        t->waiting = false;
+        if (t->received_dtor) t->received_dtor(t->received);
+        t->received = mo_result_take(result, &t->received_dtor);
+        int err = task_wake(t);
+        if (err) task_fail_code(t, err, "mo_task_wait");
+    }
+    mo__task_unref(t);
+}
+
+static void wait_eb(mo_result_t *result, void *arg)
+{
+    mo_task_t *t = arg;
+    mo_failure_t *f = mo_failure_ref(mo_result_failure(result));
+    /* The task takes the failure over: in the awaited Deferred it counts
+     * as handled. */
+    mo_result_set(result, NULL, NULL);
+    if (t->waiting) {
+        t->waiting = false;
+        if (t->coro) {
+            /* A coroutine gets the failure back from mo_await(). */
+            mo_failure_unref(t->failure);
+            t->failure = f;
+            f = NULL;
+            int err = task_wake(t);
+            if (err) task_fail_code(t, err, "mo_await");
+        } else {
+            task_finish(t, f);
+            f = NULL;
+        }
+    }
+    mo_failure_unref(f);
+    mo__task_unref(t);
+}
+
+static void task_begin_wait(mo_task_t *t)
+{
+    if (!t->wait_d) {
+        task_fail_code(t, MO_EINVAL, "step returned MO_WAIT without mo_task_wait()");
+        return;
+    }
+    ring_remove(t->coop, t);
+    t->waiting = true;
+    mo__task_ref(t);
+    int err = mo_deferred_add_callbacks(t->wait_d, wait_cb, wait_eb, t);
+    if (err) {
+        t->waiting = false;
+        mo__task_unref(t);
+        task_fail_code(t, err, "mo_task_wait");
+    }
+}
+
+/* ---- turns ---- */
+
+/* What happens after a batch that did not end with MO_CONTINUE. */
+static void task_settle(mo_task_t *t, int st)
+{
+    if (t->draining) {
+        if (st == MO_DONE || st < 0 || st == MO_FAIL) {
+            t->ended = true;
+            ring_remove(t->coop, t);
+            coop_drop(t->coop, t);
+        }
+        return;
+    }
+    if (t->finished) return; /* stopped during its step: the outcome is out */
+    if (st == MO_DONE) {
+        task_finish(t, NULL);
+    } else if (st == MO_WAIT) {
+        task_begin_wait(t);
+    } else if (st == MO_FAIL && t->failure) {
+        mo_failure_t *f = t->failure;
+        t->failure = NULL;
+        task_finish(t, f);
+    } else {
+        task_fail_code(t, st < 0 ? st : MO_EINVAL, "task step");
+    }
+}
+
+/* Runs up to n steps; a coroutine's step runs the batch itself. */
+static int run_batch(mo_task_t *t, uint32_t n, uint32_t *ran)
+{
+    t->budget = n;
+    if (t->coro) {
+        int st = t->step(t, t->arg);
+        *ran = n - t->budget;
+        return st;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        int st = t->step(t, t->arg);
+        if (MO__UNLIKELY(st != MO_CONTINUE || !task_runnable(t))) {
+            *ran = i + 1;
+            return st;
+        }
+    }
+    *ran = n;
+    return MO_CONTINUE;
+}
+
+/* Steps for the next batch: half of what is left of the turn. The first
+ * batch of a turn runs at least one step; later ones stop when less than
+ * half a step is left. A task of unknown cost runs one step. */
+static uint32_t batch_size(const mo_task_t *t, int64_t left, bool first)
+{
+    if (t->cost <= 0) return 1;
+    if (left < t->cost / 2) return first ? 1 : 0;
+    double n = (double)left / 2 / t->cost;
+    if (n < 1) return 1;
+    return n > MO__BATCH_CAP ? MO__BATCH_CAP : (uint32_t)n;
+}
+
+static void learn(struct mo__coop *c, mo_task_t *t, uint32_t ran, int64_t spent)
+{
+    t->steps += ran;
+    c->stats.steps += ran;
+    if (!ran) return;
+    double per = (double)spent / ran;
+    t->cost = t->cost > 0 ? (t->cost + per) / 2 : (per > 0 ? per : 1);
+    if (ran == 1 && spent > c->slice) {
+        t->overlong++;
+        c->stats.overlong++;
+    }
+}
+
+static void drop_received(mo_task_t *t)
+{
+    if (t->received_dtor) t->received_dtor(t->received);
+    t->received = NULL;
+    t->received_dtor = NULL;
+}
+
+/* One task's turn, from `now` until `end` at the latest; returns the time
+ * it ended. */
+static int64_t task_turn(struct mo__coop *c, mo_task_t *t, int64_t now, int64_t end)
+{
+    mo__task_ref(t);
+    c->current = t;
+    t->turns++;
+    t->batch = 0;
+    for (bool first = true; task_runnable(t); first = false) {
+        uint32_t n = batch_size(t, end - now, first), ran = 0;
+        if (!n) break;
+        if (n > t->batch) t->batch = n;
+        int st = run_batch(t, n, &ran);
+        int64_t after = coop_clock(c);
+        learn(c, t, ran, after - now);
+        now = after;
+        drop_received(t);
+        if (st != MO_CONTINUE) {
+            task_settle(t, st);
+            break;
+        }
+        if (now >= end) break;
+    }
+    c->current = NULL;
+    mo__task_unref(t);
+    return now;
+}
+
+static int64_t task_quantum(const struct mo__coop *c, const mo_task_t *t, int64_t share)
+{
+    return t->slice > 0 && t->slice < c->slice ? t->slice : share;
+}
+
+static void coop_slice(mo_loop_t *loop, void *arg)
+{
+    struct mo__coop *c = arg;
+    c->scheduled = false;
+    int64_t start = coop_clock(c), now = start, end = start + c->slice;
+    int64_t share = c->nready ? c->slice / c->nready : c->slice;
+    if (share < c->slice / 8) share = c->slice / 8;
+    while (c->cursor && now < end) {
+        mo_task_t *t = c->cursor;
+        c->cursor = t->next;
+        int64_t q = task_quantum(c, t, share);
+        now = task_turn(c, t, now, end - now < q ? end : now + q);
+    }
+    c->stats.slices++;
+    c->stats.last_ns = now - start;
+    if (c->stats.last_ns > c->stats.max_ns) c->stats.max_ns = c->stats.last_ns;
+    int err = coop_schedule(c);
+    /* Without a slice call the ready tasks would stall silently: fail them. */
+    while (err && c->cursor) task_fail_code(c->cursor, err, "cooperator");
+    mo__loop_request_poll(loop);
+}
+
+/* ---- the public API ---- */
+
+int mo__task_start(mo_loop_t *loop, mo_step_fn step, void *arg, const struct mo_task_opts *opts,
+                   bool coro, void (*on_free)(void *arg), mo_task_t **taskp)
+{
+    if (!loop || !step || (opts && opts->slice < 0)) return MO_EINVAL;
+    struct mo__coop *c = mo__coop_get(loop);
+    mo_task_t *t = c ? mo__calloc(1, sizeof(*t)) : NULL;
+    if (!t) return MO_ENOMEM;
+    int err = mo_deferred_new(loop, NULL, NULL, &t->done);
+    if (err) {
+        mo__free(t);
+        return err;
+    }
+    t->coop = c;
+    t->step = step;
+    t->arg = arg;
+    t->coro = coro;
+    t->slice = opts ? opts->slice : 0;
+    ring_insert(c, t);
+    if ((err = coop_schedule(c)) != 0) {
+        ring_remove(c, t);
+        mo_deferred_unref(t->done);
+        mo__free(t);
+        return err;
+    }
+    t->on_free = on_free;
+    t->refs = 1;
+    t->seq = c->seq++;
+    all_insert(c, t);
+    if (taskp) {
+        t->refs++;
+        *taskp = t;
+    }
+    return 0;
+}
+
+int mo_cooperate(mo_loop_t *loop, mo_step_fn step, void *arg, const struct mo_task_opts *opts,
+                 mo_task_t **taskp)
+{
+    return mo__task_start(loop, step, arg, opts, false, NULL, taskp);
+}
+
+mo_deferred_t *mo_task_deferred(mo_task_t *task)
+{
+    return task ? mo_deferred_ref(task->done) : NULL;
+}
+
+void mo_task_release(mo_task_t *task)
+{
+    if (task) mo__task_unref(task);
+}
+
+int mo_task_done(mo_task_t *task, void *value, mo_dtor_fn dtor)
+{
+    if (!task) {
+        if (dtor) dtor(value);
+        return MO_EINVAL;
+    }
+    if (task->value_dtor) task->value_dtor(task->value);
+    task->value = value;
+    task->value_dtor = dtor;
+    return MO_DONE;
+}
+
+int mo_task_wait(mo_task_t *task, mo_deferred_t *d)
+{
+    if (!task || !d) {
+        mo_deferred_unref(d);
+        return MO_EINVAL;
+    }
+    mo_deferred_unref(task->wait_d);
+    task->wait_d = d;
+    return MO_WAIT;
+}
+
+void *mo_task_received(mo_task_t *task, mo_dtor_fn *dtorp)
+{
+    if (!task) return NULL;
+    void *v = task->received;
+    if (dtorp) *dtorp = task->received_dtor;
+    task->received = NULL;
+    task->received_dtor = NULL;
+    return v;
+}
+
+int mo_task_fail(mo_task_t *task, mo_failure_t *failure)
+{
+    if (!task || !failure) {
+        mo_failure_unref(failure);
+        return MO_EINVAL;
+    }
+    mo_failure_unref(task->failure);
+    task->failure = failure;
+    return MO_FAIL;
+}
+
+int mo_task_pause(mo_task_t *task)
+{
+    if (!task) return MO_EINVAL;
+    if (task->finished) return MO_EALREADY;
+    task->pauses++;
+    ring_remove(task->coop, task);
+    return 0;
+}
+
+int mo_task_resume(mo_task_t *task)
+{
+    if (!task) return MO_EINVAL;
+    if (task->finished) return MO_EALREADY;
+    if (!task->pauses) return MO_EINVAL;
+    task->pauses--;
+    int err = task_wake(task);
+    if (err) {
+        ring_remove(task->coop, task);
+        task->pauses++;
+    }
+    return err;
+}
+
+int mo_task_stop(mo_task_t *task)
+{
+    if (!task) return MO_EINVAL;
+    if (task->finished) return MO_EALREADY;
+    task_fail_code(task, MO_ECANCELED, "mo_task_stop");
+    return 0;
+}
+
+int mo_task_state(const mo_task_t *task)
+{
+    if (!task) return MO_EINVAL;
+    if (task->finished) return MO_TASK_DONE;
+    if (task->pauses) return MO_TASK_PAUSED;
+    return task->waiting ? MO_TASK_WAITING : MO_TASK_READY;
+}
+
+int mo_task_stats(const mo_task_t *task, struct mo_task_stats *stats)
+{
+    if (!task || !stats) return MO_EINVAL;
+    *stats =
+        (struct mo_task_stats){task->steps, task->turns, task->overlong, task->cost, task->batch};
+    return 0;
+}
+
+int mo_cooperator_set_slice(mo_loop_t *loop, int64_t ns)
+{
+    if (!loop || ns <= 0) return MO_EINVAL;
+    struct mo__coop *c = mo__coop_get(loop);
+    if (!c) return MO_ENOMEM;
+    c->slice = ns;
+    return 0;
+}
+
+/* The first task from `t` on (in start order) that is not finished and
+ * was started before `limit`; NULL if none. */
+static mo_task_t *next_live(struct mo__coop *c, mo_task_t *t, uint64_t limit)
+{
+    while (t && t->seq < limit) {
+        if (!t->finished) return t;
+        t = t->all_next == c->all ? NULL : t->all_next;
+    }
+    return NULL;
+}
+
+/* Stops the tasks that existed when it began, in start order. Their
+ * Deferreds' callbacks may start, stop or release other tasks: the next one
+ * is kept alive across them, and if it left the list meanwhile the walk
+ * starts again from the head. */
+static int coop_stop_all(struct mo__coop *c)
+{
+    uint64_t limit = c->seq;
+    int stopped = 0;
+    mo_task_t *t = next_live(c, c->all, limit);
+    while (t) {
+        mo_task_t *next = t->all_next == c->all ? NULL : t->all_next;
+        if (next) mo__task_ref(next);
+        task_fail_code(t, MO_ECANCELED, "mo_cooperator_stop");
+        stopped++;
+        if (next && !next->on_all) {
+            mo__task_unref(next);
+            t = next_live(c, c->all, limit);
+        } else {
+            if (next) mo__task_unref(next); /* the list still holds it */
+            t = next_live(c, next, limit);
+        }
+    }
+    return stopped;
+}
+
+int mo_cooperator_stop(mo_loop_t *loop)
+{
+    if (!loop) return MO_EINVAL;
+    return loop->coop ? coop_stop_all(loop->coop) : 0;
+}
+
+int mo_cooperator_stats(const mo_loop_t *loop, struct mo_cooperator_stats *stats)
+{
+    if (!loop || !stats) return MO_EINVAL;
+    *stats = loop->coop ? loop->coop->stats : (struct mo_cooperator_stats){0};
+    stats->tasks = loop->coop ? loop->coop->ntasks : 0;
+    return 0;
+}
+
+void mo__coop_destroy(mo_loop_t *loop)
+{
+    struct mo__coop *c = loop->coop;
+    if (!c) return;
+    coop_stop_all(c);
+    /* Coroutines left unwinding are dropped suspended: the loop is going. */
+    while (c->all) {
+        mo_task_t *t = c->all;
+        t->ended = true;
+        ring_remove(c, t);
+        coop_drop(c, t);
+    }
+    loop->coop = NULL;
+    mo__free(c);
+}

@@ -1,0 +1,80 @@
+/* The cooperator's internals, shared by task.c and coro.c (and the tests).
+ *
+ * Invariants:
+ * - A task is in the ready ring (in_ring) iff it is runnable: not finished,
+ *   not waiting, not paused; or draining (a stopped coroutine unwinding).
+ * - The ring is a circular queue: `cursor` is its head, the task whose
+ *   turn comes next. A turn moves the cursor on, which sends the task that
+ *   had it to the back; a task made ready is inserted just before the
+ *   cursor: at the back. Removing the cursor's task moves the cursor to its
+ *   successor, so no other task loses its turn.
+ * - The cooperator holds one reference to each task on its `all` list: from
+ *   mo_cooperate() until the task finished (and, for a coroutine, until it
+ *   unwound). The caller's handle is another; a callback registered on an
+ *   awaited Deferred is a third; a running turn holds one too.
+ * - `scheduled` is true iff one slice call is queued on the loop; it is
+ *   queued whenever the ring is non-empty.
+ */
+#ifndef MORSEL_TASK_INT_H
+#define MORSEL_TASK_INT_H
+
+#include "internal.h"
+
+struct mo_task {
+    struct mo_task *next, *prev;         /* the ready ring */
+    struct mo_task *all_next, *all_prev; /* the cooperator's tasks */
+    struct mo__coop *coop;
+    mo_step_fn step;
+    void *arg;
+    mo_deferred_t *done;   /* the outcome, fired once */
+    mo_deferred_t *wait_d; /* the Deferred waited on (kept until the next wait) */
+    void *value;           /* from mo_task_done() */
+    mo_dtor_fn value_dtor;
+    void *received; /* the awaited Deferred's value */
+    mo_dtor_fn received_dtor;
+    mo_failure_t *failure;      /* from mo_task_fail() or a failed wait */
+    void (*on_free)(void *arg); /* a coroutine frees itself with the task */
+    int64_t slice;
+    double cost;     /* learnt ns per step */
+    uint32_t batch;  /* size of the last batch */
+    uint32_t budget; /* steps left in the running batch (a coroutine counts down) */
+    uint32_t pauses;
+    uint32_t refs;
+    bool in_ring, on_all, waiting, finished, draining, ended, coro;
+    uint64_t steps, turns, overlong;
+    uint64_t seq; /* start order */
+};
+
+struct mo__coop {
+    mo_loop_t *loop;
+    struct mo_task *cursor; /* next turn; NULL when no task is ready */
+    struct mo_task *all;    /* every task held, in start order (circular) */
+    uint32_t nready;
+    uint32_t ntasks;
+    uint64_t seq; /* next task's start order */
+    int64_t slice;
+    bool scheduled;
+    int64_t (*clock)(void *arg); /* NULL: mo_hrtime() */
+    void *clock_arg;
+    struct mo_task *current; /* the task whose turn runs */
+    struct mo_cooperator_stats stats;
+};
+
+/* The loop's cooperator, created on first use; NULL when out of memory. */
+struct mo__coop *mo__coop_get(mo_loop_t *loop);
+
+/* Test-only: makes the cooperator read `clock(arg)` instead of the real
+ * monotonic clock when it times slices and steps, so slicing can be tested
+ * with steps that advance a fake clock. NULL restores the real clock.
+ * Returns 0 or MO_ENOMEM. */
+int mo__coop_set_clock(mo_loop_t *loop, int64_t (*clock)(void *arg), void *arg);
+
+/* For coro.c: starts a task whose step resumes a coroutine. A coroutine's
+ * step runs a whole batch itself (counting `budget` down at each yield)
+ * and is resumed once more after the task is stopped, to unwind. */
+int mo__task_start(mo_loop_t *loop, mo_step_fn step, void *arg, const struct mo_task_opts *opts,
+                   bool coro, void (*on_free)(void *arg), mo_task_t **taskp);
+void mo__task_ref(mo_task_t *t);
+void mo__task_unref(mo_task_t *t);
+
+#endif /* MORSEL_TASK_INT_H */

@@ -1,0 +1,685 @@
+/* Coroutines: the context switch underneath them (coro_ctx.h), then the
+ * public API (coro.h). */
+#include "test.h"
+
+#include "internal.h"
+
+#include "coro_ctx.h"
+#include "task_int.h"
+
+#include <stdlib.h>
+
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- the context switch ---- */
+
+struct pingpong {
+    struct mo__ctx main, co;
+    int log[64];
+    int len;
+    int rounds;
+    volatile double keep; /* a callee-saved-register-ish value across switches */
+};
+
+static void pingpong_body(void *arg)
+{
+    struct pingpong *p = arg;
+    double local = 1.5;
+    for (int i = 0; i < p->rounds; i++) {
+        p->log[p->len++] = 100 + i;
+        local *= 2;
+        mo__ctx_switch(&p->co, &p->main);
+    }
+    p->keep = local;
+    mo__ctx_exit(&p->co, &p->main);
+}
+
+static void test_ctx_switch_alternates(void **state)
+{
+    (void)state;
+    struct pingpong p = {.rounds = 5};
+    struct mo__stack st;
+    assert_ok(mo__stack_alloc(&st, 64 * 1024));
+    mo__ctx_init_thread(&p.main);
+    assert_ok(mo__ctx_make(&p.co, &st, pingpong_body, &p));
+    int mine = 7;
+    for (int i = 0; i <= p.rounds; i++) {
+        p.log[p.len++] = i;
+        mo__ctx_switch(&p.main, &p.co);
+        mine += i; /* locals of this side survive the other side's run */
+    }
+    assert_int_equal(mine, 7 + 15);
+    int want[] = {0, 100, 1, 101, 2, 102, 3, 103, 4, 104, 5};
+    assert_int_equal(p.len, 11);
+    assert_memory_equal(p.log, want, sizeof(want));
+    assert_true(p.keep == 1.5 * 32);
+    mo__ctx_release(&p.co);
+    mo__stack_free(&st);
+}
+
+/* Deep recursion on a coroutine stack: about 600 KiB of frames. */
+static int deep(int n, volatile char *prev)
+{
+    volatile char buf[512];
+    buf[0] = (char)n;
+    buf[511] = prev ? prev[0] : 0;
+    return n == 0 ? buf[0] + buf[511] : deep(n - 1, buf) + 1;
+}
+
+struct deep_run {
+    struct mo__ctx main, co;
+    int result;
+};
+
+static void deep_body(void *arg)
+{
+    struct deep_run *d = arg;
+    d->result = deep(1000, NULL);
+    mo__ctx_exit(&d->co, &d->main);
+}
+
+static void test_ctx_deep_recursion(void **state)
+{
+    (void)state;
+    struct deep_run d = {0};
+    struct mo__stack st;
+    assert_ok(mo__stack_alloc(&st, 4 << 20));
+    mo__ctx_init_thread(&d.main);
+    assert_ok(mo__ctx_make(&d.co, &st, deep_body, &d));
+    mo__ctx_switch(&d.main, &d.co);
+    assert_int_equal(d.result, 1001);
+    mo__ctx_release(&d.co);
+    mo__stack_free(&st);
+}
+
+/* Floating-point control state belongs to the context that set it. The
+ * tests link no libm, so the SSE rounding mode is read and set directly. */
+#if defined(__x86_64__)
+static unsigned get_round(void)
+{
+    unsigned mx;
+    __asm__ volatile("stmxcsr %0" : "=m"(mx));
+    return (mx >> 13) & 3;
+}
+
+static void set_round(unsigned mode)
+{
+    unsigned mx;
+    __asm__ volatile("stmxcsr %0" : "=m"(mx));
+    mx = (mx & ~(3u << 13)) | mode << 13;
+    __asm__ volatile("ldmxcsr %0" : : "m"(mx));
+}
+
+enum { RND_NEAREST = 0, RND_DOWN = 1, RND_UP = 2 };
+
+struct fp_run {
+    struct mo__ctx main, co;
+    unsigned seen_inside;
+};
+
+static void fp_body(void *arg)
+{
+    struct fp_run *f = arg;
+    set_round(RND_UP);
+    mo__ctx_switch(&f->co, &f->main);
+    f->seen_inside = get_round();
+    mo__ctx_exit(&f->co, &f->main);
+}
+
+static void test_ctx_keeps_fp_control_per_context(void **state)
+{
+    (void)state;
+    struct fp_run f = {0};
+    struct mo__stack st;
+    assert_ok(mo__stack_alloc(&st, 64 * 1024));
+    mo__ctx_init_thread(&f.main);
+    assert_ok(mo__ctx_make(&f.co, &st, fp_body, &f));
+    set_round(RND_NEAREST);
+    mo__ctx_switch(&f.main, &f.co);
+#ifndef MO__CTX_UCONTEXT
+    /* swapcontext() does not promise this; the assembly switch does. */
+    assert_int_equal(get_round(), RND_NEAREST);
+#endif
+    set_round(RND_DOWN);
+    mo__ctx_switch(&f.main, &f.co);
+    assert_int_equal(f.seen_inside, RND_UP);
+    set_round(RND_NEAREST);
+    mo__ctx_release(&f.co);
+    mo__stack_free(&st);
+}
+#else
+static void test_ctx_keeps_fp_control_per_context(void **state)
+{
+    (void)state;
+    skip(); /* the check reads the x86-64 MXCSR */
+}
+#endif
+
+static void test_stack_alloc_rounds_and_rejects_zero(void **state)
+{
+    (void)state;
+    struct mo__stack st;
+    long page = sysconf(_SC_PAGESIZE);
+    assert_mo(MO_EINVAL, mo__stack_alloc(&st, 0));
+    assert_mo(MO_ENOMEM, mo__stack_alloc(&st, SIZE_MAX - 10));
+    assert_ok(mo__stack_alloc(&st, 1));
+    assert_int_equal(st.size, page);
+    assert_int_equal(st.map_size, 2 * page);
+    assert_ptr_equal((char *)st.map + page, st.lo);
+    memset(st.lo, 0xab, st.size); /* the whole usable part is writable */
+    mo__stack_free(&st);
+    assert_null(st.map);
+}
+
+/* An overflow must hit the guard page: run unbounded recursion on a small
+ * coroutine stack in a child process. The child's SIGSEGV handler (on an
+ * alternate stack) exits 42 if the faulting address is in the guard page.
+ * Under AddressSanitizer, ASan's own handler reports the overflow and the
+ * child exits 1. */
+static int runaway(volatile char *p, volatile int *stop)
+{
+    volatile char buf[256];
+    buf[0] = p ? p[0] : 1;
+    return *stop ? buf[0] : runaway(buf, stop) + buf[0];
+}
+
+struct overflow_run {
+    struct mo__ctx main, co;
+};
+
+static struct mo__stack overflow_stack; /* read by the signal handler */
+
+static void overflow_body(void *arg)
+{
+    struct overflow_run *o = arg;
+    volatile int never = 0;
+    runaway(NULL, &never);
+    mo__ctx_exit(&o->co, &o->main);
+}
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)uc;
+    char *addr = si->si_addr, *guard = overflow_stack.map;
+    _exit(addr >= guard && addr < (char *)overflow_stack.lo ? 42 : 43);
+}
+
+static void overflow_child(void)
+{
+    static char altstack[64 * 1024];
+    stack_t ss = {.ss_sp = altstack, .ss_size = sizeof(altstack)};
+    struct sigaction sa = {.sa_sigaction = on_segv, .sa_flags = SA_SIGINFO | SA_ONSTACK};
+    struct overflow_run o;
+    if (sigaltstack(&ss, NULL) != 0 || sigaction(SIGSEGV, &sa, NULL) != 0) _exit(3);
+    if (mo__stack_alloc(&overflow_stack, 64 * 1024) != 0) _exit(3);
+    mo__ctx_init_thread(&o.main);
+    if (mo__ctx_make(&o.co, &overflow_stack, overflow_body, &o) != 0) _exit(3);
+    mo__ctx_switch(&o.main, &o.co);
+    _exit(0);
+}
+
+static void test_stack_overflow_faults_on_guard(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) overflow_child();
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 42);
+}
+
+/* ---- coroutines ---- */
+
+struct fake_clock {
+    int64_t now;
+};
+
+static int64_t fake_read(void *arg)
+{
+    return ((struct fake_clock *)arg)->now;
+}
+
+struct counter {
+    struct fake_clock *clock;
+    struct mo_test_log *log;
+    int tag;
+    int n;
+    int got;
+};
+
+static int count_up(mo_coro_t *co, void *arg)
+{
+    struct counter *c = arg;
+    for (int i = 0; i < c->n; i++) {
+        if (c->log) c->log->tags[c->log->len++] = c->tag;
+        if (c->clock) c->clock->now += MO_MSEC(1);
+        c->got++;
+        int err = mo_yield(co);
+        if (err) return err;
+    }
+    return mo_coro_return(co, c, NULL);
+}
+
+/* The outcome of a task's Deferred: 1 value, -code failure, 0 unfired. */
+static int outcome(mo_task_t *t, void **valuep, const char **msgp)
+{
+    mo_deferred_t *d = mo_task_deferred(t);
+    void *v = NULL;
+    const mo_failure_t *f = NULL;
+    int err = mo_deferred_result(d, &v, &f);
+    int r = err == MO_EAGAIN ? 0 : f ? -abs(mo_failure_code(f)) : 1;
+    if (valuep) *valuep = v;
+    if (msgp) *msgp = f ? mo_failure_message(f) : NULL;
+    mo_deferred_unref(d);
+    return r;
+}
+
+static void test_coro_runs_and_returns_value(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct counter c = {.n = 1000};
+    mo_task_t *t;
+    assert_ok(mo_coro_spawn(loop, count_up, &c, NULL, &t));
+    assert_int_equal(c.got, 0); /* starts in a later slice */
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(c.got, 1000);
+    void *v;
+    assert_int_equal(outcome(t, &v, NULL), 1);
+    assert_ptr_equal(v, &c);
+    struct mo_task_stats st;
+    assert_ok(mo_task_stats(t, &st));
+    assert_int_equal(st.steps, 1000);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+/* Two coroutines whose every step costs a whole slice alternate, one
+ * step per loop pass. */
+static void test_coros_alternate_per_slice(void **state)
+{
+    (void)state;
+    struct fake_clock clock = {0};
+    mo_loop_t *loop = mo_test_virtual_loop();
+    assert_ok(mo__coop_set_clock(loop, fake_read, &clock));
+    struct mo_test_log log = {0};
+    struct counter a = {.clock = &clock, .log = &log, .tag = 'A', .n = 3};
+    struct counter b = {.clock = &clock, .log = &log, .tag = 'B', .n = 3};
+    assert_ok(mo_coro_spawn(loop, count_up, &a, NULL, NULL));
+    assert_ok(mo_coro_spawn(loop, count_up, &b, NULL, NULL));
+    assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    assert_int_equal(log.len, 1);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    const char *want = "ABABAB";
+    assert_int_equal(log.len, 6);
+    for (int i = 0; i < 6; i++) assert_int_equal(log.tags[i], want[i]);
+    mo_loop_free(loop);
+}
+
+/* The seed's walk in miniature: recursion with a yield at every level, and
+ * the loop gets control between them. */
+struct tree {
+    struct fake_clock *clock;
+    int visited;
+    int max_depth;
+};
+
+static int visit_tree(mo_coro_t *co, struct tree *t, int depth)
+{
+    t->visited++;
+    t->clock->now += MO_USEC(400);
+    int err = mo_yield(co);
+    if (err) return err;
+    if (depth == t->max_depth) return 0;
+    for (int i = 0; i < 2; i++)
+        if ((err = visit_tree(co, t, depth + 1)) != 0) return err;
+    return 0;
+}
+
+static int walk_tree(mo_coro_t *co, void *arg)
+{
+    return visit_tree(co, arg, 0);
+}
+
+static void tick(mo_loop_t *loop, void *arg)
+{
+    (void)loop;
+    ++*(int *)arg;
+}
+
+static void test_coro_recursion_yields_from_depth(void **state)
+{
+    (void)state;
+    struct fake_clock clock = {0};
+    mo_loop_t *loop = mo_test_virtual_loop();
+    assert_ok(mo__coop_set_clock(loop, fake_read, &clock));
+    struct tree tr = {.clock = &clock, .max_depth = 9};
+    mo_task_t *t;
+    assert_ok(mo_coro_spawn(loop, walk_tree, &tr, NULL, &t));
+    int passes = 0, ticks = 0;
+    while (mo_task_state(t) != MO_TASK_DONE) {
+        assert_ok(mo_call_soon(loop, tick, &ticks));
+        assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+        passes++;
+    }
+    assert_int_equal(tr.visited, 1023);
+    /* 400 us steps in 1 ms slices: two or three per pass. */
+    assert_true(passes >= 1023 / 3 && passes <= 1023 / 2 + 1);
+    /* The loop polled after every slice: each pass ran the tick queued in
+     * the pass before (the last one is still queued). */
+    assert_int_equal(ticks, passes - 1);
+    assert_int_equal(outcome(t, NULL, NULL), 1);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+/* Recursion deeper than the default stack allows, with a bigger stack. */
+static int deep_coro(mo_coro_t *co, void *arg)
+{
+    (void)co;
+    *(int *)arg = deep(3000, NULL); /* about 1.5 MiB of frames */
+    return 0;
+}
+
+static void test_coro_stack_size_option(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    int result = 0;
+    struct mo_coro_opts opts = {.stack_size = 8 << 20};
+    assert_ok(mo_coro_spawn(loop, deep_coro, &result, &opts, NULL));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(result, 3001);
+    mo_loop_free(loop);
+}
+
+/* inlineCallbacks: await a Deferred that fires later. */
+struct awaiter {
+    mo_loop_t *loop;
+    int fail_code;
+    bool handle;
+    int await_rc;
+    void *value;
+    bool unwound;
+    int64_t delay;
+};
+
+static void later_value(mo_result_t *result, void *arg)
+{
+    struct awaiter *a = arg;
+    if (a->fail_code)
+        mo_result_fail(result, a->fail_code, "later_value", "it broke");
+    else
+        mo_result_set(result, a, NULL);
+}
+
+static int await_later(mo_coro_t *co, void *arg)
+{
+    struct awaiter *a = arg;
+    mo_deferred_t *d;
+    assert_ok(mo_defer_later(a->loop, a->delay, later_value, a, &d));
+    mo_dtor_fn dtor = NULL;
+    a->await_rc = mo_await(co, d, &a->value, &dtor);
+    a->unwound = true;
+    if (a->await_rc && !a->handle) return a->await_rc;
+    return 0;
+}
+
+static void test_await_gets_value(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct awaiter a = {.loop = loop, .delay = MO_MSEC(5)};
+    mo_task_t *t;
+    assert_ok(mo_coro_spawn(loop, await_later, &a, NULL, &t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(mo_task_state(t), MO_TASK_WAITING);
+    assert_false(a.unwound);
+    assert_ok(mo_loop_advance(loop, MO_MSEC(5)));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(a.await_rc, 0);
+    assert_ptr_equal(a.value, &a);
+    assert_int_equal(outcome(t, NULL, NULL), 1);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+static void test_await_failure_unhandled_fails_task(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct awaiter a = {.loop = loop, .delay = MO_MSEC(1), .fail_code = MO_EACCES};
+    mo_task_t *t;
+    assert_ok(mo_coro_spawn(loop, await_later, &a, NULL, &t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_ok(mo_loop_advance(loop, MO_MSEC(1)));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(a.await_rc, MO_EACCES);
+    const char *msg;
+    assert_int_equal(outcome(t, NULL, &msg), MO_EACCES);
+    assert_string_equal(msg, "it broke"); /* the awaited failure itself */
+    mo_deferred_t *d = mo_task_deferred(t);
+    void *v;
+    mo_dtor_fn dt;
+    mo_failure_t *f;
+    assert_ok(mo_deferred_take(d, &v, &dt, &f));
+    mo_failure_unref(f);
+    mo_deferred_unref(d);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+static void test_await_failure_handled(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct awaiter a = {.loop = loop, .delay = 0, .fail_code = 1234, .handle = true};
+    mo_task_t *t;
+    assert_ok(mo_coro_spawn(loop, await_later, &a, NULL, &t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(a.await_rc, 1234); /* application codes pass as they are */
+    assert_int_equal(outcome(t, NULL, NULL), 1);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+static int return_code(mo_coro_t *co, void *arg)
+{
+    (void)co;
+    return *(int *)arg;
+}
+
+static void test_coro_error_code_fails_task(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    int code = MO_ENOSPC;
+    mo_task_t *t;
+    assert_ok(mo_coro_spawn(loop, return_code, &code, NULL, &t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(outcome(t, NULL, NULL), MO_ENOSPC);
+    mo_deferred_t *d = mo_task_deferred(t);
+    void *v;
+    mo_dtor_fn dt;
+    mo_failure_t *f;
+    assert_ok(mo_deferred_take(d, &v, &dt, &f));
+    mo_failure_unref(f);
+    mo_deferred_unref(d);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+static void test_stop_while_awaiting_unwinds(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct awaiter a = {.loop = loop, .delay = MO_SEC(60)};
+    mo_task_t *t;
+    assert_ok(mo_coro_spawn(loop, await_later, &a, NULL, &t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_ok(mo_task_stop(t));
+    assert_int_equal(outcome(t, NULL, NULL), MO_ECANCELED);
+    assert_false(a.unwound);                      /* it unwinds in the next slice */
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT)); /* the 60 s timer was cancelled */
+    assert_true(a.unwound);
+    assert_int_equal(a.await_rc, MO_ECANCELED);
+    assert_mo(MO_EALREADY, mo_task_stop(t));
+    struct mo_cooperator_stats cs;
+    assert_ok(mo_cooperator_stats(loop, &cs));
+    assert_int_equal(cs.tasks, 0);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+static void test_stop_while_yielding_unwinds(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct counter c = {.n = 1 << 30};
+    mo_task_t *t;
+    assert_ok(mo_coro_spawn(loop, count_up, &c, NULL, &t));
+    assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    assert_true(c.got > 0);
+    assert_ok(mo_task_stop(t));
+    int got = c.got;
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(c.got, got); /* its yield returned MO_ECANCELED: it returned */
+    assert_int_equal(outcome(t, NULL, NULL), MO_ECANCELED);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+static void test_loop_free_drops_suspended_coro(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct awaiter a = {.loop = loop, .delay = MO_SEC(60)};
+    struct counter c = {.n = 1 << 30};
+    assert_ok(mo_coro_spawn(loop, await_later, &a, NULL, NULL));
+    assert_ok(mo_coro_spawn(loop, count_up, &c, NULL, NULL));
+    assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    mo_loop_free(loop); /* ASan and valgrind check that nothing leaks */
+}
+
+static int pause_self(mo_coro_t *co, void *arg)
+{
+    int *phase = arg;
+    *phase = 1;
+    assert_ok(mo_task_pause(mo_coro_task(co)));
+    assert_ok(mo_yield(co));
+    *phase = 2;
+    return 0;
+}
+
+static void test_coro_pauses_itself(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    int phase = 0;
+    mo_task_t *t;
+    assert_ok(mo_coro_spawn(loop, pause_self, &phase, NULL, &t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(phase, 1);
+    assert_int_equal(mo_task_state(t), MO_TASK_PAUSED);
+    assert_ok(mo_task_resume(t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(phase, 2);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+static mo_coro_t *leaked_co;
+
+static int bad_calls(mo_coro_t *co, void *arg)
+{
+    mo_loop_t *loop = arg;
+    mo_deferred_t *d;
+    void *v;
+    assert_mo(MO_EINVAL, mo_await(co, NULL, NULL, NULL));
+    assert_ok(mo_defer_succeed(loop, NULL, NULL, &d));
+    assert_mo(MO_EINVAL, mo_await(co, d, &v, NULL)); /* d released */
+    assert_ok(mo_defer_succeed(loop, NULL, NULL, &d));
+    assert_ok(mo_await(co, d, NULL, NULL));
+    leaked_co = co;
+    return 0;
+}
+
+static void test_coro_bad_input(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct mo_coro_opts bad = {.slice = -1};
+    assert_mo(MO_EINVAL, mo_coro_spawn(NULL, return_code, NULL, NULL, NULL));
+    assert_mo(MO_EINVAL, mo_coro_spawn(loop, NULL, NULL, NULL, NULL));
+    assert_mo(MO_EINVAL, mo_coro_spawn(loop, return_code, NULL, &bad, NULL));
+    assert_mo(MO_EINVAL, mo_yield(NULL));
+    assert_mo(MO_EINVAL, mo_coro_return(NULL, NULL, NULL));
+    assert_null(mo_coro_task(NULL));
+    assert_null(mo_coro_failure(NULL));
+    mo_task_t *t;
+    assert_ok(mo_coro_spawn(loop, bad_calls, loop, NULL, &t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(outcome(t, NULL, NULL), 1);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+/* mo_yield() and mo_await() from outside their coroutine. */
+struct handle_keeper {
+    struct fake_clock clock;
+    mo_coro_t *co;
+};
+
+static int keep_handle(mo_coro_t *co, void *arg)
+{
+    struct handle_keeper *k = arg;
+    k->co = co;
+    do k->clock.now += MO_MSEC(1);
+    while (mo_yield(co) == 0);
+    return 0;
+}
+
+static void test_yield_outside_coro_einval(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct handle_keeper k = {{0}, NULL};
+    assert_ok(mo__coop_set_clock(loop, fake_read, &k.clock));
+    mo_task_t *t;
+    assert_ok(mo_coro_spawn(loop, keep_handle, &k, NULL, &t));
+    assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT)); /* one step: suspended in its first yield */
+    mo_coro_t *co = k.co;
+    assert_non_null(co);
+    assert_mo(MO_EINVAL, mo_yield(co));
+    mo_deferred_t *d;
+    assert_ok(mo_defer_succeed(loop, NULL, NULL, &d));
+    assert_mo(MO_EINVAL, mo_await(co, d, NULL, NULL));
+    assert_ok(mo_task_stop(t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+MO_TEST_MAIN(cmocka_unit_test(test_ctx_switch_alternates),
+             cmocka_unit_test(test_ctx_deep_recursion),
+             cmocka_unit_test(test_ctx_keeps_fp_control_per_context),
+             cmocka_unit_test(test_stack_alloc_rounds_and_rejects_zero),
+             cmocka_unit_test(test_stack_overflow_faults_on_guard),
+             cmocka_unit_test(test_coro_runs_and_returns_value),
+             cmocka_unit_test(test_coros_alternate_per_slice),
+             cmocka_unit_test(test_coro_recursion_yields_from_depth),
+             cmocka_unit_test(test_coro_stack_size_option), cmocka_unit_test(test_await_gets_value),
+             cmocka_unit_test(test_await_failure_unhandled_fails_task),
+             cmocka_unit_test(test_await_failure_handled),
+             cmocka_unit_test(test_coro_error_code_fails_task),
+             cmocka_unit_test(test_stop_while_awaiting_unwinds),
+             cmocka_unit_test(test_stop_while_yielding_unwinds),
+             cmocka_unit_test(test_loop_free_drops_suspended_coro),
+             cmocka_unit_test(test_coro_pauses_itself), cmocka_unit_test(test_coro_bad_input),
+             cmocka_unit_test(test_yield_outside_coro_einval))

@@ -1,0 +1,782 @@
+/* The cooperator: slices, round-robin turns, batching, pause/resume/stop,
+ * waiting on Deferreds, outcomes, bad input. Timing runs on a fake clock
+ * injected into the cooperator (steps advance it), on a virtual-clock loop. */
+#include "test.h"
+
+#include "task_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- helpers ---- */
+
+struct fake_clock {
+    int64_t now;
+    uint64_t reads;
+};
+
+static int64_t fake_read(void *arg)
+{
+    struct fake_clock *c = arg;
+    c->reads++;
+    return c->now;
+}
+
+/* A step that logs its tag, advances the fake clock by `cost`, and is done
+ * after `limit` steps (0: never). */
+struct stepper {
+    struct fake_clock *clock;
+    struct mo_test_log *log;
+    int tag;
+    int64_t cost;
+    int calls;
+    int limit;
+    int result; /* returned at the limit */
+};
+
+static int stepper_step(mo_task_t *task, void *arg)
+{
+    (void)task;
+    struct stepper *s = arg;
+    if (s->log) s->log->tags[s->log->len++] = s->tag;
+    if (s->clock) s->clock->now += s->cost;
+    s->calls++;
+    if (s->limit && s->calls >= s->limit) return s->result;
+    return MO_CONTINUE;
+}
+
+static mo_loop_t *clocked_loop(struct fake_clock *clock, int64_t slice)
+{
+    mo_loop_t *loop = mo_test_virtual_loop();
+    assert_ok(mo__coop_set_clock(loop, fake_read, clock));
+    assert_ok(mo_cooperator_set_slice(loop, slice));
+    return loop;
+}
+
+/* One loop iteration: exactly one slice when tasks are ready. */
+static void one_pass(mo_loop_t *loop)
+{
+    assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+}
+
+/* The outcome of a task's Deferred: 1 value, -code failure, 0 unfired. */
+static int outcome(mo_task_t *t, void **valuep)
+{
+    mo_deferred_t *d = mo_task_deferred(t);
+    void *v = NULL;
+    const mo_failure_t *f = NULL;
+    int err = mo_deferred_result(d, &v, &f);
+    int r = err == MO_EAGAIN ? 0 : f ? -abs(mo_failure_code(f)) : 1;
+    if (valuep) *valuep = v;
+    mo_deferred_unref(d);
+    return r;
+}
+
+/* ---- bad input ---- */
+
+static int freed_count;
+static void count_free(void *p)
+{
+    (void)p;
+    freed_count++;
+}
+
+static void test_bad_input(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_task_t *t = NULL;
+    struct stepper s = {0};
+    struct mo_task_opts bad = {.slice = -1};
+    assert_mo(MO_EINVAL, mo_cooperate(NULL, stepper_step, &s, NULL, &t));
+    assert_mo(MO_EINVAL, mo_cooperate(loop, NULL, &s, NULL, &t));
+    assert_mo(MO_EINVAL, mo_cooperate(loop, stepper_step, &s, &bad, &t));
+    assert_null(t);
+    assert_mo(MO_EINVAL, mo_task_pause(NULL));
+    assert_mo(MO_EINVAL, mo_task_resume(NULL));
+    assert_mo(MO_EINVAL, mo_task_stop(NULL));
+    assert_mo(MO_EINVAL, mo_task_state(NULL));
+    assert_mo(MO_EINVAL, mo_task_stats(NULL, &(struct mo_task_stats){0}));
+    assert_mo(MO_EINVAL, mo_cooperator_set_slice(NULL, 1));
+    assert_mo(MO_EINVAL, mo_cooperator_set_slice(loop, 0));
+    assert_mo(MO_EINVAL, mo_cooperator_set_slice(loop, -5));
+    assert_mo(MO_EINVAL, mo_cooperator_stop(NULL));
+    assert_mo(MO_EINVAL, mo_cooperator_stats(loop, NULL));
+    assert_null(mo_task_deferred(NULL));
+    freed_count = 0;
+    assert_mo(MO_EINVAL, mo_task_done(NULL, &s, count_free));
+    assert_int_equal(freed_count, 1); /* the value is taken even on error */
+    assert_mo(MO_EINVAL, mo_task_wait(NULL, NULL));
+    assert_mo(MO_EINVAL, mo_task_fail(NULL, mo_failure_new(MO_EIO, "t", NULL)));
+    assert_null(mo_task_received(NULL, NULL));
+    mo_task_release(NULL);
+    /* resume of a task that is not paused */
+    assert_ok(mo_cooperate(loop, stepper_step, &s, NULL, &t));
+    assert_mo(MO_EINVAL, mo_task_resume(t));
+    assert_ok(mo_task_stop(t));
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+/* ---- outcomes ---- */
+
+static int done_after_three(mo_task_t *task, void *arg)
+{
+    int *n = arg;
+    if (++*n < 3) return MO_CONTINUE;
+    return mo_task_done(task, n, NULL);
+}
+
+static void test_done_fires_deferred_with_value(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    int n = 0;
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, done_after_three, &n, NULL, &t));
+    assert_int_equal(mo_task_state(t), MO_TASK_READY);
+    assert_int_equal(outcome(t, NULL), 0);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    void *v;
+    assert_int_equal(outcome(t, &v), 1);
+    assert_ptr_equal(v, &n);
+    assert_int_equal(n, 3);
+    assert_int_equal(mo_task_state(t), MO_TASK_DONE);
+    /* Operations on a finished task. */
+    assert_mo(MO_EALREADY, mo_task_pause(t));
+    assert_mo(MO_EALREADY, mo_task_resume(t));
+    assert_mo(MO_EALREADY, mo_task_stop(t));
+    struct mo_task_stats st;
+    assert_ok(mo_task_stats(t, &st));
+    assert_int_equal(st.steps, 3);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+static void test_error_code_fails_task(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct stepper s = {.limit = 2, .result = MO_EIO};
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, stepper_step, &s, NULL, &t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(outcome(t, NULL), MO_EIO);
+    assert_int_equal(s.calls, 2);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+static int fail_with_message(mo_task_t *task, void *arg)
+{
+    (void)arg;
+    return mo_task_fail(task, mo_failure_new(MO_ERANGE, "fail_with_message", "too big: %d", 7));
+}
+
+static void test_fail_keeps_failure(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, fail_with_message, NULL, NULL, &t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    mo_deferred_t *d = mo_task_deferred(t);
+    const mo_failure_t *f = NULL;
+    assert_ok(mo_deferred_result(d, NULL, &f));
+    assert_int_equal(mo_failure_code(f), MO_ERANGE);
+    assert_string_equal(mo_failure_message(f), "too big: 7");
+    assert_string_equal(mo_failure_origin(f), "fail_with_message");
+    mo_deferred_fail(d, MO_EIO, NULL, NULL); /* already fired: no effect */
+    mo_failure_t *taken = NULL;
+    void *v;
+    mo_dtor_fn dt;
+    assert_ok(mo_deferred_take(d, &v, &dt, &taken)); /* handled: no report */
+    mo_failure_unref(taken);
+    mo_deferred_unref(d);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+static int bad_status(mo_task_t *task, void *arg)
+{
+    (void)task;
+    (void)arg;
+    return 42;
+}
+
+static int wait_without_deferred(mo_task_t *task, void *arg)
+{
+    (void)task;
+    (void)arg;
+    return MO_WAIT;
+}
+
+static void test_unknown_status_fails_einval(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    mo_task_t *a, *b;
+    assert_ok(mo_cooperate(loop, bad_status, NULL, NULL, &a));
+    assert_ok(mo_cooperate(loop, wait_without_deferred, NULL, NULL, &b));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(outcome(a, NULL), MO_EINVAL);
+    assert_int_equal(outcome(b, NULL), MO_EINVAL);
+    mo_task_release(a);
+    mo_task_release(b);
+    mo_loop_free(loop);
+}
+
+/* ---- slices and turns ---- */
+
+/* A slice is one loop pass; with 3 tasks of 100 µs steps in a 1 ms slice,
+ * each takes a third: 3 steps, round-robin, then the loop polls. */
+static void test_slice_shared_round_robin(void **state)
+{
+    (void)state;
+    struct fake_clock clock = {0};
+    mo_loop_t *loop = clocked_loop(&clock, MO_MSEC(1));
+    struct mo_test_log log = {0};
+    struct stepper s[3];
+    mo_task_t *t[3];
+    for (int i = 0; i < 3; i++) {
+        s[i] = (struct stepper){.clock = &clock, .log = &log, .tag = 'A' + i, .cost = MO_USEC(100)};
+        assert_ok(mo_cooperate(loop, stepper_step, &s[i], NULL, &t[i]));
+    }
+    one_pass(loop); /* 900 us gone; A's next turn gets what is left */
+    assert_int_equal(log.len, 10);
+    const int want[] = {'A', 'A', 'A', 'B', 'B', 'B', 'C', 'C', 'C', 'A'};
+    assert_memory_equal(log.tags, want, sizeof(want));
+    struct mo_cooperator_stats cs;
+    assert_ok(mo_cooperator_stats(loop, &cs));
+    assert_int_equal(cs.slices, 1);
+    assert_int_equal(cs.tasks, 3);
+    assert_true(cs.last_ns >= MO_USEC(900) && cs.last_ns <= MO_USEC(1100));
+    one_pass(loop);
+    assert_int_equal(log.tags[10], 'B'); /* the round goes on where it was */
+    assert_ok(mo_cooperator_stats(loop, &cs));
+    assert_int_equal(cs.slices, 2);
+    assert_int_equal(mo_cooperator_stop(loop), 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(outcome(t[i], NULL), MO_ECANCELED);
+        mo_task_release(t[i]);
+    }
+    mo_loop_free(loop);
+}
+
+/* Between two slices the loop runs its due timers: rule 1. */
+static void timer_mark(mo_loop_t *loop, void *arg)
+{
+    (void)loop;
+    struct stepper *s = arg;
+    s->log->tags[s->log->len++] = 'T';
+}
+
+static void test_timers_run_between_slices(void **state)
+{
+    (void)state;
+    struct fake_clock clock = {0};
+    mo_loop_t *loop = clocked_loop(&clock, MO_MSEC(1));
+    struct mo_test_log log = {0};
+    struct stepper s = {.clock = &clock,
+                        .log = &log,
+                        .tag = 'A',
+                        .cost = MO_MSEC(1),
+                        .limit = 3,
+                        .result = MO_DONE};
+    assert_ok(mo_cooperate(loop, stepper_step, &s, NULL, NULL));
+    assert_ok(mo_call_later(loop, 0, timer_mark, &s, NULL));
+    one_pass(loop); /* the timer was due first, then one slice: one 1 ms step */
+    assert_ok(mo_call_later(loop, 0, timer_mark, &s, NULL));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    const int want[] = {'T', 'A', 'T', 'A', 'A'};
+    assert_int_equal(log.len, 5);
+    assert_memory_equal(log.tags, want, sizeof(want));
+    mo_loop_free(loop);
+}
+
+/* With 1 ms steps and a 1 ms slice, each slice runs one step of one task:
+ * the order of turns is visible step by step. */
+static mo_loop_t *one_step_per_slice(struct fake_clock *clock, struct mo_test_log *log,
+                                     struct stepper *s, mo_task_t **t, int n)
+{
+    mo_loop_t *loop = clocked_loop(clock, MO_MSEC(1));
+    for (int i = 0; i < n; i++) {
+        s[i] = (struct stepper){.clock = clock, .log = log, .tag = 'A' + i, .cost = MO_MSEC(1)};
+        assert_ok(mo_cooperate(loop, stepper_step, &s[i], NULL, &t[i]));
+    }
+    return loop;
+}
+
+static void test_finishing_mid_round_skips_nobody(void **state)
+{
+    (void)state;
+    struct fake_clock clock = {0};
+    struct mo_test_log log = {0};
+    struct stepper s[4];
+    mo_task_t *t[4];
+    mo_loop_t *loop = one_step_per_slice(&clock, &log, s, t, 4);
+    s[0].limit = 2; /* A finishes at its second turn */
+    s[0].result = MO_DONE;
+    for (int i = 0; i < 11; i++) one_pass(loop);
+    const char *want = "ABCDABCDBCD";
+    assert_int_equal(log.len, strlen(want));
+    for (size_t i = 0; i < log.len; i++) assert_int_equal(log.tags[i], want[i]);
+    assert_int_equal(mo_cooperator_stop(loop), 3);
+    for (int i = 0; i < 4; i++) mo_task_release(t[i]);
+    mo_loop_free(loop);
+}
+
+/* B stops C during B's turn, and later stops A just before A's turn: the
+ * task after the removed one still gets its turn at once. */
+struct stopper {
+    struct stepper s;
+    mo_task_t **victims;
+    int at_call[2];
+};
+
+static int stopper_step(mo_task_t *task, void *arg)
+{
+    struct stopper *st = arg;
+    stepper_step(task, &st->s);
+    for (int i = 0; i < 2; i++)
+        if (st->s.calls == st->at_call[i]) assert_ok(mo_task_stop(st->victims[i]));
+    return MO_CONTINUE;
+}
+
+static void test_stopping_others_mid_round_skips_nobody(void **state)
+{
+    (void)state;
+    struct fake_clock clock = {0};
+    struct mo_test_log log = {0};
+    struct stepper s[4];
+    mo_task_t *t[4];
+    mo_loop_t *loop = clocked_loop(&clock, MO_MSEC(1));
+    struct stopper b = {.s = {.clock = &clock, .log = &log, .tag = 'B', .cost = MO_MSEC(1)},
+                        .at_call = {1, 2}};
+    mo_task_t *victims[2];
+    b.victims = victims;
+    s[0] = (struct stepper){.clock = &clock, .log = &log, .tag = 'A', .cost = MO_MSEC(1)};
+    s[2] = (struct stepper){.clock = &clock, .log = &log, .tag = 'C', .cost = MO_MSEC(1)};
+    s[3] = (struct stepper){.clock = &clock, .log = &log, .tag = 'D', .cost = MO_MSEC(1)};
+    assert_ok(mo_cooperate(loop, stepper_step, &s[0], NULL, &t[0]));
+    assert_ok(mo_cooperate(loop, stopper_step, &b, NULL, &t[1]));
+    assert_ok(mo_cooperate(loop, stepper_step, &s[2], NULL, &t[2]));
+    assert_ok(mo_cooperate(loop, stepper_step, &s[3], NULL, &t[3]));
+    victims[0] = t[2]; /* at B's first step: C, next in line */
+    victims[1] = t[0]; /* at B's second step: A */
+    for (int i = 0; i < 7; i++) one_pass(loop);
+    const char *want = "ABDABDB";
+    assert_int_equal(log.len, strlen(want));
+    for (size_t i = 0; i < log.len; i++) assert_int_equal(log.tags[i], want[i]);
+    assert_int_equal(outcome(t[2], NULL), MO_ECANCELED);
+    assert_int_equal(outcome(t[0], NULL), MO_ECANCELED);
+    assert_int_equal(mo_cooperator_stop(loop), 2);
+    for (int i = 0; i < 4; i++) mo_task_release(t[i]);
+    mo_loop_free(loop);
+}
+
+/* The ready tasks form a queue: a turn sends its task to the back, and a
+ * task made ready joins the back. */
+static void test_new_task_joins_queue_end(void **state)
+{
+    (void)state;
+    struct fake_clock clock = {0};
+    struct mo_test_log log = {0};
+    struct stepper s[3];
+    mo_task_t *t[3];
+    mo_loop_t *loop = one_step_per_slice(&clock, &log, s, t, 2);
+    one_pass(loop); /* A ran: the queue is B, A */
+    s[2] = (struct stepper){.clock = &clock, .log = &log, .tag = 'C', .cost = MO_MSEC(1)};
+    assert_ok(mo_cooperate(loop, stepper_step, &s[2], NULL, &t[2]));
+    for (int i = 0; i < 5; i++) one_pass(loop); /* B, A, C, B, A */
+    const char *want = "ABACBA";
+    assert_int_equal(log.len, strlen(want));
+    for (size_t i = 0; i < log.len; i++) assert_int_equal(log.tags[i], want[i]);
+    assert_int_equal(mo_cooperator_stop(loop), 3);
+    for (int i = 0; i < 3; i++) mo_task_release(t[i]);
+    mo_loop_free(loop);
+}
+
+/* ---- batching ---- */
+
+/* Tiny steps (10 ns on the fake clock): the batch grows so the clock is
+ * read a few dozen times per slice, not once per step, and the slice still
+ * ends within 10% of its target. */
+static void test_batching_reads_clock_rarely(void **state)
+{
+    (void)state;
+    struct fake_clock clock = {0};
+    mo_loop_t *loop = clocked_loop(&clock, MO_MSEC(1));
+    struct stepper s = {.clock = &clock, .cost = 10};
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, stepper_step, &s, NULL, &t));
+    for (int i = 0; i < 5; i++) one_pass(loop);
+    uint64_t reads = clock.reads;
+    int calls = s.calls;
+    one_pass(loop);
+    struct mo_cooperator_stats cs;
+    assert_ok(mo_cooperator_stats(loop, &cs));
+    int per_slice = s.calls - calls;
+    assert_true(per_slice >= 90000 && per_slice <= 100000);
+    assert_true(clock.reads - reads <= 40);
+    assert_true(cs.last_ns >= MO_USEC(900) && cs.last_ns <= MO_USEC(1100));
+    struct mo_task_stats ts;
+    assert_ok(mo_task_stats(t, &ts));
+    assert_true(ts.step_ns > 9.9 && ts.step_ns < 10.1);
+    assert_true(ts.batch >= 16);
+    assert_ok(mo_task_stop(t));
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+/* Steps of a tenth of the slice: slices stay within 10%. */
+static void test_slice_accuracy_with_coarse_steps(void **state)
+{
+    (void)state;
+    struct fake_clock clock = {0};
+    mo_loop_t *loop = clocked_loop(&clock, MO_MSEC(1));
+    struct stepper s = {.clock = &clock, .cost = MO_USEC(100)};
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, stepper_step, &s, NULL, &t));
+    struct mo_cooperator_stats cs;
+    for (int i = 0; i < 20; i++) {
+        one_pass(loop);
+        assert_ok(mo_cooperator_stats(loop, &cs));
+        if (i > 0) assert_true(cs.last_ns >= MO_USEC(900) && cs.last_ns <= MO_USEC(1100));
+    }
+    assert_ok(mo_task_stop(t));
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+static void test_overlong_step_counted(void **state)
+{
+    (void)state;
+    struct fake_clock clock = {0};
+    mo_loop_t *loop = clocked_loop(&clock, MO_MSEC(1));
+    struct stepper s = {.clock = &clock, .cost = MO_MSEC(3), .limit = 2, .result = MO_DONE};
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, stepper_step, &s, NULL, &t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    struct mo_task_stats ts;
+    struct mo_cooperator_stats cs;
+    assert_ok(mo_task_stats(t, &ts));
+    assert_ok(mo_cooperator_stats(loop, &cs));
+    assert_int_equal(ts.overlong, 2);
+    assert_int_equal(cs.overlong, 2);
+    assert_int_equal(cs.slices, 2); /* one step per slice, however long */
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+/* A task's own slice caps its turn; the other takes the rest of the slice. */
+static void test_per_task_slice(void **state)
+{
+    (void)state;
+    struct fake_clock clock = {0};
+    mo_loop_t *loop = clocked_loop(&clock, MO_MSEC(1));
+    struct mo_test_log log = {0};
+    struct stepper a = {.clock = &clock, .log = &log, .tag = 'A', .cost = MO_USEC(100)};
+    struct stepper b = {.clock = &clock, .log = &log, .tag = 'B', .cost = MO_USEC(100)};
+    mo_task_t *ta, *tb;
+    struct mo_task_opts small = {.slice = MO_USEC(200)};
+    assert_ok(mo_cooperate(loop, stepper_step, &a, &small, &ta));
+    assert_ok(mo_cooperate(loop, stepper_step, &b, NULL, &tb));
+    one_pass(loop); /* A 2 steps, B its share (5), A 2, B 1 (what is left) */
+    assert_int_equal(a.calls, 4);
+    assert_int_equal(b.calls, 6);
+    assert_int_equal(mo_cooperator_stop(loop), 2);
+    mo_task_release(ta);
+    mo_task_release(tb);
+    mo_loop_free(loop);
+}
+
+/* ---- pause, resume, stop ---- */
+
+static void test_pause_resume_counted(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct stepper s = {0};
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, stepper_step, &s, NULL, &t));
+    assert_ok(mo_task_pause(t));
+    assert_ok(mo_task_pause(t));
+    assert_int_equal(mo_task_state(t), MO_TASK_PAUSED);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT)); /* nothing ready: returns */
+    assert_int_equal(s.calls, 0);
+    assert_ok(mo_task_resume(t));
+    assert_int_equal(mo_task_state(t), MO_TASK_PAUSED);
+    assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    assert_int_equal(s.calls, 0);
+    assert_ok(mo_task_resume(t));
+    assert_int_equal(mo_task_state(t), MO_TASK_READY);
+    assert_mo(MO_EINVAL, mo_task_resume(t));
+    assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    assert_true(s.calls > 0);
+    assert_ok(mo_task_stop(t));
+    assert_int_equal(outcome(t, NULL), MO_ECANCELED);
+    assert_mo(MO_EALREADY, mo_task_stop(t));
+    assert_mo(MO_EALREADY, mo_task_pause(t));
+    assert_mo(MO_EALREADY, mo_task_resume(t));
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+static int self_pause(mo_task_t *task, void *arg)
+{
+    int *calls = arg;
+    ++*calls;
+    assert_ok(mo_task_pause(task));
+    return MO_CONTINUE;
+}
+
+static void test_step_pauses_own_task(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    int calls = 0;
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, self_pause, &calls, NULL, &t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(calls, 1); /* not called again in the same batch */
+    assert_ok(mo_task_resume(t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(calls, 2);
+    assert_ok(mo_task_stop(t));
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+static int self_stop(mo_task_t *task, void *arg)
+{
+    int *calls = arg;
+    ++*calls;
+    assert_ok(mo_task_stop(task));
+    return mo_task_done(task, calls, count_free); /* ignored and destroyed */
+}
+
+static void test_step_stops_own_task(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    int calls = 0;
+    mo_task_t *t;
+    freed_count = 0;
+    assert_ok(mo_cooperate(loop, self_stop, &calls, NULL, &t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(calls, 1);
+    assert_int_equal(outcome(t, NULL), MO_ECANCELED);
+    mo_task_release(t);
+    assert_int_equal(freed_count, 1);
+    mo_loop_free(loop);
+}
+
+static void test_release_handle_task_runs_on(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    int n = 0;
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, done_after_three, &n, NULL, &t));
+    mo_deferred_t *d = mo_task_deferred(t);
+    mo_task_release(t);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(n, 3);
+    assert_int_equal(mo_deferred_fired(d), 1);
+    mo_deferred_unref(d);
+    mo_loop_free(loop);
+}
+
+static void test_stop_cooperator_fails_all_then_runs_new(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct stepper s[3] = {{0}};
+    mo_task_t *t[3];
+    for (int i = 0; i < 3; i++) assert_ok(mo_cooperate(loop, stepper_step, &s[i], NULL, &t[i]));
+    assert_ok(mo_task_pause(t[1]));
+    assert_int_equal(mo_cooperator_stop(loop), 3);
+    for (int i = 0; i < 3; i++) assert_int_equal(outcome(t[i], NULL), MO_ECANCELED);
+    assert_int_equal(mo_cooperator_stop(loop), 0);
+    int n = 0;
+    mo_task_t *fresh;
+    assert_ok(mo_cooperate(loop, done_after_three, &n, NULL, &fresh));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(outcome(fresh, NULL), 1);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(s[i].calls, 0);
+        mo_task_release(t[i]);
+    }
+    mo_task_release(fresh);
+    mo_loop_free(loop);
+}
+
+/* Freeing the loop fails the tasks still held. */
+static void test_loop_free_fails_tasks(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct stepper s = {0};
+    assert_ok(mo_cooperate(loop, stepper_step, &s, NULL, NULL));
+    mo_loop_free(loop); /* ASan/valgrind: nothing leaks */
+    assert_int_equal(s.calls, 0);
+}
+
+/* ---- waiting on Deferreds ---- */
+
+struct waiter {
+    mo_loop_t *loop;
+    int phase;
+    int64_t delay;
+    int fail_code;
+    void *received;
+    mo_deferred_t *awaited; /* a reference kept by the test */
+};
+
+static void later_value(mo_result_t *result, void *arg)
+{
+    struct waiter *w = arg;
+    if (w->fail_code)
+        mo_result_fail(result, w->fail_code, "later_value", "no luck");
+    else
+        mo_result_set(result, w, NULL);
+}
+
+static int waiter_step(mo_task_t *task, void *arg)
+{
+    struct waiter *w = arg;
+    if (w->phase++ == 0) {
+        mo_deferred_t *d;
+        assert_ok(mo_defer_later(w->loop, w->delay, later_value, w, &d));
+        w->awaited = mo_deferred_ref(d);
+        return mo_task_wait(task, d);
+    }
+    mo_dtor_fn dtor = NULL;
+    w->received = mo_task_received(task, &dtor);
+    return MO_DONE;
+}
+
+static void test_wait_sleeps_until_deferred_fires(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct waiter w = {.loop = loop, .delay = MO_MSEC(5)};
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, waiter_step, &w, NULL, &t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(w.phase, 1);
+    assert_int_equal(mo_task_state(t), MO_TASK_WAITING);
+    assert_ok(mo_loop_advance(loop, MO_MSEC(4)));
+    assert_int_equal(w.phase, 1);
+    assert_ok(mo_loop_advance(loop, MO_MSEC(1)));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(w.phase, 2);
+    assert_ptr_equal(w.received, &w);
+    assert_int_equal(outcome(t, NULL), 1);
+    mo_deferred_unref(w.awaited);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+static void test_wait_failure_fails_task(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct waiter w = {.loop = loop, .delay = MO_MSEC(1), .fail_code = MO_ENOENT};
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, waiter_step, &w, NULL, &t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_ok(mo_loop_advance(loop, MO_MSEC(1)));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(w.phase, 1); /* never stepped again */
+    mo_deferred_t *d = mo_task_deferred(t);
+    const mo_failure_t *f;
+    assert_ok(mo_deferred_result(d, NULL, &f));
+    assert_int_equal(mo_failure_code(f), MO_ENOENT);
+    assert_string_equal(mo_failure_message(f), "no luck");
+    /* The awaited Deferred's failure was taken over: handled there. */
+    assert_ok(mo_deferred_result(w.awaited, NULL, &f));
+    assert_null(f);
+    mo_failure_t *taken;
+    void *v;
+    mo_dtor_fn dt;
+    assert_ok(mo_deferred_take(d, &v, &dt, &taken));
+    mo_failure_unref(taken);
+    mo_deferred_unref(d);
+    mo_deferred_unref(w.awaited);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+static void test_stop_while_waiting_cancels_awaited(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct waiter w = {.loop = loop, .delay = MO_SEC(10)};
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, waiter_step, &w, NULL, &t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(mo_task_state(t), MO_TASK_WAITING);
+    assert_ok(mo_task_stop(t));
+    assert_int_equal(outcome(t, NULL), MO_ECANCELED);
+    assert_int_equal(mo_deferred_fired(w.awaited), 1); /* cancelled: the timer is gone */
+    assert_int_equal(mo_loop_alive(loop), 0);
+    mo_deferred_unref(w.awaited);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+/* Waiting on a Deferred that has already fired goes on at the next turn. */
+struct fired {
+    mo_loop_t *loop;
+    int phase;
+};
+
+static int wait_fired(mo_task_t *task, void *arg)
+{
+    struct fired *f = arg;
+    if (f->phase++ == 0) {
+        mo_deferred_t *d;
+        assert_ok(mo_defer_succeed(f->loop, f, NULL, &d));
+        return mo_task_wait(task, d);
+    }
+    mo_dtor_fn dtor;
+    assert_ptr_equal(mo_task_received(task, &dtor), f);
+    return MO_DONE;
+}
+
+static void test_wait_on_fired_deferred(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct fired f = {loop, 0};
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, wait_fired, &f, NULL, &t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(f.phase, 2);
+    assert_int_equal(outcome(t, NULL), 1);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+MO_TEST_MAIN(
+    cmocka_unit_test(test_bad_input), cmocka_unit_test(test_done_fires_deferred_with_value),
+    cmocka_unit_test(test_error_code_fails_task), cmocka_unit_test(test_fail_keeps_failure),
+    cmocka_unit_test(test_unknown_status_fails_einval),
+    cmocka_unit_test(test_slice_shared_round_robin),
+    cmocka_unit_test(test_timers_run_between_slices),
+    cmocka_unit_test(test_finishing_mid_round_skips_nobody),
+    cmocka_unit_test(test_stopping_others_mid_round_skips_nobody),
+    cmocka_unit_test(test_new_task_joins_queue_end),
+    cmocka_unit_test(test_batching_reads_clock_rarely),
+    cmocka_unit_test(test_slice_accuracy_with_coarse_steps),
+    cmocka_unit_test(test_overlong_step_counted), cmocka_unit_test(test_per_task_slice),
+    cmocka_unit_test(test_pause_resume_counted), cmocka_unit_test(test_step_pauses_own_task),
+    cmocka_unit_test(test_step_stops_own_task), cmocka_unit_test(test_release_handle_task_runs_on),
+    cmocka_unit_test(test_stop_cooperator_fails_all_then_runs_new),
+    cmocka_unit_test(test_loop_free_fails_tasks),
+    cmocka_unit_test(test_wait_sleeps_until_deferred_fires),
+    cmocka_unit_test(test_wait_failure_fails_task),
+    cmocka_unit_test(test_stop_while_waiting_cancels_awaited),
+    cmocka_unit_test(test_wait_on_fired_deferred))

@@ -1,0 +1,203 @@
+/* `morsel walk`, run as a program: its output, sorted, is byte-identical to
+ * find's on generated trees (odd names included, with -0 against -print0);
+ * errors go to stderr in find's style with exit status 1; usage errors
+ * exit 2. The binary is the `morsel` next to this test's executable. */
+#include "test.h"
+
+#include "walk_tree.h"
+
+#include <limits.h>
+#include <sys/wait.h>
+
+static char morsel[PATH_MAX];
+
+/* Finds the morsel binary; skips the test when tools are not built. */
+static void find_morsel(void)
+{
+    ssize_t n = readlink("/proc/self/exe", morsel, sizeof morsel - 16);
+    assert_true(n > 0);
+    morsel[n] = '\0';
+    strcpy(strrchr(morsel, '/') + 1, "morsel");
+    if (access(morsel, X_OK) != 0) skip();
+}
+
+/* Runs a shell command; returns its exit status. */
+static int sh(const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int status = system(cmd);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+/* Reads a whole file into a NUL-terminated buffer the caller frees. */
+static char *slurp(const char *path, size_t *lenp)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char *buf = NULL;
+    size_t len = 0, cap = 0, n;
+    do {
+        if (len + 4096 + 1 > cap) buf = realloc(buf, cap = (len + 4096 + 1) * 2);
+        n = fread(buf + len, 1, 4096, f);
+        len += n;
+    } while (n > 0);
+    fclose(f);
+    buf[len] = '\0';
+    if (lenp) *lenp = len;
+    return buf;
+}
+
+static void assert_same_file(const char *a, const char *b)
+{
+    size_t la, lb;
+    char *x = slurp(a, &la), *y = slurp(b, &lb);
+    assert_int_equal(la, lb);
+    assert_memory_equal(x, y, la);
+    assert_true(la > 0);
+    free(x);
+    free(y);
+}
+
+static void make_odd_tree(const char *root)
+{
+    tree_dir(root, "empty");
+    tree_dir(root, "with space");
+    tree_dir(root, "new\nline");
+    tree_file(root, "new\nline/in\nside");
+    tree_dir(root, "bad\xff\xfeutf8");
+    tree_file(root, "bad\xff\xfeutf8/-n");
+    tree_dir(root, "a");
+    tree_dir(root, "a/b");
+    tree_file(root, "a/b/f");
+    tree_link(root, "a", "link-to-dir");
+    tree_link(root, "loop", "loop");
+    tree_link(root, "..", "a/up");
+    tree_fifo(root, "fifo");
+    tree_socket(root, "sock");
+    tree_deep(root, "a", 300);
+    tree_many(root, "empty/../with space", 5000);
+}
+
+static void test_sorted_output_equals_find(void **state)
+{
+    (void)state;
+    find_morsel();
+    char root[256];
+    tree_tmpdir(root, sizeof root);
+    make_odd_tree(root);
+    assert_int_equal(sh("'%s' walk '%s' | LC_ALL=C sort > '%s.m'", morsel, root, root), 0);
+    assert_int_equal(sh("find '%s' | LC_ALL=C sort > '%s.f'", root, root), 0);
+    char m[300], f[300];
+    snprintf(m, sizeof m, "%s.m", root);
+    snprintf(f, sizeof f, "%s.f", root);
+    assert_same_file(m, f);
+    /* NUL-separated, which keeps the names with newlines whole. */
+    assert_int_equal(sh("'%s' walk -0 '%s' | LC_ALL=C sort -z > '%s.m'", morsel, root, root), 0);
+    assert_int_equal(sh("find '%s' -print0 | LC_ALL=C sort -z > '%s.f'", root, root), 0);
+    assert_same_file(m, f);
+    /* A trailing slash, and a relative top, print as find prints them. */
+    assert_int_equal(sh("cd '%s' && '%s' walk a/ . | LC_ALL=C sort > '%s.m'", root, morsel, root),
+                     0);
+    assert_int_equal(sh("cd '%s' && find a/ . | LC_ALL=C sort > '%s.f'", root, root), 0);
+    assert_same_file(m, f);
+    unlink(m);
+    unlink(f);
+    tree_rm(root);
+}
+
+/* Default order: os.path.walk's, which the unsorted output shows: the
+ * listing of a directory comes before anything below it. */
+static void test_default_order_is_os_path_walk(void **state)
+{
+    (void)state;
+    find_morsel();
+    char root[256], out[300];
+    tree_tmpdir(root, sizeof root);
+    tree_dir(root, "x");
+    tree_dir(root, "x/y");
+    tree_file(root, "x/y/f");
+    tree_file(root, "x/g");
+    snprintf(out, sizeof out, "%s.m", root);
+    assert_int_equal(sh("cd '%s' && '%s' walk x > '%s'", root, morsel, out), 0);
+    char *s = slurp(out, NULL);
+    /* x, then x's listing (y and g in either order), then x/y's. */
+    assert_true(!strcmp(s, "x\nx/y\nx/g\nx/y/f\n") || !strcmp(s, "x\nx/g\nx/y\nx/y/f\n"));
+    free(s);
+    unlink(out);
+    tree_rm(root);
+}
+
+static void test_errors_and_exit_status(void **state)
+{
+    (void)state;
+    find_morsel();
+    char root[256], err[300];
+    tree_tmpdir(root, sizeof root);
+    tree_dir(root, "d");
+    tree_file(root, "d/f");
+    snprintf(err, sizeof err, "%s.err", root);
+    /* A missing DIR: reported like find, the others still printed, exit 1. */
+    assert_int_equal(sh("cd '%s' && '%s' walk nope d > /dev/null 2> '%s'", root, morsel, err), 1);
+    char *s = slurp(err, NULL);
+    assert_string_equal(s, "morsel: walk: 'nope': No such file or directory\n");
+    free(s);
+    assert_int_equal(sh("cd '%s' && '%s' walk nope d | grep -qx d/f", root, morsel), 0);
+    /* --fail-fast stops at the first error. */
+    assert_int_equal(
+        sh("cd '%s' && '%s' walk --fail-fast nope d 2>/dev/null | grep -q d", root, morsel), 1);
+    /* A file given as DIR is printed, like find. */
+    assert_int_equal(sh("cd '%s' && test \"$('%s' walk d/f)\" = d/f", root, morsel), 0);
+    /* --count prints only totals: 2 paths, 1 directory. */
+    assert_int_equal(
+        sh("cd '%s' && test \"$('%s' walk --count d)\" = '2 paths, 1 directories, 0 errors'", root,
+           morsel),
+        0);
+    unlink(err);
+    tree_rm(root);
+}
+
+/* As root, permission bits do not stop reads: the walk runs as nobody. */
+static void test_unreadable_directory_reported(void **state)
+{
+    (void)state;
+    find_morsel();
+    if (getuid() != 0 || sh("command -v setpriv > /dev/null") != 0) skip();
+    char root[256];
+    tree_tmpdir(root, sizeof root);
+    assert_int_equal(chmod(root, 0755), 0);
+    tree_dir(root, "locked");
+    tree_dir(root, "open");
+    tree_file(root, "open/f");
+    char locked[300];
+    snprintf(locked, sizeof locked, "%s/locked", root);
+    assert_int_equal(chmod(locked, 0), 0);
+    const char *drop = "setpriv --reuid=65534 --regid=65534 --clear-groups";
+    assert_int_equal(sh("%s '%s' walk '%s' 2>&1 >/dev/null | grep -qx \"morsel: walk: "
+                        "'%s': Permission denied\"",
+                        drop, morsel, root, locked),
+                     0);
+    assert_int_equal(sh("%s '%s' walk '%s' > /dev/null 2>&1", drop, morsel, root), 1);
+    assert_int_equal(
+        sh("%s '%s' walk '%s' 2>/dev/null | grep -qx '%s/open/f'", drop, morsel, root, root), 0);
+    tree_rm(root);
+}
+
+static void test_usage(void **state)
+{
+    (void)state;
+    find_morsel();
+    assert_int_equal(sh("'%s' walk --bogus > /dev/null 2>&1", morsel), 2);
+    assert_int_equal(sh("'%s' walk --help | grep -q '^usage: morsel walk'", morsel), 0);
+    assert_int_equal(sh("'%s' walk --version | grep -q '^morsel '", morsel), 0);
+    assert_int_equal(sh("'%s' --help | grep -q ' walk '", morsel), 0);
+}
+
+MO_TEST_MAIN(cmocka_unit_test(test_sorted_output_equals_find),
+             cmocka_unit_test(test_default_order_is_os_path_walk),
+             cmocka_unit_test(test_errors_and_exit_status),
+             cmocka_unit_test(test_unreadable_directory_reported), cmocka_unit_test(test_usage))
