@@ -2,8 +2,9 @@
  * computes N! with mpz_fac_ui and prints it with mpz_out_str and a newline.
  * Compare with hyperfine:
  *   hyperfine -N 'bench_fac_gmp_blocking 1000000' 'morsel factorial 1000000' */
+#include <stdio.h> /* before gmp.h, which then declares mpz_out_str */
+
 #include <gmp.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 int main(int argc, char **argv)

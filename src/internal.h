@@ -229,7 +229,8 @@ struct mo_loop {
     bool closed;
     bool virtual_clock;
     bool poll_now; /* mo__loop_request_poll(): end the batch after this call */
-    int64_t last_poll; /* real clock at the end of the last poll */
+    int64_t last_poll;   /* real clock at the end of the last poll */
+    int64_t timer_slack; /* a sleep for a timer may overshoot it this much */
     uint64_t holds;
     /* Per-loop state of the modules built on the reactor, created lazily by
      * them and destroyed by mo_loop_free() (NULL when unused). */

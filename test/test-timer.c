@@ -227,6 +227,37 @@ static void test_cancelled_calls_do_not_wake(void **state)
     mo_loop_free(loop);
 }
 
+/* Slack lets the loop sleep past a deadline, never wake before it. */
+struct stamp {
+    int64_t at;
+};
+
+static void stamp_cb(mo_loop_t *loop, void *arg)
+{
+    (void)loop;
+    ((struct stamp *)arg)->at = mo_hrtime();
+}
+
+static void test_timer_slack(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    assert_mo(MO_EINVAL, mo_loop_set_timer_slack(NULL, 0));
+    assert_mo(MO_EINVAL, mo_loop_set_timer_slack(loop, -1));
+    for (int64_t slack = 0; slack <= MO_MSEC(20); slack += MO_MSEC(20)) {
+        struct stamp s = {0};
+        assert_ok(mo_loop_set_timer_slack(loop, slack));
+        mo_loop_update_time(loop);
+        int64_t deadline = mo_loop_now(loop) + MO_MSEC(10);
+        assert_ok(mo_call_at(loop, deadline, stamp_cb, &s, NULL));
+        assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+        assert_true(s.at >= deadline);
+        /* Generous: the slack plus scheduling noise on a loaded machine. */
+        assert_true(s.at - deadline < slack + MO_MSEC(500));
+    }
+    mo_loop_free(loop);
+}
+
 /* ---- randomized comparison with a model ---- */
 
 struct model_call {
@@ -436,6 +467,6 @@ MO_TEST_MAIN(cmocka_unit_test(test_same_deadline_fifo),
              cmocka_unit_test(test_reset_and_delay),
              cmocka_unit_test(test_zero_delay_from_callback_runs_next_iteration),
              cmocka_unit_test(test_call_at_past_is_due_now),
-             cmocka_unit_test(test_cancelled_calls_do_not_wake),
+             cmocka_unit_test(test_cancelled_calls_do_not_wake), cmocka_unit_test(test_timer_slack),
              cmocka_unit_test(test_random_operations_match_model),
              cmocka_unit_test(test_many_calls))
