@@ -1010,8 +1010,11 @@ static void test_coro_offload_bad_input(void **state)
 
 /* ---- the watchdog names the coroutine ---- */
 
+/* Reports that came while the coroutine was busy: the others (under
+ * valgrind, translating code can hold the loop too) do not count. */
 struct wd_seen {
     pthread_mutex_t mutex;
+    atomic_int busy;
     int blocked;
     char symbol[128];
 };
@@ -1020,7 +1023,7 @@ static void wd_hook(const struct mo_watchdog_report *r, void *arg)
 {
     struct wd_seen *s = arg;
     pthread_mutex_lock(&s->mutex);
-    if (r->event == MO_WATCHDOG_BLOCKED && !s->blocked++)
+    if (r->event == MO_WATCHDOG_BLOCKED && atomic_load(&s->busy) && !s->blocked++)
         snprintf(s->symbol, sizeof(s->symbol), "%s", r->symbol ? r->symbol : "(none)");
     pthread_mutex_unlock(&s->mutex);
 }
@@ -1030,11 +1033,13 @@ static void wd_hook(const struct mo_watchdog_report *r, void *arg)
 int mo_test_busy_coro(mo_coro_t *co, void *arg);
 int mo_test_busy_coro(mo_coro_t *co, void *arg)
 {
-    (void)arg;
+    struct wd_seen *s = arg;
     int rc = mo_yield(co);
     if (rc) return rc;
+    atomic_store(&s->busy, 1);
     int64_t start = mo_hrtime();
     while (mo_hrtime() - start < MO_MSEC(60)) sched_yield();
+    atomic_store(&s->busy, 0);
     return mo_yield(co);
 }
 
@@ -1044,7 +1049,7 @@ static void test_watchdog_names_coroutine(void **state)
     mo_loop_t *loop = mo_test_loop();
     struct wd_seen s = {.mutex = PTHREAD_MUTEX_INITIALIZER};
     mo_task_t *t;
-    assert_ok(mo_coro_spawn(loop, mo_test_busy_coro, NULL, NULL, &t));
+    assert_ok(mo_coro_spawn(loop, mo_test_busy_coro, &s, NULL, &t));
     assert_ok(mo_watchdog_start(loop, MO_MSEC(10), wd_hook, &s));
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
     assert_ok(mo_watchdog_stop(loop));
@@ -1052,7 +1057,7 @@ static void test_watchdog_names_coroutine(void **state)
     assert_string_equal(s.symbol, "mo_test_busy_coro");
     struct mo_task_stats ts;
     assert_ok(mo_task_stats(t, &ts));
-    assert_int_equal(ts.overlong, 1);
+    assert_true(ts.overlong >= 1); /* under valgrind, its first step may be one too */
     mo_task_release(t);
     mo_loop_free(loop);
 }
