@@ -1004,6 +1004,43 @@ static void test_pool_cancel_queued_fails_task(void **state)
     mo_loop_free(loop);
 }
 
+static int coro_offloader(mo_coro_t *co, void *arg)
+{
+    struct piece *p = arg;
+    void *v;
+    mo_dtor_fn dtor;
+    int rc = mo_coro_offload(co, piece_fn, p, &v, &dtor);
+    if (!rc) dtor(v);
+    return rc;
+}
+
+/* Freeing the loop while pieces run: closing the loop frees its default
+ * pool, which lets them finish (they return once it closes); their values
+ * are destroyed, the task and the coroutine fail, nothing leaks (ASan). */
+static void test_loop_free_with_pieces_out(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    mo_pool_t *pool;
+    assert_ok(mo_loop_pool(loop, &pool));
+    struct piece p1 = {.hold = 1, .input = 2, .until_closing = pool};
+    struct piece p2 = {.hold = 1, .input = 3, .until_closing = pool};
+    struct offloader o = {.piece = &p1};
+    mo_task_t *t1, *t2;
+    assert_ok(mo_cooperate(loop, offload_step, &o, NULL, &t1));
+    assert_ok(mo_coro_spawn(loop, coro_offloader, &p2, NULL, &t2));
+    while (mo_task_state(t1) != MO_TASK_WAITING || mo_task_state(t2) != MO_TASK_WAITING)
+        one_pass(loop); /* one pass, unless valgrind makes the first turn use the slice */
+    mo_task_release(t1);
+    mo_task_release(t2);
+    wait_piece_started(&p1); /* p2 runs too, or is queued (one worker) */
+    atomic_store(&values_freed, 0);
+    mo_loop_free(loop);
+    assert_int_equal(atomic_load(&p1.ran) + atomic_load(&p2.ran), 2);
+    assert_int_equal(atomic_load(&values_freed), 2);
+    assert_int_equal(o.phase, 1);
+}
+
 /* A task paused while its piece is out takes the value when resumed. */
 static void test_pause_while_offloaded(void **state)
 {
@@ -1249,6 +1286,6 @@ MO_TEST_MAIN(
     cmocka_unit_test(test_stop_while_queued_cancels_piece),
     cmocka_unit_test(test_stop_while_running_discards_result),
     cmocka_unit_test(test_pool_cancel_queued_fails_task),
-    cmocka_unit_test(test_pause_while_offloaded), cmocka_unit_test(test_offload_bad_input),
-    cmocka_unit_test(test_offload_allocates_nothing),
+    cmocka_unit_test(test_pause_while_offloaded), cmocka_unit_test(test_loop_free_with_pieces_out),
+    cmocka_unit_test(test_offload_bad_input), cmocka_unit_test(test_offload_allocates_nothing),
     cmocka_unit_test(test_watchdog_names_long_step))
