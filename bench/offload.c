@@ -1,7 +1,7 @@
 /* Offloading indivisible pieces (DESIGN rule 13): what it buys and what it
  * costs.
  *
- *   bench_offload [pieces] [piece-ms]   (defaults 20 and 20: about 10 s)
+ *   bench_offload [pieces] [piece-ms]   (defaults 20 and 20: about 20 s)
  *
  * 1. Loop lag. A task runs `pieces` indivisible pieces of `piece-ms` of
  *    busy CPU each, while a 1 ms periodic call measures the loop's
@@ -12,7 +12,7 @@
  *    ours burns the same CPU time (what the offloaded pieces cost the loop
  *    on a machine without a spare core, morsel aside). Besides lateness,
  *    the longest callback the loop ran (mo_loop_stats): how long the loop
- *    itself was held. Interleaved, 5 runs each, medians.
+ *    itself was held. Interleaved, 9 runs each, medians.
  * 2. Round-trip cost of an empty piece: mo_task_offload() (the job is part
  *    of the task) against mo_task_wait() on mo_defer_to_thread()'s
  *    Deferred (two allocations per piece), 20,000 pieces per run,
@@ -136,7 +136,7 @@ static void lag_run(enum mode mode, int pieces, int64_t piece_ns, double *out)
 
 static void bench_lag(int pieces, int64_t piece_ns)
 {
-    enum { REPS = 5 };
+    enum { REPS = 9 };
     static const char *names[] = {"idle loop", "idle loop, a thread burns as much CPU",
                                   "pieces inline in the steps",
                                   "pieces offloaded (mo_task_offload)"};
