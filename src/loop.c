@@ -76,6 +76,7 @@ static void run_ready(mo_loop_t *loop)
             c.fn(loop, c.arg);
             if (MO__UNLIKELY(loop->poll_now)) {
                 loop->poll_now = false;
+                loop->last_poll = 0; /* the next poll may not be skipped */
                 return;
             }
             if (--left) continue;
@@ -105,6 +106,7 @@ int mo_loop_new(mo_loop_t **loopp, unsigned flags)
     loop->now = loop->virtual_clock ? 0 : mo_hrtime();
     loop->io_interval = MO__IO_INTERVAL_DEF;
     loop->batch = 16;
+    loop->pool_spin = MO_USEC(50);
     loop->io.epfd = -1;
     loop->wake.efd = -1;
     int err = MO_ENOMEM;
@@ -191,13 +193,25 @@ static int64_t poll_timeout(mo_loop_t *loop, int mode)
     return left > 0 ? left : 0;
 }
 
-static int loop_poll(mo_loop_t *loop, int64_t timeout)
+/* Whether a zero-timeout poll can be left out: in MO_RUN_DEFAULT, while
+ * work is ready (due timers, queued calls), rule 1 asks for a poll only
+ * once per io_interval. With a timer due every microsecond this saves a
+ * system call per iteration; the other modes promise one poll per call. */
+static bool poll_skippable(mo_loop_t *loop, int64_t timeout, int mode)
 {
+    if (timeout != 0 || mode != MO_RUN_DEFAULT || loop->stop) return false;
+    return mo_hrtime() - loop->last_poll < loop->io_interval;
+}
+
+static int loop_poll(mo_loop_t *loop, int64_t timeout, int mode)
+{
+    if (poll_skippable(loop, timeout, mode)) return 0;
     if (timeout != 0) mo__loop_idle(loop);
     if (timeout != 0 && loop->pool_jobs) mo__pool_spin(loop, timeout);
     if (timeout != 0 && mo__wake_prepare_sleep(&loop->wake)) timeout = 0;
     int n = mo__io_poll(loop, timeout);
     mo__wake_after_sleep(&loop->wake);
+    loop->last_poll = mo_hrtime();
     return n < 0 ? n : 0;
 }
 
@@ -219,7 +233,7 @@ static int loop_iterate(mo_loop_t *loop, int mode)
     mo__stats_mark(loop, loop->virtual_clock ? mo_hrtime() : loop->now);
     run_due(loop);
     run_ready(loop);
-    int err = loop_poll(loop, poll_timeout(loop, mode));
+    int err = loop_poll(loop, poll_timeout(loop, mode), mode);
     if (mode == MO_RUN_ONCE && !loop->stop) {
         /* As libuv does: what the wait was for runs in this same call. */
         loop_update(loop);

@@ -589,11 +589,28 @@ int mo_defer_to_thread(mo_loop_t *loop, mo_thread_fn fn, void *arg, mo_deferred_
 
 /* ---- the loop's side ---- */
 
+/* Before the loop sleeps while jobs are out: spinning a little catches a
+ * completion without a sleep and wake-up (the ping-pong case), but when the
+ * workers run long CPU-bound jobs a yield hands them the core and the loop
+ * gets it back only at the next scheduler tick (~4 ms). So the budget
+ * adapts: doubled when a completion arrived during the spin, halved when
+ * none did. Below a microsecond the spin only pauses and never yields. */
 void mo__pool_spin(mo_loop_t *loop, int64_t timeout)
 {
-    int64_t spin =
-        timeout >= 0 && timeout < MO__POOL_LOOP_SPIN_NS ? timeout : MO__POOL_LOOP_SPIN_NS;
-    int64_t until = mo_hrtime() + spin;
-    for (unsigned i = 1; !mo__wake_pending(&loop->wake); i++)
-        if (spin_step(i, until)) return;
+    int64_t budget = loop->pool_spin;
+    if (timeout >= 0 && timeout < budget) budget = timeout;
+    int64_t until = mo_hrtime() + budget;
+    for (unsigned i = 1; !mo__wake_pending(&loop->wake); i++) {
+        if (i < MO__POOL_PAUSES) {
+            cpu_relax();
+            continue;
+        }
+        if (mo_hrtime() > until) {
+            loop->pool_spin /= 2;
+            return;
+        }
+        sched_yield();
+    }
+    loop->pool_spin = loop->pool_spin * 2 + MO_USEC(1);
+    if (loop->pool_spin > MO__POOL_LOOP_SPIN_NS) loop->pool_spin = MO__POOL_LOOP_SPIN_NS;
 }
