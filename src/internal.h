@@ -228,7 +228,7 @@ struct mo_loop {
     bool stop;
     bool closed;
     bool virtual_clock;
-    bool poll_now; /* mo__loop_request_poll(): end the batch after this call */
+    bool poll_now;       /* mo__loop_request_poll(): end the batch after this call */
     int64_t last_poll;   /* real clock at the end of the last poll */
     int64_t timer_slack; /* a sleep for a timer may overshoot it this much */
     uint64_t holds;
@@ -237,7 +237,7 @@ struct mo_loop {
     struct mo__coop *coop;         /* task.c */
     struct mo_pool *pool;          /* pool.c: the loop's default pool */
     uint64_t pool_jobs;            /* pool.c: jobs submitted whose done has not run */
-    int64_t pool_spin; /* mo__pool_spin()'s adaptive budget, ns */
+    int64_t pool_spin;             /* mo__pool_spin()'s adaptive budget, ns */
     struct mo__stats *stats;       /* stats.c */
     struct mo__watchdog *watchdog; /* watchdog.c */
     /* Where unhandled failures go (deferred.c); NULL means stderr. */
@@ -284,6 +284,31 @@ void mo__pool_loop_close(mo_loop_t *loop);
 /* Before the loop sleeps while jobs are outstanding: spins a little while
  * (at most `timeout` ns if >= 0) in case a completion arrives at once. */
 void mo__pool_spin(mo_loop_t *loop, int64_t timeout);
+
+/* A mo_thread_fn call made by a pool worker, its outcome kept for the loop
+ * thread: the one record behind mo_defer_to_thread() and mo_task_offload().
+ * fn and arg are written before the submission; code, value, dtor and
+ * failure by the worker, then read on the loop thread once the job's done
+ * runs (the pool's hand-back orders the two). */
+struct mo__thread_call {
+    mo_pool_job_t job;
+    mo_thread_fn fn;
+    void *arg;
+    int code;
+    void *value;
+    mo_dtor_fn dtor;
+    mo_failure_t *failure;
+};
+
+/* On the worker: calls fn and keeps what it produced. */
+void mo__thread_call_run(struct mo__thread_call *c);
+
+/* On the loop thread, once done ran with the pool's `status` (MO_ECANCELED
+ * if fn never ran): returns NULL and moves the value into *vp, *dtorp on
+ * success; else returns the failure (what fn left on the other path is
+ * destroyed), one made with `origin` if fn gave only a code. */
+mo_failure_t *mo__thread_call_take(struct mo__thread_call *c, int status, const char *origin,
+                                   void **vp, mo_dtor_fn *dtorp);
 /* Tests: whether mo_pool_free() has begun on this pool. Any thread. */
 bool mo__pool_closing(mo_pool_t *pool);
 

@@ -514,43 +514,57 @@ bool mo__pool_closing(mo_pool_t *pool)
 
 /* ---- Deferreds from threads ---- */
 
+void mo__thread_call_run(struct mo__thread_call *c)
+{
+    c->code = c->fn(c->arg, &c->value, &c->dtor, &c->failure);
+}
+
+mo_failure_t *mo__thread_call_take(struct mo__thread_call *c, int status, const char *origin,
+                                   void **vp, mo_dtor_fn *dtorp)
+{
+    mo_failure_t *f = c->failure;
+    *vp = c->value;
+    *dtorp = c->dtor;
+    c->value = NULL;
+    c->dtor = NULL;
+    c->failure = NULL;
+    if (!status && !c->code) {
+        mo_failure_unref(f);
+        return NULL;
+    }
+    if (*dtorp) (*dtorp)(*vp);
+    *vp = NULL;
+    *dtorp = NULL;
+    if (status) {
+        mo_failure_unref(f);
+        return mo_failure_new(status, origin, "the pool shut down first");
+    }
+    return f ? f : mo_failure_new(c->code, origin, NULL);
+}
+
 struct thread_call {
-    mo_pool_job_t job;
+    struct mo__thread_call call;
     mo_deferred_t *d; /* the job's reference */
-    mo_thread_fn fn;
-    void *arg;
-    int code;
-    void *value;
-    mo_dtor_fn dtor;
-    mo_failure_t *failure;
 };
 
 static void thread_call_work(mo_pool_job_t *job, void *arg)
 {
     (void)job;
-    struct thread_call *c = arg;
-    c->code = c->fn(c->arg, &c->value, &c->dtor, &c->failure);
+    mo__thread_call_run(&((struct thread_call *)arg)->call);
 }
 
 /* Fires the Deferred with what fn produced. If it was cancelled meanwhile,
  * mo_deferred_callback()/errback() answer MO_ECANCELED and destroy the
  * value or release the failure: the result is discarded safely. */
-static void thread_call_fire(mo_deferred_t *d, struct thread_call c, int status)
+static void thread_call_fire(mo_deferred_t *d, struct mo__thread_call *c, int status)
 {
-    if (status || c.code) {
-        if (c.dtor) c.dtor(c.value);
-        if (status) {
-            mo_failure_unref(c.failure);
-            mo_deferred_fail(d, status, "mo_defer_to_thread", "the pool shut down first");
-        } else if (c.failure) {
-            mo_deferred_errback(d, c.failure);
-        } else {
-            mo_deferred_fail(d, c.code, "mo_defer_to_thread", NULL);
-        }
-        return;
-    }
-    mo_failure_unref(c.failure);
-    mo_deferred_callback(d, c.value, c.dtor);
+    void *value;
+    mo_dtor_fn dtor;
+    mo_failure_t *f = mo__thread_call_take(c, status, "mo_defer_to_thread", &value, &dtor);
+    if (f)
+        mo_deferred_errback(d, f);
+    else
+        mo_deferred_callback(d, value, dtor);
 }
 
 static void thread_call_done(mo_loop_t *loop, mo_pool_job_t *job, int status, void *arg)
@@ -559,7 +573,7 @@ static void thread_call_done(mo_loop_t *loop, mo_pool_job_t *job, int status, vo
     (void)job;
     struct thread_call *c = arg, copy = *c;
     mo__free(c);
-    thread_call_fire(copy.d, copy, status);
+    thread_call_fire(copy.d, &copy.call, status);
     mo_deferred_unref(copy.d);
 }
 
@@ -570,7 +584,7 @@ static void thread_call_done(mo_loop_t *loop, mo_pool_job_t *job, int status, vo
 static void thread_call_cancel(mo_deferred_t *d, void *arg)
 {
     struct thread_call *c = arg;
-    if (mo_pool_cancel(&c->job) != 0) return;
+    if (mo_pool_cancel(&c->call.job) != 0) return;
     mo__free(c);
     mo_deferred_unref(d);
 }
@@ -587,9 +601,9 @@ int mo_pool_defer(mo_pool_t *pool, mo_loop_t *loop, mo_thread_fn fn, void *arg, 
         return err;
     }
     c->d = mo_deferred_ref(d);
-    c->fn = fn;
-    c->arg = arg;
-    if ((err = mo_pool_submit(pool, loop, &c->job, thread_call_work, thread_call_done, c)) != 0) {
+    c->call.fn = fn;
+    c->call.arg = arg;
+    if ((err = mo_pool_submit(pool, loop, &c->call.job, thread_call_work, thread_call_done, c)) != 0) {
         mo__free(c);
         mo_deferred_unref(d);
         mo_deferred_unref(d);

@@ -280,33 +280,7 @@ static void task_begin_wait(mo_task_t *t)
 static void offload_work(mo_pool_job_t *job, void *arg)
 {
     (void)job;
-    struct mo__offload *o = &((mo_task_t *)arg)->off;
-    o->code = o->fn(o->arg, &o->value, &o->dtor, &o->failure);
-}
-
-/* Takes what the piece produced out of the task: NULL and its value in
- * *vp, *dtorp on success; else its failure (what it stored on the other
- * path is destroyed). status is the pool's: MO_ECANCELED if fn never ran. */
-static mo_failure_t *offload_take(struct mo__offload *o, int status, void **vp, mo_dtor_fn *dtorp)
-{
-    mo_failure_t *f = o->failure;
-    *vp = o->value;
-    *dtorp = o->dtor;
-    o->value = NULL;
-    o->dtor = NULL;
-    o->failure = NULL;
-    if (!status && !o->code) {
-        mo_failure_unref(f);
-        return NULL;
-    }
-    if (*dtorp) (*dtorp)(*vp);
-    *vp = NULL;
-    *dtorp = NULL;
-    if (status) {
-        mo_failure_unref(f);
-        return mo_failure_new(status, "mo_task_offload", "the pool shut down first");
-    }
-    return f ? f : mo_failure_new(o->code, "mo_task_offload", NULL);
+    mo__thread_call_run(&((mo_task_t *)arg)->off);
 }
 
 /* A stopped coroutine waited for its piece to return before unwinding. */
@@ -327,7 +301,7 @@ static void offload_done(mo_loop_t *loop, mo_pool_job_t *job, int status, void *
     mo_task_t *t = arg;
     void *v;
     mo_dtor_fn dtor;
-    mo_failure_t *f = offload_take(&t->off, status, &v, &dtor);
+    mo_failure_t *f = mo__thread_call_take(&t->off, status, "mo_task_offload", &v, &dtor);
     t->offloading = false;
     if (t->finished) {
         /* Stopped while the piece ran: nobody wants its result. */
@@ -345,7 +319,7 @@ static void offload_done(mo_loop_t *loop, mo_pool_job_t *job, int status, void *
 int mo__task_offload(mo_task_t *t, mo_thread_fn fn, void *arg)
 {
     if (t->offloading) return MO_EBUSY;
-    struct mo__offload *o = &t->off;
+    struct mo__thread_call *o = &t->off;
     o->fn = fn;
     o->arg = arg;
     o->code = 0;

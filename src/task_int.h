@@ -27,20 +27,6 @@
 
 #include "internal.h"
 
-/* One indivisible piece run on the pool (mo_task_offload()). The job is
- * embedded, so an offload allocates nothing. fn and arg are written before
- * the submission; code, value, dtor and failure by the worker, then read on
- * the loop thread once done runs: the pool's hand-back orders the two. */
-struct mo__offload {
-    mo_pool_job_t job;
-    mo_thread_fn fn;
-    void *arg;
-    int code;
-    void *value;
-    mo_dtor_fn dtor;
-    mo_failure_t *failure;
-};
-
 struct mo_task {
     struct mo_task *next, *prev;         /* the ready ring */
     struct mo_task *all_next, *all_prev; /* the cooperator's tasks */
@@ -57,7 +43,7 @@ struct mo_task {
     void (*on_free)(void *arg); /* a coroutine frees itself with the task */
     uintptr_t name;             /* what the watchdog names: the step, or the coroutine's fn */
     mo_pool_t *pool;            /* for offloads; NULL: the loop's default pool */
-    struct mo__offload off;
+    struct mo__thread_call off; /* mo_task_offload()'s piece: no allocation */
     int64_t slice;
     double cost;     /* learnt ns per step */
     uint32_t batch;  /* size of the last batch */

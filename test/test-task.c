@@ -1191,6 +1191,7 @@ static void test_offload_allocates_nothing(void **state)
 struct wd_seen {
     pthread_mutex_t mutex;
     int blocked, returned;
+    int named; /* BLOCKED reports that name mo_test_long_step */
     char symbol[128];
 };
 
@@ -1201,6 +1202,7 @@ static void wd_hook(const struct mo_watchdog_report *r, void *arg)
     if (r->event == MO_WATCHDOG_BLOCKED) {
         if (!s->blocked++)
             snprintf(s->symbol, sizeof(s->symbol), "%s", r->symbol ? r->symbol : "(none)");
+        s->named += r->symbol && strcmp(r->symbol, "mo_test_long_step") == 0;
     } else {
         s->returned++;
     }
@@ -1250,9 +1252,12 @@ static void test_watchdog_names_long_step(void **state)
     assert_ok(mo_watchdog_start(loop, MO_MSEC(40), wd_hook, &s));
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
     assert_ok(mo_watchdog_stop(loop)); /* reports the return, if not yet */
-    assert_int_equal(s.blocked, 1);
-    assert_int_equal(s.returned, 1);
-    assert_string_equal(s.symbol, "mo_test_long_step");
+    /* The long step is named, once. On a loaded machine a 30 ms slice of
+     * short steps can also pass 40 ms of wall time and be reported too:
+     * that is right, so only the pairing of reports is required of it. */
+    assert_int_equal(s.named, 1);
+    assert_true(s.blocked >= 1);
+    assert_int_equal(s.returned, s.blocked);
     struct mo_task_stats ts;
     assert_ok(mo_task_stats(t, &ts));
     assert_int_equal(ts.overlong, 1);
