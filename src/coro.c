@@ -92,6 +92,21 @@ static void coro_receive(mo_coro_t *co, void **valuep, mo_dtor_fn *dtorp)
     }
 }
 
+/* Back from a wait (mo_await, mo_coro_offload): what it gave. */
+static int coro_resumed(mo_coro_t *co, void **valuep, mo_dtor_fn *dtorp)
+{
+    mo_task_t *t = co->task;
+    if (t->finished) return MO_ECANCELED;
+    if (t->failure) {
+        mo_failure_unref(co->failure);
+        co->failure = t->failure;
+        t->failure = NULL;
+        return mo_failure_code(co->failure);
+    }
+    coro_receive(co, valuep, dtorp);
+    return 0;
+}
+
 int mo_await(mo_coro_t *co, mo_deferred_t *d, void **valuep, mo_dtor_fn *dtorp)
 {
     if (!co || !d || !co->running || !valuep != !dtorp) {
@@ -106,15 +121,19 @@ int mo_await(mo_coro_t *co, mo_deferred_t *d, void **valuep, mo_dtor_fn *dtorp)
     mo_task_wait(t, d);
     if (t->budget) t->budget--;
     coro_suspend(co, MO_WAIT);
+    return coro_resumed(co, valuep, dtorp);
+}
+
+int mo_coro_offload(mo_coro_t *co, mo_thread_fn fn, void *arg, void **valuep, mo_dtor_fn *dtorp)
+{
+    if (!co || !fn || !co->running || !valuep != !dtorp) return MO_EINVAL;
+    mo_task_t *t = co->task;
     if (t->finished) return MO_ECANCELED;
-    if (t->failure) {
-        mo_failure_unref(co->failure);
-        co->failure = t->failure;
-        t->failure = NULL;
-        return mo_failure_code(co->failure);
-    }
-    coro_receive(co, valuep, dtorp);
-    return 0;
+    int err = mo__task_offload(t, fn, arg);
+    if (err) return err;
+    if (t->budget) t->budget--;
+    coro_suspend(co, MO_WAIT);
+    return coro_resumed(co, valuep, dtorp);
 }
 
 const mo_failure_t *mo_coro_failure(const mo_coro_t *co)
@@ -171,7 +190,7 @@ int mo_coro_spawn(mo_loop_t *loop, mo_coro_fn fn, void *arg, const struct mo_cor
     mo_coro_t *co;
     int err = coro_new(fn, arg, opts ? opts->stack_size : 0, &co);
     if (err) return err;
-    struct mo_task_opts topts = {.slice = opts ? opts->slice : 0};
+    struct mo_task_opts topts = {.slice = opts ? opts->slice : 0, .pool = opts ? opts->pool : NULL};
     mo_task_t *t;
     err = mo__task_start(loop, coro_step, co, &topts, true, coro_free, &t);
     if (err) {
@@ -179,6 +198,7 @@ int mo_coro_spawn(mo_loop_t *loop, mo_coro_fn fn, void *arg, const struct mo_cor
         return err;
     }
     co->task = t;
+    t->name = MO__FN(fn); /* the watchdog names the coroutine, not coro_step */
     if (taskp)
         *taskp = t;
     else

@@ -38,17 +38,22 @@ void mo__free(void *ptr);
  * - The heap is a binary min-heap on (deadline, seq); seq is unique and
  *   grows with every scheduling, which makes equal deadlines FIFO.
  * - bits[L] has bit s set iff slot s of level L is non-empty.
+ * - A slot is MO__WHEEL_CHAINS lists; which one a timer is on does not
+ *   matter (it is chosen from the timer's address).
+ *   Several chains let a cascade follow them in step, so the cache misses of
+ *   walking one list overlap those of the others instead of queueing.
  */
 #define MO__TICK_SHIFT   20 /* ~1.05 ms per tick */
 #define MO__WHEEL_BITS   6
 #define MO__WHEEL_SLOTS  64
 #define MO__WHEEL_LEVELS 8 /* 8 * 6 + 20 > 63 bits: every int64 deadline fits */
+#define MO__WHEEL_CHAINS 8 /* lists per slot: one cache line of heads */
 #define MO__TIMER_CHUNK  512
 
 enum { MO__T_FREE = 0, MO__T_HEAP = 1, MO__T_WHEEL = 2 };
 
 struct mo__timer {
-    struct mo__timer *next;   /* wheel slot list, or the free list */
+    struct mo__timer *next;   /* wheel slot list */
     struct mo__timer **pprev; /* wheel slot list */
     int64_t deadline;
     uint64_t seq;
@@ -67,19 +72,32 @@ struct mo__heap_entry {
     struct mo__timer *t;
 };
 
+/* A wheel slot: MO__WHEEL_CHAINS list heads, one cache line. */
+struct mo__wheel_slot {
+    struct mo__timer *chain[MO__WHEEL_CHAINS];
+};
+
 struct mo__timers {
     struct mo__timer **chunks; /* slab: chunk i holds indices [i*CHUNK, (i+1)*CHUNK) */
     uint32_t nchunks;
     uint32_t chunks_cap;
-    struct mo__timer *free; /* free list through ->next */
+    /* Free slots, a bitmap (bit set: free) with a summary (bit w set:
+     * free_bits[w] has a free slot); every free_sum word below free_hint is
+     * 0. The lowest free slot is taken: the address of the next timer is
+     * known without reading the last one, so allocations do not wait on each
+     * other's cache misses, and the slots in use stay packed at the bottom of
+     * the slab, in address order when it has emptied. */
+    uint64_t *free_bits;
+    uint64_t *free_sum;
+    uint32_t free_hint;
     uint64_t seq;
     uint64_t count; /* pending timers */
     uint64_t curr;  /* wheel position, in ticks */
     uint64_t bits[MO__WHEEL_LEVELS];
-    struct mo__timer *wheel[MO__WHEEL_LEVELS][MO__WHEEL_SLOTS];
+    _Alignas(MO__CACHELINE) struct mo__wheel_slot wheel[MO__WHEEL_LEVELS][MO__WHEEL_SLOTS];
     struct mo__heap_entry *heap;
     uint32_t heap_len;
-    uint32_t heap_cap;
+    uint32_t heap_cap; /* slots the heap and the bitmaps can hold, >= the slab's */
 };
 
 int mo__timers_init(struct mo__timers *ts);
@@ -210,13 +228,16 @@ struct mo_loop {
     bool stop;
     bool closed;
     bool virtual_clock;
-    bool poll_now; /* mo__loop_request_poll(): end the batch after this call */
+    bool poll_now;       /* mo__loop_request_poll(): end the batch after this call */
+    int64_t last_poll;   /* real clock at the end of the last poll */
+    int64_t timer_slack; /* a sleep for a timer may overshoot it this much */
     uint64_t holds;
     /* Per-loop state of the modules built on the reactor, created lazily by
      * them and destroyed by mo_loop_free() (NULL when unused). */
     struct mo__coop *coop;         /* task.c */
     struct mo_pool *pool;          /* pool.c: the loop's default pool */
     uint64_t pool_jobs;            /* pool.c: jobs submitted whose done has not run */
+    int64_t pool_spin;             /* mo__pool_spin()'s adaptive budget, ns */
     struct mo__stats *stats;       /* stats.c */
     struct mo__watchdog *watchdog; /* watchdog.c */
     /* Where unhandled failures go (deferred.c); NULL means stderr. */
@@ -263,6 +284,31 @@ void mo__pool_loop_close(mo_loop_t *loop);
 /* Before the loop sleeps while jobs are outstanding: spins a little while
  * (at most `timeout` ns if >= 0) in case a completion arrives at once. */
 void mo__pool_spin(mo_loop_t *loop, int64_t timeout);
+
+/* A mo_thread_fn call made by a pool worker, its outcome kept for the loop
+ * thread: the one record behind mo_defer_to_thread() and mo_task_offload().
+ * fn and arg are written before the submission; code, value, dtor and
+ * failure by the worker, then read on the loop thread once the job's done
+ * runs (the pool's hand-back orders the two). */
+struct mo__thread_call {
+    mo_pool_job_t job;
+    mo_thread_fn fn;
+    void *arg;
+    int code;
+    void *value;
+    mo_dtor_fn dtor;
+    mo_failure_t *failure;
+};
+
+/* On the worker: calls fn and keeps what it produced. */
+void mo__thread_call_run(struct mo__thread_call *c);
+
+/* On the loop thread, once done ran with the pool's `status` (MO_ECANCELED
+ * if fn never ran): returns NULL and moves the value into *vp, *dtorp on
+ * success; else returns the failure (what fn left on the other path is
+ * destroyed), one made with `origin` if fn gave only a code. */
+mo_failure_t *mo__thread_call_take(struct mo__thread_call *c, int status, const char *origin,
+                                   void **vp, mo_dtor_fn *dtorp);
 /* Tests: whether mo_pool_free() has begun on this pool. Any thread. */
 bool mo__pool_closing(mo_pool_t *pool);
 

@@ -82,7 +82,7 @@ static int coop_schedule(struct mo__coop *c)
 
 static bool task_runnable(const mo_task_t *t)
 {
-    if (t->draining) return !t->ended;
+    if (t->draining) return !t->ended && !t->offloading;
     return !t->finished && !t->waiting && !t->pauses;
 }
 
@@ -150,6 +150,16 @@ static void coop_drop(struct mo__coop *c, mo_task_t *t)
 
 /* ---- finishing ---- */
 
+/* The task no longer waits for its piece: a queued piece is taken back (fn
+ * never runs); a running one returns in its own time and offload_done()
+ * discards its result. */
+static void offload_abandon(mo_task_t *t)
+{
+    if (mo_pool_cancel(&t->off.job) != 0) return;
+    t->offloading = false;
+    mo__task_unref(t); /* the job's; the caller holds another */
+}
+
 /* Fires the outcome: the value of mo_task_done() if f is NULL, else f (the
  * reference is taken). A stopped coroutine stays on to unwind. */
 static void task_finish(mo_task_t *t, mo_failure_t *f)
@@ -162,11 +172,17 @@ static void task_finish(mo_task_t *t, mo_failure_t *f)
         /* Like inlineCallbacks: what a stopped task waits on is cancelled,
          * so a timer or a thread job does not outlive the task's interest. */
         t->waiting = false;
-        mo_deferred_cancel(t->wait_d);
+        if (t->offloading)
+            offload_abandon(t);
+        else
+            mo_deferred_cancel(t->wait_d);
     }
     if (t->coro && !t->ended) {
         t->draining = true;
-        if (task_wake(t) != 0) t->ended = true; /* cannot unwind: dropped suspended */
+        if (task_wake(t) != 0) {
+            t->ended = true; /* cannot unwind: dropped suspended */
+            ring_remove(c, t);
+        }
     }
     if (f) {
         mo_deferred_errback(t->done, f);
@@ -186,17 +202,43 @@ static void task_fail_code(mo_task_t *t, int code, const char *origin)
     task_finish(t, mo_failure_new(code, origin, NULL));
 }
 
+/* ---- what the task waited on came out ---- */
+
+/* A value: the next step takes it with mo_task_received(). */
+static void task_wait_succeeded(mo_task_t *t, void *v, mo_dtor_fn dtor, const char *origin)
+{
+    t->waiting = false;
+    if (t->received_dtor) t->received_dtor(t->received);
+    t->received = v;
+    t->received_dtor = dtor;
+    int err = task_wake(t);
+    if (err) task_fail_code(t, err, origin);
+}
+
+/* A failure (taken): a coroutine gets it back from mo_await() or
+ * mo_coro_offload(); a step function's task fails with it. */
+static void task_wait_failed(mo_task_t *t, mo_failure_t *f, const char *origin)
+{
+    t->waiting = false;
+    if (!t->coro) {
+        task_finish(t, f);
+        return;
+    }
+    mo_failure_unref(t->failure);
+    t->failure = f;
+    int err = task_wake(t);
+    if (err) task_fail_code(t, err, origin);
+}
+
 /* ---- waiting on a Deferred ---- */
 
 static void wait_cb(mo_result_t *result, void *arg)
 {
     mo_task_t *t = arg;
-    if (t->waiting) {
-        t->waiting = false;
-        if (t->received_dtor) t->received_dtor(t->received);
-        t->received = mo_result_take(result, &t->received_dtor);
-        int err = task_wake(t);
-        if (err) task_fail_code(t, err, "mo_task_wait");
+    if (t->waiting && !t->offloading) {
+        mo_dtor_fn dtor;
+        void *v = mo_result_take(result, &dtor);
+        task_wait_succeeded(t, v, dtor, "mo_task_wait");
     }
     mo__task_unref(t);
 }
@@ -208,21 +250,10 @@ static void wait_eb(mo_result_t *result, void *arg)
     /* The task takes the failure over: in the awaited Deferred it counts
      * as handled. */
     mo_result_set(result, NULL, NULL);
-    if (t->waiting) {
-        t->waiting = false;
-        if (t->coro) {
-            /* A coroutine gets the failure back from mo_await(). */
-            mo_failure_unref(t->failure);
-            t->failure = f;
-            f = NULL;
-            int err = task_wake(t);
-            if (err) task_fail_code(t, err, "mo_await");
-        } else {
-            task_finish(t, f);
-            f = NULL;
-        }
-    }
-    mo_failure_unref(f);
+    if (t->waiting && !t->offloading)
+        task_wait_failed(t, f, t->coro ? "mo_await" : "mo_task_wait");
+    else
+        mo_failure_unref(f);
     mo__task_unref(t);
 }
 
@@ -243,6 +274,64 @@ static void task_begin_wait(mo_task_t *t)
     }
 }
 
+/* ---- offloading one piece to the pool ---- */
+
+/* On a worker thread: touches the piece's own fields only. */
+static void offload_work(mo_pool_job_t *job, void *arg)
+{
+    (void)job;
+    mo__thread_call_run(&((mo_task_t *)arg)->off);
+}
+
+/* A stopped coroutine waited for its piece to return before unwinding. */
+static void offload_unwind(mo_task_t *t)
+{
+    if (!t->draining || t->ended || task_wake(t) == 0) return;
+    t->ended = true; /* cannot unwind: dropped suspended */
+    ring_remove(t->coop, t);
+    coop_drop(t->coop, t);
+}
+
+/* On the loop thread, once the piece returned (or the pool shut down
+ * before it ran). */
+static void offload_done(mo_loop_t *loop, mo_pool_job_t *job, int status, void *arg)
+{
+    (void)loop;
+    (void)job;
+    mo_task_t *t = arg;
+    void *v;
+    mo_dtor_fn dtor;
+    mo_failure_t *f = mo__thread_call_take(&t->off, status, "mo_task_offload", &v, &dtor);
+    t->offloading = false;
+    if (t->finished) {
+        /* Stopped while the piece ran: nobody wants its result. */
+        mo_failure_unref(f);
+        if (dtor) dtor(v);
+        offload_unwind(t);
+    } else if (f) {
+        task_wait_failed(t, f, "mo_task_offload");
+    } else {
+        task_wait_succeeded(t, v, dtor, "mo_task_offload");
+    }
+    mo__task_unref(t); /* the job's */
+}
+
+int mo__task_offload(mo_task_t *t, mo_thread_fn fn, void *arg)
+{
+    if (t->offloading) return MO_EBUSY;
+    struct mo__thread_call *o = &t->off;
+    o->fn = fn;
+    o->arg = arg;
+    o->code = 0;
+    int err = mo_pool_submit(t->pool, t->coop->loop, &o->job, offload_work, offload_done, t);
+    if (err) return err;
+    mo__task_ref(t);
+    t->offloading = true;
+    t->waiting = true;
+    ring_remove(t->coop, t);
+    return 0;
+}
+
 /* ---- turns ---- */
 
 /* What happens after a batch that did not end with MO_CONTINUE. */
@@ -260,7 +349,7 @@ static void task_settle(mo_task_t *t, int st)
     if (st == MO_DONE) {
         task_finish(t, NULL);
     } else if (st == MO_WAIT) {
-        task_begin_wait(t);
+        if (!t->offloading) task_begin_wait(t); /* else mo__task_offload() began it */
     } else if (st == MO_FAIL && t->failure) {
         mo_failure_t *f = t->failure;
         t->failure = NULL;
@@ -322,12 +411,23 @@ static void drop_received(mo_task_t *t)
     t->received_dtor = NULL;
 }
 
+/* Names the task whose turn begins as the loop's running callback, for the
+ * watchdog (DESIGN rule 15): the loop published coop_slice, and the watchdog
+ * names what it finds published when it reports, so a step holding the loop
+ * is named, not the slice. One relaxed store per turn and no dispatch count:
+ * for the loop's statistics the slice stays one callback. */
+static inline void publish_name(const struct mo__coop *c, const mo_task_t *t)
+{
+    atomic_store_explicit(&c->loop->dispatch.fn, t->name, memory_order_relaxed);
+}
+
 /* One task's turn, from `now` until `end` at the latest; returns the time
  * it ended. */
 static int64_t task_turn(struct mo__coop *c, mo_task_t *t, int64_t now, int64_t end)
 {
     mo__task_ref(t);
     c->current = t;
+    publish_name(c, t);
     t->turns++;
     t->batch = 0;
     for (bool first = true; task_runnable(t); first = false) {
@@ -395,7 +495,9 @@ int mo__task_start(mo_loop_t *loop, mo_step_fn step, void *arg, const struct mo_
     t->step = step;
     t->arg = arg;
     t->coro = coro;
+    t->name = MO__FN(step);
     t->slice = opts ? opts->slice : 0;
+    t->pool = opts ? opts->pool : NULL;
     ring_insert(c, t);
     if ((err = coop_schedule(c)) != 0) {
         ring_remove(c, t);
@@ -444,13 +546,22 @@ int mo_task_done(mo_task_t *task, void *value, mo_dtor_fn dtor)
 
 int mo_task_wait(mo_task_t *task, mo_deferred_t *d)
 {
-    if (!task || !d) {
+    if (!task || !d || task->offloading) {
         mo_deferred_unref(d);
-        return MO_EINVAL;
+        return !task || !d ? MO_EINVAL : MO_EBUSY;
     }
     mo_deferred_unref(task->wait_d);
     task->wait_d = d;
     return MO_WAIT;
+}
+
+int mo_task_offload(mo_task_t *task, mo_thread_fn fn, void *arg)
+{
+    if (!task || !fn || task->coro) return MO_EINVAL;
+    if (task->finished) return MO_EALREADY;
+    if (task->coop->current != task) return MO_EINVAL; /* not from its step */
+    int err = mo__task_offload(task, fn, arg);
+    return err ? err : MO_WAIT;
 }
 
 void *mo_task_received(mo_task_t *task, mo_dtor_fn *dtorp)

@@ -11,7 +11,14 @@
  * - The cooperator holds one reference to each task on its `all` list: from
  *   mo_cooperate() until the task finished (and, for a coroutine, until it
  *   unwound). The caller's handle is another; a callback registered on an
- *   awaited Deferred is a third; a running turn holds one too.
+ *   awaited Deferred is a third; a running turn holds one too; so does a
+ *   piece on the pool (`offloading`), from its submission until its done
+ *   ran or it was taken back.
+ * - `waiting` means the task sleeps on wait_d or, when `offloading` too, on
+ *   its piece. A finished task no longer waits, but may still be
+ *   `offloading`: its piece runs on, and its result is discarded. A stopped
+ *   coroutine unwinds only once its piece returned (the piece may use the
+ *   coroutine's stack).
  * - `scheduled` is true iff one slice call is queued on the loop; it is
  *   queued whenever the ring is non-empty.
  */
@@ -34,13 +41,16 @@ struct mo_task {
     mo_dtor_fn received_dtor;
     mo_failure_t *failure;      /* from mo_task_fail() or a failed wait */
     void (*on_free)(void *arg); /* a coroutine frees itself with the task */
+    uintptr_t name;             /* what the watchdog names: the step, or the coroutine's fn */
+    mo_pool_t *pool;            /* for offloads; NULL: the loop's default pool */
+    struct mo__thread_call off; /* mo_task_offload()'s piece: no allocation */
     int64_t slice;
     double cost;     /* learnt ns per step */
     uint32_t batch;  /* size of the last batch */
     uint32_t budget; /* steps left in the running batch (a coroutine counts down) */
     uint32_t pauses;
     uint32_t refs;
-    bool in_ring, on_all, waiting, finished, draining, ended, coro;
+    bool in_ring, on_all, waiting, offloading, finished, draining, ended, coro;
     uint64_t steps, turns, overlong;
     uint64_t seq; /* start order */
 };
@@ -76,5 +86,11 @@ int mo__task_start(mo_loop_t *loop, mo_step_fn step, void *arg, const struct mo_
                    bool coro, void (*on_free)(void *arg), mo_task_t **taskp);
 void mo__task_ref(mo_task_t *t);
 void mo__task_unref(mo_task_t *t);
+
+/* Submits fn(arg, ...) to the task's pool; the task then waits until the
+ * piece returned. For mo_task_offload() and mo_coro_offload(), which check
+ * that the task is the one running. Errors: MO_EBUSY (a piece is already
+ * out), mo_pool_submit()'s. */
+int mo__task_offload(mo_task_t *t, mo_thread_fn fn, void *arg);
 
 #endif /* MORSEL_TASK_INT_H */

@@ -9,7 +9,9 @@
  * watchdog reports it, and reports again when the counter moves. A change
  * is dated halfway between the sample that saw it and the one before, so
  * elapsed times are off by half a sampling period at most (plus the
- * watchdog thread's own scheduling delay).
+ * watchdog thread's own scheduling delay). The address may change without
+ * the counter: the cooperator stores each task's step there when its turn
+ * begins, so a report names the step that holds the loop.
  */
 #include "internal.h"
 
@@ -84,6 +86,9 @@ static void watch(struct mo__watchdog *w, struct sample *s)
         return;
     }
     if (s->fn && !s->reported && now - s->since >= w->threshold) {
+        /* The cooperator renames its slice call after the task whose turn
+         * runs (task.c), without a new dispatch: name what runs now. */
+        if (fn) s->fn = fn;
         report(w, MO_WATCHDOG_BLOCKED, s->fn, now - s->since);
         s->reported = true;
     }

@@ -1,5 +1,7 @@
 /* Coroutines: the context switch underneath them (coro_ctx.h), then the
- * public API (coro.h). */
+ * public API (coro.h), offloading pieces to the pool, and the watchdog
+ * naming a coroutine. */
+/* MO_TEST_LABEL_THREADS (offloaded pieces run on pool threads) */
 #include "test.h"
 
 #include "internal.h"
@@ -7,6 +9,9 @@
 #include "coro_ctx.h"
 #include "task_int.h"
 
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include <signal.h>
@@ -666,20 +671,416 @@ static void test_yield_outside_coro_einval(void **state)
     mo_loop_free(loop);
 }
 
-MO_TEST_MAIN(cmocka_unit_test(test_ctx_switch_alternates),
-             cmocka_unit_test(test_ctx_deep_recursion),
-             cmocka_unit_test(test_ctx_keeps_fp_control_per_context),
-             cmocka_unit_test(test_stack_alloc_rounds_and_rejects_zero),
-             cmocka_unit_test(test_stack_overflow_faults_on_guard),
-             cmocka_unit_test(test_coro_runs_and_returns_value),
-             cmocka_unit_test(test_coros_alternate_per_slice),
-             cmocka_unit_test(test_coro_recursion_yields_from_depth),
-             cmocka_unit_test(test_coro_stack_size_option), cmocka_unit_test(test_await_gets_value),
-             cmocka_unit_test(test_await_failure_unhandled_fails_task),
-             cmocka_unit_test(test_await_failure_handled),
-             cmocka_unit_test(test_coro_error_code_fails_task),
-             cmocka_unit_test(test_stop_while_awaiting_unwinds),
-             cmocka_unit_test(test_stop_while_yielding_unwinds),
-             cmocka_unit_test(test_loop_free_drops_suspended_coro),
-             cmocka_unit_test(test_coro_pauses_itself), cmocka_unit_test(test_coro_bad_input),
-             cmocka_unit_test(test_yield_outside_coro_einval))
+/* ---- offloading pieces to the worker pool ---- */
+
+static atomic_int values_freed;
+static void value_free(void *p)
+{
+    atomic_fetch_add(&values_freed, 1);
+    free(p);
+}
+
+/* A piece: input squared, in a fresh int, or a failure; it can hold until
+ * released. */
+struct piece {
+    atomic_int started, go, ran;
+    int hold;
+    int input;
+    int fail_code;
+    int with_failure;
+};
+
+static int piece_fn(void *arg, void **valuep, mo_dtor_fn *dtorp, mo_failure_t **failurep)
+{
+    struct piece *p = arg;
+    atomic_store(&p->started, 1);
+    while (p->hold && !atomic_load(&p->go)) sched_yield();
+    int *v = malloc(sizeof(*v));
+    if (!v) return MO_ENOMEM;
+    *v = p->input * p->input;
+    *valuep = v;
+    *dtorp = value_free;
+    if (p->with_failure) *failurep = mo_failure_new(p->fail_code, "piece_fn", "bad piece");
+    atomic_fetch_add(&p->ran, 1);
+    return p->fail_code;
+}
+
+/* Squares 1..5 on workers, its arguments on its own stack; the last value
+ * is dropped (valuep and dtorp NULL). */
+struct squarer {
+    int sum;
+    int dropped_rc;
+};
+
+static int square_all(mo_coro_t *co, void *arg)
+{
+    struct squarer *s = arg;
+    for (int i = 1; i <= 5; i++) {
+        struct piece p = {.input = i};
+        void *v;
+        mo_dtor_fn dtor;
+        int rc = mo_coro_offload(co, piece_fn, &p, &v, &dtor);
+        if (rc) return rc;
+        s->sum += *(int *)v;
+        dtor(v);
+    }
+    struct piece last = {.input = 9};
+    s->dropped_rc = mo_coro_offload(co, piece_fn, &last, NULL, NULL);
+    return 0;
+}
+
+static void test_coro_offload_values(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct squarer s = {0, -1};
+    mo_task_t *t;
+    atomic_store(&values_freed, 0);
+    assert_ok(mo_coro_spawn(loop, square_all, &s, NULL, &t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(s.sum, 1 + 4 + 9 + 16 + 25);
+    assert_ok(s.dropped_rc);
+    assert_int_equal(atomic_load(&values_freed), 6);
+    assert_int_equal(outcome(t, NULL, NULL), 1);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+/* While the piece holds, the loop runs a timer, which sees the coroutine's
+ * task waiting and releases the piece. */
+struct holder {
+    mo_loop_t *loop;
+    struct piece piece;
+    mo_task_t *task;
+    int ticks;
+    int state;
+    int rc;
+    int value;
+};
+
+static int offload_held(mo_coro_t *co, void *arg)
+{
+    struct holder *h = arg;
+    void *v;
+    mo_dtor_fn dtor;
+    h->rc = mo_coro_offload(co, piece_fn, &h->piece, &v, &dtor);
+    if (h->rc) return h->rc;
+    h->value = *(int *)v;
+    dtor(v);
+    return 0;
+}
+
+static void holder_tick(mo_loop_t *loop, void *arg)
+{
+    struct holder *h = arg;
+    if (atomic_load(&h->piece.started) && ++h->ticks >= 3) {
+        h->state = mo_task_state(h->task);
+        atomic_store(&h->piece.go, 1);
+        return;
+    }
+    assert_ok(mo_call_later(loop, MO_MSEC(1), holder_tick, h, NULL));
+}
+
+static void test_coro_offload_loop_runs_meanwhile(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct holder h = {.piece = {.hold = 1, .input = 8}, .rc = -1};
+    assert_ok(mo_coro_spawn(loop, offload_held, &h, NULL, &h.task));
+    assert_ok(mo_call_later(loop, MO_MSEC(1), holder_tick, &h, NULL));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(h.ticks, 3);
+    assert_int_equal(h.state, MO_TASK_WAITING);
+    assert_ok(h.rc);
+    assert_int_equal(h.value, 64);
+    assert_int_equal(outcome(h.task, NULL, NULL), 1);
+    mo_task_release(h.task);
+    mo_loop_free(loop);
+}
+
+/* A failed piece comes back as its code, with its failure; passed up, it
+ * fails the task with that failure. */
+struct failing {
+    int rc1, rc2;
+    char msg1[32];
+};
+
+static int offload_failing(mo_coro_t *co, void *arg)
+{
+    struct failing *f = arg;
+    struct piece p1 = {.input = 1, .fail_code = MO_EIO, .with_failure = 1};
+    struct piece p2 = {.input = 2, .fail_code = MO_ERANGE};
+    void *v = NULL;
+    mo_dtor_fn dtor = NULL;
+    f->rc1 = mo_coro_offload(co, piece_fn, &p1, &v, &dtor);
+    snprintf(f->msg1, sizeof(f->msg1), "%s", mo_failure_message(mo_coro_failure(co)));
+    f->rc2 = mo_coro_offload(co, piece_fn, &p2, &v, &dtor);
+    return f->rc2;
+}
+
+static void test_coro_offload_failures(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct failing f = {0};
+    mo_task_t *t;
+    atomic_store(&values_freed, 0);
+    assert_ok(mo_coro_spawn(loop, offload_failing, &f, NULL, &t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_mo(MO_EIO, f.rc1);
+    assert_string_equal(f.msg1, "bad piece");
+    assert_mo(MO_ERANGE, f.rc2);
+    assert_int_equal(atomic_load(&values_freed), 2); /* stored beside the failures */
+    mo_deferred_t *d = mo_task_deferred(t);
+    const mo_failure_t *fl = NULL;
+    assert_ok(mo_deferred_result(d, NULL, &fl));
+    assert_mo(MO_ERANGE, mo_failure_code(fl));
+    assert_string_equal(mo_failure_origin(fl), "mo_task_offload"); /* passed up as is */
+    mo_deferred_unref(d);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+/* Stopped while its piece runs on its stack's data: the outcome is out at
+ * once, but the coroutine unwinds only once the piece returned. */
+struct stack_piece {
+    struct piece *_Atomic piece; /* on the coroutine's stack, published */
+    int rc;
+    int unwound;
+};
+
+static int offload_from_stack(mo_coro_t *co, void *arg)
+{
+    struct stack_piece *s = arg;
+    struct piece p = {.hold = 1, .input = 3};
+    atomic_store(&s->piece, &p);
+    void *v;
+    mo_dtor_fn dtor;
+    s->rc = mo_coro_offload(co, piece_fn, &p, &v, &dtor);
+    s->unwound = 1;
+    return s->rc;
+}
+
+static void test_coro_stop_while_offload_runs(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct stack_piece s = {.rc = -1};
+    mo_task_t *t;
+    assert_ok(mo_coro_spawn(loop, offload_from_stack, &s, NULL, &t));
+    assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    struct piece *p = atomic_load(&s.piece);
+    assert_non_null(p);
+    while (!atomic_load(&p->started)) sched_yield();
+    assert_ok(mo_task_stop(t));
+    assert_int_equal(outcome(t, NULL, NULL), MO_ECANCELED);
+    assert_int_equal(mo_task_state(t), MO_TASK_DONE);
+    for (int i = 0; i < 3; i++) assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    assert_false(s.unwound); /* the piece still runs on its stack's data */
+    atomic_store(&values_freed, 0);
+    atomic_store(&p->go, 1);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_true(s.unwound);
+    assert_mo(MO_ECANCELED, s.rc);
+    assert_int_equal(atomic_load(&values_freed), 1); /* the result, discarded */
+    struct mo_cooperator_stats cs;
+    assert_ok(mo_cooperator_stats(loop, &cs));
+    assert_int_equal(cs.tasks, 0);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+/* Stopped while its piece is queued behind a held one (one worker): the
+ * piece is taken back and the coroutine unwinds at once. */
+static int held_thread_fn(void *arg, void **valuep, mo_dtor_fn *dtorp, mo_failure_t **failurep)
+{
+    (void)valuep;
+    (void)dtorp;
+    (void)failurep;
+    struct piece *p = arg;
+    atomic_store(&p->started, 1);
+    while (!atomic_load(&p->go)) sched_yield();
+    return 0;
+}
+
+static void test_coro_stop_while_offload_queued(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    mo_pool_t *pool;
+    assert_ok(mo_pool_new(&pool, 1));
+    struct piece blocker = {0};
+    mo_deferred_t *d;
+    assert_ok(mo_pool_defer(pool, loop, held_thread_fn, &blocker, &d));
+    while (!atomic_load(&blocker.started)) sched_yield();
+    struct holder h = {.piece = {.input = 4}, .rc = -1};
+    struct mo_coro_opts opts = {.pool = pool};
+    assert_ok(mo_coro_spawn(loop, offload_held, &h, &opts, &h.task));
+    assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    assert_int_equal(mo_task_state(h.task), MO_TASK_WAITING);
+    assert_ok(mo_task_stop(h.task));
+    assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT)); /* it unwinds */
+    assert_mo(MO_ECANCELED, h.rc);
+    assert_int_equal(atomic_load(&h.piece.started), 0);
+    atomic_store(&blocker.go, 1);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(atomic_load(&h.piece.started), 0); /* never ran */
+    mo_deferred_unref(d);
+    assert_ok(mo_pool_free(pool, 0));
+    mo_task_release(h.task);
+    mo_loop_free(loop);
+}
+
+/* mo_await() on mo_defer_to_thread()'s Deferred: the same, with
+ * allocations, and a Deferred the coroutine could cancel. */
+static int await_thread(mo_coro_t *co, void *arg)
+{
+    struct holder *h = arg;
+    mo_deferred_t *d;
+    int rc = mo_defer_to_thread(h->loop, piece_fn, &h->piece, &d);
+    if (rc) return rc;
+    void *v;
+    mo_dtor_fn dtor;
+    h->rc = mo_await(co, d, &v, &dtor);
+    if (h->rc) return h->rc;
+    h->value = *(int *)v;
+    dtor(v);
+    return 0;
+}
+
+static void test_coro_await_defer_to_thread(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct holder h = {.loop = loop, .piece = {.input = 5}, .rc = -1};
+    assert_ok(mo_coro_spawn(loop, await_thread, &h, NULL, &h.task));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_ok(h.rc);
+    assert_int_equal(h.value, 25);
+    assert_int_equal(outcome(h.task, NULL, NULL), 1);
+    mo_task_release(h.task);
+    mo_loop_free(loop);
+}
+
+/* Bad input from inside: what each call answers. */
+struct offload_misuse {
+    int null_fn, half_out, after_stop;
+};
+
+static int offload_misuse(mo_coro_t *co, void *arg)
+{
+    struct offload_misuse *m = arg;
+    struct piece p = {.input = 1};
+    void *v;
+    mo_dtor_fn dtor;
+    m->null_fn = mo_coro_offload(co, NULL, &p, &v, &dtor);
+    m->half_out = mo_coro_offload(co, piece_fn, &p, &v, NULL);
+    assert_ok(mo_task_stop(mo_coro_task(co)));
+    m->after_stop = mo_coro_offload(co, piece_fn, &p, &v, &dtor);
+    return m->after_stop;
+}
+
+static void test_coro_offload_bad_input(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct piece p = {.input = 1};
+    assert_mo(MO_EINVAL, mo_coro_offload(NULL, piece_fn, &p, NULL, NULL));
+    struct offload_misuse m = {0};
+    mo_task_t *t;
+    assert_ok(mo_coro_spawn(loop, offload_misuse, &m, NULL, &t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_mo(MO_EINVAL, m.null_fn);
+    assert_mo(MO_EINVAL, m.half_out);
+    assert_mo(MO_ECANCELED, m.after_stop);
+    assert_int_equal(atomic_load(&p.started), 0);
+    mo_task_release(t);
+    /* From outside its coroutine. */
+    struct handle_keeper k = {{0}, NULL};
+    assert_ok(mo__coop_set_clock(loop, fake_read, &k.clock));
+    assert_ok(mo_coro_spawn(loop, keep_handle, &k, NULL, &t));
+    assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    assert_mo(MO_EINVAL, mo_coro_offload(k.co, piece_fn, &p, NULL, NULL));
+    assert_ok(mo_task_stop(t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(atomic_load(&p.started), 0);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+/* ---- the watchdog names the coroutine ---- */
+
+/* Reports that came while the coroutine was busy: the others (under
+ * valgrind, translating code can hold the loop too) do not count. */
+struct wd_seen {
+    pthread_mutex_t mutex;
+    atomic_int busy;
+    int blocked;
+    char symbol[128];
+};
+
+static void wd_hook(const struct mo_watchdog_report *r, void *arg)
+{
+    struct wd_seen *s = arg;
+    pthread_mutex_lock(&s->mutex);
+    if (r->event == MO_WATCHDOG_BLOCKED && atomic_load(&s->busy) && !s->blocked++)
+        snprintf(s->symbol, sizeof(s->symbol), "%s", r->symbol ? r->symbol : "(none)");
+    pthread_mutex_unlock(&s->mutex);
+}
+
+/* Not static: dladdr() names only functions in the dynamic symbol table.
+ * Holds the loop for 60 ms between two yields. */
+int mo_test_busy_coro(mo_coro_t *co, void *arg);
+int mo_test_busy_coro(mo_coro_t *co, void *arg)
+{
+    struct wd_seen *s = arg;
+    int rc = mo_yield(co);
+    if (rc) return rc;
+    atomic_store(&s->busy, 1);
+    int64_t start = mo_hrtime();
+    while (mo_hrtime() - start < MO_MSEC(60)) sched_yield();
+    atomic_store(&s->busy, 0);
+    return mo_yield(co);
+}
+
+static void test_watchdog_names_coroutine(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct wd_seen s = {.mutex = PTHREAD_MUTEX_INITIALIZER};
+    mo_task_t *t;
+    assert_ok(mo_coro_spawn(loop, mo_test_busy_coro, &s, NULL, &t));
+    assert_ok(mo_watchdog_start(loop, MO_MSEC(10), wd_hook, &s));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_ok(mo_watchdog_stop(loop));
+    assert_int_equal(s.blocked, 1);
+    assert_string_equal(s.symbol, "mo_test_busy_coro");
+    struct mo_task_stats ts;
+    assert_ok(mo_task_stats(t, &ts));
+    assert_true(ts.overlong >= 1); /* under valgrind, its first step may be one too */
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+MO_TEST_MAIN(
+    cmocka_unit_test(test_ctx_switch_alternates), cmocka_unit_test(test_ctx_deep_recursion),
+    cmocka_unit_test(test_ctx_keeps_fp_control_per_context),
+    cmocka_unit_test(test_stack_alloc_rounds_and_rejects_zero),
+    cmocka_unit_test(test_stack_overflow_faults_on_guard),
+    cmocka_unit_test(test_coro_runs_and_returns_value),
+    cmocka_unit_test(test_coros_alternate_per_slice),
+    cmocka_unit_test(test_coro_recursion_yields_from_depth),
+    cmocka_unit_test(test_coro_stack_size_option), cmocka_unit_test(test_await_gets_value),
+    cmocka_unit_test(test_await_failure_unhandled_fails_task),
+    cmocka_unit_test(test_await_failure_handled), cmocka_unit_test(test_coro_error_code_fails_task),
+    cmocka_unit_test(test_stop_while_awaiting_unwinds),
+    cmocka_unit_test(test_stop_while_yielding_unwinds),
+    cmocka_unit_test(test_loop_free_drops_suspended_coro),
+    cmocka_unit_test(test_coro_pauses_itself), cmocka_unit_test(test_coro_bad_input),
+    cmocka_unit_test(test_yield_outside_coro_einval), cmocka_unit_test(test_coro_offload_values),
+    cmocka_unit_test(test_coro_offload_loop_runs_meanwhile),
+    cmocka_unit_test(test_coro_offload_failures),
+    cmocka_unit_test(test_coro_stop_while_offload_runs),
+    cmocka_unit_test(test_coro_stop_while_offload_queued),
+    cmocka_unit_test(test_coro_await_defer_to_thread),
+    cmocka_unit_test(test_coro_offload_bad_input), cmocka_unit_test(test_watchdog_names_coroutine))

@@ -151,6 +151,39 @@ static void test_chain_does_not_starve_io_or_timers(void **state)
     mo_loop_free(loop);
 }
 
+/* The same with a chain of zero-delay *timers*: each iteration has a due
+ * call, so zero-timeout polls are skipped within io_interval, but never
+ * for longer. */
+static void timer_chain_cb(mo_loop_t *loop, void *arg)
+{
+    struct starve *s = arg;
+    s->chain++;
+    if (s->read_seen) {
+        assert_ok(mo_loop_stop(loop));
+        return;
+    }
+    assert_ok(mo_call_later(loop, 0, timer_chain_cb, s, NULL));
+}
+
+static void test_timer_chain_does_not_starve_io(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    struct starve s = {0};
+    assert_ok(mo_io_start(loop, fds[0], MO_READABLE, starve_read_cb, &s, &s.watcher));
+    assert_ok(mo_call_later(loop, 0, timer_chain_cb, &s, NULL));
+    assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT)); /* the chain is going */
+    assert_int_equal(write(fds[1], "x", 1), 1);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_true(s.read_seen);
+    assert_true(s.chain > 1);
+    close(fds[0]);
+    close(fds[1]);
+    mo_loop_free(loop);
+}
+
 /* Stop: the current pass finishes, later passes wait for the next run. */
 static void stop_cb(mo_loop_t *loop, void *arg)
 {
@@ -435,6 +468,7 @@ MO_TEST_MAIN(cmocka_unit_test(test_no_allocation_in_steady_state), cmocka_unit_t
              cmocka_unit_test(test_zero_delay_runs_in_later_pass),
              cmocka_unit_test(test_endless_chain_yields_to_poll),
              cmocka_unit_test(test_chain_does_not_starve_io_or_timers),
+             cmocka_unit_test(test_timer_chain_does_not_starve_io),
              cmocka_unit_test(test_stop_finishes_pass), cmocka_unit_test(test_reentry_is_busy),
              cmocka_unit_test(test_bad_input), cmocka_unit_test(test_closed_loop_refuses_run),
              cmocka_unit_test(test_hold_keeps_loop_alive), cmocka_unit_test(test_run_modes),

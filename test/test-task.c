@@ -1,10 +1,17 @@
 /* The cooperator: slices, round-robin turns, batching, pause/resume/stop,
- * waiting on Deferreds, outcomes, bad input. Timing runs on a fake clock
- * injected into the cooperator (steps advance it), on a virtual-clock loop. */
+ * waiting on Deferreds, offloading pieces to the pool, the watchdog naming
+ * steps, outcomes, bad input. Timing runs on a fake clock injected into the
+ * cooperator (steps advance it), on a virtual-clock loop; offloaded pieces
+ * run on real pool threads. */
+/* MO_TEST_LABEL_THREADS (offloaded pieces run on pool threads; the
+ * watchdog is a thread) */
 #include "test.h"
 
 #include "task_int.h"
 
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -760,6 +767,505 @@ static void test_wait_on_fired_deferred(void **state)
     mo_loop_free(loop);
 }
 
+/* ---- offloading pieces to the worker pool ---- */
+
+static atomic_int values_freed;
+static void value_free(void *p)
+{
+    atomic_fetch_add(&values_freed, 1);
+    free(p);
+}
+
+/* A piece: input squared, in a fresh int; or a failure. It can hold until
+ * released (go), or until its pool starts closing, to be caught queued or
+ * running. */
+struct piece {
+    atomic_int started, go, ran;
+    int hold;
+    mo_pool_t *until_closing;
+    int input;
+    int fail_code;    /* returned, with a value that must be destroyed */
+    int with_failure; /* also store a failure of our own */
+    pthread_t thread; /* where it ran; read on the loop after done */
+};
+
+static int piece_fn(void *arg, void **valuep, mo_dtor_fn *dtorp, mo_failure_t **failurep)
+{
+    struct piece *p = arg;
+    p->thread = pthread_self();
+    atomic_store(&p->started, 1);
+    while (p->hold && !atomic_load(&p->go) &&
+           !(p->until_closing && mo__pool_closing(p->until_closing)))
+        sched_yield();
+    atomic_fetch_add(&p->ran, 1);
+    int *v = malloc(sizeof(*v));
+    if (!v) return MO_ENOMEM;
+    *v = p->input * p->input;
+    *valuep = v;
+    *dtorp = value_free;
+    if (p->with_failure) *failurep = mo_failure_new(p->fail_code, "piece_fn", "piece %d", p->input);
+    return p->fail_code;
+}
+
+static void wait_piece_started(struct piece *p)
+{
+    while (!atomic_load(&p->started)) sched_yield();
+}
+
+/* Offloads its piece in its first step, takes the value in the second. */
+struct offloader {
+    struct piece *piece;
+    int phase;
+    int result; /* the value received; -1 if none */
+    int received_dtor_ok;
+};
+
+static int offload_step(mo_task_t *task, void *arg)
+{
+    struct offloader *o = arg;
+    if (o->phase++ == 0) return mo_task_offload(task, piece_fn, o->piece);
+    mo_dtor_fn dtor = NULL;
+    int *v = mo_task_received(task, &dtor);
+    o->result = v ? *v : -1;
+    o->received_dtor_ok = dtor == value_free;
+    if (dtor) dtor(v);
+    return mo_task_done(task, NULL, NULL);
+}
+
+/* A timer that ticks every ms while the piece is out, then releases it. */
+struct ticker {
+    mo_task_t *task;
+    struct piece *piece;
+    int ticks;
+    int state; /* the task's, seen while the piece was out */
+};
+
+static void tick_cb(mo_loop_t *loop, void *arg)
+{
+    struct ticker *k = arg;
+    if (atomic_load(&k->piece->started) && ++k->ticks >= 3) {
+        k->state = mo_task_state(k->task);
+        atomic_store(&k->piece->go, 1);
+        return;
+    }
+    assert_ok(mo_call_later(loop, MO_MSEC(1), tick_cb, k, NULL));
+}
+
+/* The piece runs on a worker while the loop goes on running timers; the
+ * task waits, then its next step takes the piece's value. */
+static void test_offload_resumes_with_value(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct piece p = {.hold = 1, .input = 7};
+    struct offloader o = {.piece = &p};
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, offload_step, &o, NULL, &t));
+    struct ticker k = {.task = t, .piece = &p};
+    assert_ok(mo_call_later(loop, MO_MSEC(1), tick_cb, &k, NULL));
+    atomic_store(&values_freed, 0);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(k.ticks, 3); /* the loop ran timers while the piece held */
+    assert_int_equal(k.state, MO_TASK_WAITING);
+    assert_int_equal(atomic_load(&p.ran), 1);
+    assert_false(pthread_equal(p.thread, pthread_self()));
+    assert_int_equal(o.phase, 2);
+    assert_int_equal(o.result, 49);
+    assert_true(o.received_dtor_ok);
+    assert_int_equal(atomic_load(&values_freed), 1);
+    assert_int_equal(outcome(t, NULL), 1);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+static void assert_failed_with(mo_task_t *t, int code, const char *origin, const char *msg)
+{
+    mo_deferred_t *d = mo_task_deferred(t);
+    const mo_failure_t *f = NULL;
+    assert_ok(mo_deferred_result(d, NULL, &f));
+    assert_non_null(f);
+    assert_mo(code, mo_failure_code(f));
+    assert_string_equal(mo_failure_origin(f), origin);
+    if (msg) assert_string_equal(mo_failure_message(f), msg);
+    mo_deferred_unref(d);
+}
+
+/* A failed piece fails the task: with its own failure, or one of its code;
+ * a value it stored on the failure path is destroyed. */
+static void test_offload_failure_fails_task(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct piece p1 = {.input = 3, .fail_code = MO_EIO, .with_failure = 1};
+    struct piece p2 = {.input = 4, .fail_code = MO_ERANGE};
+    struct offloader o1 = {.piece = &p1}, o2 = {.piece = &p2};
+    mo_task_t *t1, *t2;
+    assert_ok(mo_cooperate(loop, offload_step, &o1, NULL, &t1));
+    assert_ok(mo_cooperate(loop, offload_step, &o2, NULL, &t2));
+    atomic_store(&values_freed, 0);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(o1.phase, 1); /* never resumed */
+    assert_int_equal(o2.phase, 1);
+    assert_failed_with(t1, MO_EIO, "piece_fn", "piece 3");
+    assert_failed_with(t2, MO_ERANGE, "mo_task_offload", NULL);
+    assert_int_equal(atomic_load(&values_freed), 2);
+    mo_task_release(t1);
+    mo_task_release(t2);
+    mo_loop_free(loop);
+}
+
+/* A pool of one worker, held by task a's piece (until released, or until
+ * the pool closes): task b's piece stays queued behind it. */
+static mo_pool_t *one_worker_two_pieces(mo_loop_t *loop, struct offloader *a, struct offloader *b,
+                                        mo_task_t **ta, mo_task_t **tb)
+{
+    mo_pool_t *pool;
+    assert_ok(mo_pool_new(&pool, 1));
+    a->piece->hold = 1;
+    a->piece->until_closing = pool;
+    struct mo_task_opts opts = {.pool = pool};
+    assert_ok(mo_cooperate(loop, offload_step, a, &opts, ta));
+    assert_ok(mo_cooperate(loop, offload_step, b, &opts, tb));
+    one_pass(loop); /* both steps offload in this slice */
+    assert_int_equal(mo_task_state(*ta), MO_TASK_WAITING);
+    assert_int_equal(mo_task_state(*tb), MO_TASK_WAITING);
+    wait_piece_started(a->piece);
+    return pool;
+}
+
+/* Stopping a task whose piece is queued takes the piece back: it never
+ * runs. */
+static void test_stop_while_queued_cancels_piece(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct piece pa = {.input = 2}, pb = {.input = 3};
+    struct offloader a = {.piece = &pa}, b = {.piece = &pb};
+    mo_task_t *ta, *tb;
+    mo_pool_t *pool = one_worker_two_pieces(loop, &a, &b, &ta, &tb);
+    assert_ok(mo_task_stop(tb));
+    assert_int_equal(outcome(tb, NULL), MO_ECANCELED);
+    assert_int_equal(mo_task_state(tb), MO_TASK_DONE);
+    mo_task_release(tb); /* nothing else holds it now */
+    atomic_store(&pa.go, 1);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(a.result, 4);
+    assert_int_equal(atomic_load(&pb.started), 0);
+    assert_int_equal(atomic_load(&pb.ran), 0);
+    assert_int_equal(b.phase, 1);
+    assert_ok(mo_pool_free(pool, 0));
+    mo_task_release(ta);
+    mo_loop_free(loop);
+}
+
+/* Stopping a task whose piece runs: the outcome is out at once, the piece
+ * returns in its own time and its value is destroyed; the loop lives until
+ * then, and the task's memory too (the handle is released first). */
+static void test_stop_while_running_discards_result(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct piece p = {.hold = 1, .input = 5};
+    struct offloader o = {.piece = &p};
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, offload_step, &o, NULL, &t));
+    one_pass(loop);
+    wait_piece_started(&p);
+    assert_ok(mo_task_stop(t));
+    assert_int_equal(outcome(t, NULL), MO_ECANCELED);
+    assert_mo(MO_EALREADY, mo_task_stop(t));
+    mo_task_release(t);
+    atomic_store(&values_freed, 0);
+    atomic_store(&p.go, 1);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT)); /* returns once done ran */
+    assert_int_equal(atomic_load(&p.ran), 1);
+    assert_int_equal(atomic_load(&values_freed), 1);
+    assert_int_equal(o.phase, 1);
+    mo_loop_free(loop);
+}
+
+/* A pool freed with MO_POOL_CANCEL_QUEUED before the piece ran fails the
+ * task with MO_ECANCELED. */
+static void test_pool_cancel_queued_fails_task(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct piece pa = {.input = 2}, pb = {.input = 3};
+    struct offloader a = {.piece = &pa}, b = {.piece = &pb};
+    mo_task_t *ta, *tb;
+    mo_pool_t *pool = one_worker_two_pieces(loop, &a, &b, &ta, &tb);
+    assert_ok(mo_pool_free(pool, MO_POOL_CANCEL_QUEUED)); /* a's piece returns on closing */
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(atomic_load(&pb.ran), 0);
+    assert_int_equal(a.result, 4);
+    assert_failed_with(tb, MO_ECANCELED, "mo_task_offload", NULL);
+    mo_task_release(ta);
+    mo_task_release(tb);
+    mo_loop_free(loop);
+}
+
+static int coro_offloader(mo_coro_t *co, void *arg)
+{
+    struct piece *p = arg;
+    void *v;
+    mo_dtor_fn dtor;
+    int rc = mo_coro_offload(co, piece_fn, p, &v, &dtor);
+    if (!rc) dtor(v);
+    return rc;
+}
+
+/* Freeing the loop while pieces run: closing the loop frees its default
+ * pool, which lets them finish (they return once it closes); their values
+ * are destroyed, the task and the coroutine fail, nothing leaks (ASan). */
+static void test_loop_free_with_pieces_out(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    mo_pool_t *pool;
+    assert_ok(mo_loop_pool(loop, &pool));
+    struct piece p1 = {.hold = 1, .input = 2, .until_closing = pool};
+    struct piece p2 = {.hold = 1, .input = 3, .until_closing = pool};
+    struct offloader o = {.piece = &p1};
+    mo_task_t *t1, *t2;
+    assert_ok(mo_cooperate(loop, offload_step, &o, NULL, &t1));
+    assert_ok(mo_coro_spawn(loop, coro_offloader, &p2, NULL, &t2));
+    while (mo_task_state(t1) != MO_TASK_WAITING || mo_task_state(t2) != MO_TASK_WAITING)
+        one_pass(loop); /* one pass, unless valgrind makes the first turn use the slice */
+    mo_task_release(t1);
+    mo_task_release(t2);
+    wait_piece_started(&p1); /* p2 runs too, or is queued (one worker) */
+    atomic_store(&values_freed, 0);
+    mo_loop_free(loop);
+    assert_int_equal(atomic_load(&p1.ran) + atomic_load(&p2.ran), 2);
+    assert_int_equal(atomic_load(&values_freed), 2);
+    assert_int_equal(o.phase, 1);
+}
+
+/* A task paused while its piece is out takes the value when resumed. */
+static void test_pause_while_offloaded(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct piece p = {.hold = 1, .input = 6};
+    struct offloader o = {.piece = &p};
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, offload_step, &o, NULL, &t));
+    one_pass(loop);
+    assert_ok(mo_task_pause(t));
+    atomic_store(&p.go, 1);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT)); /* the piece's done ran */
+    assert_int_equal(atomic_load(&p.ran), 1);
+    assert_int_equal(mo_task_state(t), MO_TASK_PAUSED);
+    assert_int_equal(o.phase, 1);
+    assert_ok(mo_task_resume(t));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(o.result, 36);
+    assert_int_equal(outcome(t, NULL), 1);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+/* Bad input, from a step: what each call answers. */
+struct offload_misuse {
+    mo_loop_t *loop;
+    struct piece *piece;
+    int phase;
+    int null_fn, second, wait_after, again_after_stop;
+};
+
+static int misuse_step(mo_task_t *task, void *arg)
+{
+    struct offload_misuse *m = arg;
+    if (m->phase++ == 0) {
+        m->null_fn = mo_task_offload(task, NULL, m->piece);
+        int st = mo_task_offload(task, piece_fn, m->piece);
+        m->second = mo_task_offload(task, piece_fn, m->piece);
+        mo_deferred_t *d;
+        assert_ok(mo_deferred_new(m->loop, NULL, NULL, &d));
+        m->wait_after = mo_task_wait(task, d); /* d is released */
+        return st;
+    }
+    mo_dtor_fn dtor;
+    void *v = mo_task_received(task, &dtor);
+    if (dtor) dtor(v);
+    assert_ok(mo_task_stop(task));
+    m->again_after_stop = mo_task_offload(task, piece_fn, m->piece);
+    return MO_CONTINUE;
+}
+
+static int coro_idle(mo_coro_t *co, void *arg)
+{
+    (void)co;
+    (void)arg;
+    return 0;
+}
+
+static void test_offload_bad_input(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct piece p = {.input = 1};
+    assert_mo(MO_EINVAL, mo_task_offload(NULL, piece_fn, &p));
+    struct offload_misuse m = {.loop = loop, .piece = &p};
+    mo_task_t *t, *co;
+    assert_ok(mo_cooperate(loop, misuse_step, &m, NULL, &t));
+    assert_mo(MO_EINVAL, mo_task_offload(t, piece_fn, &p)); /* not from its step */
+    assert_ok(mo_coro_spawn(loop, coro_idle, NULL, NULL, &co));
+    assert_mo(MO_EINVAL, mo_task_offload(co, piece_fn, &p)); /* mo_coro_offload() */
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(m.phase, 2);
+    assert_mo(MO_EINVAL, m.null_fn);
+    assert_mo(MO_EBUSY, m.second);
+    assert_mo(MO_EBUSY, m.wait_after);
+    assert_mo(MO_EALREADY, m.again_after_stop);
+    assert_int_equal(atomic_load(&p.ran), 1);
+    assert_int_equal(outcome(t, NULL), MO_ECANCELED);
+    assert_mo(MO_EALREADY, mo_task_offload(t, piece_fn, &p)); /* finished */
+    mo_task_release(t);
+    mo_task_release(co);
+    mo_loop_free(loop);
+}
+
+/* The job is part of the task: after a first round warms the pool and the
+ * loop up, offloads allocate nothing. Each test runs in its own process,
+ * so the allocator can be replaced before first use. */
+static atomic_long allocs;
+static void *count_malloc(size_t n)
+{
+    atomic_fetch_add(&allocs, 1);
+    return malloc(n);
+}
+static void *count_realloc(void *p, size_t n)
+{
+    atomic_fetch_add(&allocs, 1);
+    return realloc(p, n);
+}
+static void *count_calloc(size_t c, size_t n)
+{
+    atomic_fetch_add(&allocs, 1);
+    return calloc(c, n);
+}
+
+struct rounds {
+    struct piece piece;
+    int left;
+};
+
+static int rounds_step(mo_task_t *task, void *arg)
+{
+    struct rounds *r = arg;
+    mo_dtor_fn dtor;
+    void *v = mo_task_received(task, &dtor);
+    if (dtor) dtor(v);
+    if (!r->left) return MO_DONE;
+    r->left--;
+    return mo_task_offload(task, piece_fn, &r->piece);
+}
+
+static void test_offload_allocates_nothing(void **state)
+{
+    (void)state;
+    assert_ok(mo_replace_allocator(count_malloc, count_realloc, count_calloc, free));
+    mo_loop_t *loop = mo_test_loop();
+    /* One worker: its completions always come through the same lane of
+     * mo_call_from_thread(), whose first chunk the warm-up allocates. */
+    mo_pool_t *pool;
+    assert_ok(mo_pool_new(&pool, 1));
+    struct mo_task_opts opts = {.pool = pool};
+    struct rounds r = {.piece = {.input = 2}, .left = 50};
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, rounds_step, &r, &opts, &t));
+    while (r.left > 40) assert_ok(mo_loop_run(loop, MO_RUN_ONCE));
+    long before = atomic_load(&allocs);
+    while (r.left > 0) assert_ok(mo_loop_run(loop, MO_RUN_ONCE));
+    assert_int_equal(atomic_load(&allocs) - before, 0);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(outcome(t, NULL), 1);
+    assert_ok(mo_pool_free(pool, 0));
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+/* ---- the watchdog names the step ---- */
+
+struct wd_seen {
+    pthread_mutex_t mutex;
+    int blocked, returned;
+    int named; /* BLOCKED reports that name mo_test_long_step */
+    char symbol[128];
+};
+
+static void wd_hook(const struct mo_watchdog_report *r, void *arg)
+{
+    struct wd_seen *s = arg;
+    pthread_mutex_lock(&s->mutex);
+    if (r->event == MO_WATCHDOG_BLOCKED) {
+        if (!s->blocked++)
+            snprintf(s->symbol, sizeof(s->symbol), "%s", r->symbol ? r->symbol : "(none)");
+        s->named += r->symbol && strcmp(r->symbol, "mo_test_long_step") == 0;
+    } else {
+        s->returned++;
+    }
+    pthread_mutex_unlock(&s->mutex);
+}
+
+/* Not static: dladdr() names only functions in the dynamic symbol table
+ * (the tests link with -rdynamic). Busy for *arg ns in one step, once;
+ * sched_yield() holds the loop just the same and lets the watchdog run
+ * under valgrind. */
+int mo_test_long_step(mo_task_t *task, void *arg);
+int mo_test_long_step(mo_task_t *task, void *arg)
+{
+    (void)task;
+    int64_t ns = *(int64_t *)arg, start = mo_hrtime();
+    while (mo_hrtime() - start < ns) sched_yield();
+    return MO_DONE;
+}
+
+int mo_test_short_step(mo_task_t *task, void *arg);
+int mo_test_short_step(mo_task_t *task, void *arg)
+{
+    (void)task;
+    int *left = arg;
+    int64_t start = mo_hrtime();
+    while (mo_hrtime() - start < MO_USEC(100)) sched_yield();
+    return --*left > 0 ? MO_CONTINUE : MO_DONE;
+}
+
+/* A step that alone holds the loop past the watchdog's threshold is
+ * reported while it runs, by the step's name, and counted as overlong. The
+ * slice call began with another task's turn of 15 ms, longer than the
+ * watchdog's sampling period (10 ms): the watchdog first saw that task
+ * published, and must name the step that runs when it reports, not the
+ * cooperator's slice call nor the task whose turn came first. */
+static void test_watchdog_names_long_step(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct wd_seen s = {.mutex = PTHREAD_MUTEX_INITIALIZER};
+    int64_t busy = MO_MSEC(100);
+    int shorts = 300; /* 30 ms of 100 us steps */
+    mo_task_t *t;
+    assert_ok(mo_cooperator_set_slice(loop, MO_MSEC(30)));
+    assert_ok(mo_cooperate(loop, mo_test_short_step, &shorts, NULL, NULL));
+    assert_ok(mo_cooperate(loop, mo_test_long_step, &busy, NULL, &t));
+    assert_ok(mo_watchdog_start(loop, MO_MSEC(40), wd_hook, &s));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_ok(mo_watchdog_stop(loop)); /* reports the return, if not yet */
+    /* The long step is named, once. On a loaded machine a 30 ms slice of
+     * short steps can also pass 40 ms of wall time and be reported too:
+     * that is right, so only the pairing of reports is required of it. */
+    assert_int_equal(s.named, 1);
+    assert_true(s.blocked >= 1);
+    assert_int_equal(s.returned, s.blocked);
+    struct mo_task_stats ts;
+    assert_ok(mo_task_stats(t, &ts));
+    assert_int_equal(ts.overlong, 1);
+    assert_int_equal(shorts, 0);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
 MO_TEST_MAIN(
     cmocka_unit_test(test_bad_input), cmocka_unit_test(test_done_fires_deferred_with_value),
     cmocka_unit_test(test_error_code_fails_task), cmocka_unit_test(test_fail_keeps_failure),
@@ -779,4 +1285,12 @@ MO_TEST_MAIN(
     cmocka_unit_test(test_wait_sleeps_until_deferred_fires),
     cmocka_unit_test(test_wait_failure_fails_task),
     cmocka_unit_test(test_stop_while_waiting_cancels_awaited),
-    cmocka_unit_test(test_wait_on_fired_deferred))
+    cmocka_unit_test(test_wait_on_fired_deferred),
+    cmocka_unit_test(test_offload_resumes_with_value),
+    cmocka_unit_test(test_offload_failure_fails_task),
+    cmocka_unit_test(test_stop_while_queued_cancels_piece),
+    cmocka_unit_test(test_stop_while_running_discards_result),
+    cmocka_unit_test(test_pool_cancel_queued_fails_task),
+    cmocka_unit_test(test_pause_while_offloaded), cmocka_unit_test(test_loop_free_with_pieces_out),
+    cmocka_unit_test(test_offload_bad_input), cmocka_unit_test(test_offload_allocates_nothing),
+    cmocka_unit_test(test_watchdog_names_long_step))

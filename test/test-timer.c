@@ -227,6 +227,37 @@ static void test_cancelled_calls_do_not_wake(void **state)
     mo_loop_free(loop);
 }
 
+/* Slack lets the loop sleep past a deadline, never wake before it. */
+struct stamp {
+    int64_t at;
+};
+
+static void stamp_cb(mo_loop_t *loop, void *arg)
+{
+    (void)loop;
+    ((struct stamp *)arg)->at = mo_hrtime();
+}
+
+static void test_timer_slack(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    assert_mo(MO_EINVAL, mo_loop_set_timer_slack(NULL, 0));
+    assert_mo(MO_EINVAL, mo_loop_set_timer_slack(loop, -1));
+    for (int64_t slack = 0; slack <= MO_MSEC(20); slack += MO_MSEC(20)) {
+        struct stamp s = {0};
+        assert_ok(mo_loop_set_timer_slack(loop, slack));
+        mo_loop_update_time(loop);
+        int64_t deadline = mo_loop_now(loop) + MO_MSEC(10);
+        assert_ok(mo_call_at(loop, deadline, stamp_cb, &s, NULL));
+        assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+        assert_true(s.at >= deadline);
+        /* Generous: the slack plus scheduling noise on a loaded machine. */
+        assert_true(s.at - deadline < slack + MO_MSEC(500));
+    }
+    mo_loop_free(loop);
+}
+
 /* ---- randomized comparison with a model ---- */
 
 struct model_call {
@@ -350,6 +381,63 @@ static void test_random_operations_match_model(void **state)
     free(m);
 }
 
+/* A loop that comes back late runs every due call in (deadline, seq) order,
+ * one tick at a time, while the callbacks cancel calls due later in the same
+ * iteration and schedule new ones (which wait for the next iteration). The
+ * heap never holds more than a tick or so of calls. */
+struct late {
+    struct mo_test_log log;
+    mo_call_id ids[2000];
+    uint32_t heap_max;
+    int added;
+};
+
+static struct late *the_late;
+
+static void late_cb(mo_loop_t *loop, void *arg)
+{
+    struct late *l = the_late;
+    int i = (int)(uintptr_t)arg;
+    l->log.tags[l->log.len++] = i;
+    if (loop->timers.heap_len > l->heap_max) l->heap_max = loop->timers.heap_len;
+    if (i % 10 == 0 && i + 5 < 1000) assert_ok(mo_call_cancel(loop, l->ids[i + 5]));
+    if (i < 1000 && i % 100 == 0) {
+        assert_ok(mo_call_later(loop, 0, late_cb, (void *)(uintptr_t)(1000 + l->added), NULL));
+        l->added++;
+    }
+}
+
+static void test_late_iteration_runs_tick_by_tick(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct late *l = calloc(1, sizeof(*l));
+    the_late = l;
+    /* 1000 calls over ~500 ms, i.e. ~480 ticks and two level-1 slots, in
+     * reverse order of scheduling. */
+    for (int i = 999; i >= 0; i--)
+        assert_ok(
+            mo_call_later(loop, MO_USEC(500) * i + 1, late_cb, (void *)(uintptr_t)i, &l->ids[i]));
+    assert_ok(mo_loop_advance(loop, MO_SEC(1)));
+    int expect = 0;
+    size_t k = 0;
+    for (; k < l->log.len && l->log.tags[k] < 1000; k++) {
+        if (expect % 10 == 5) expect++;
+        assert_int_equal(l->log.tags[k], expect++);
+    }
+    assert_int_equal(expect, 1000);
+    assert_int_equal(k, 900);          /* the 100 cancelled ones never ran */
+    assert_int_equal(l->log.len, 900); /* the new ones wait for the next iteration */
+    assert_true(l->heap_max <= 8);
+    mo__timer_verify(&loop->timers);
+    assert_ok(mo_loop_advance(loop, 0));
+    assert_int_equal(l->log.len, 910);
+    for (int j = 0; j < 10; j++) assert_int_equal(l->log.tags[900 + j], 1000 + j);
+    assert_int_equal(mo_loop_alive(loop), 0);
+    mo_loop_free(loop);
+    free(l);
+}
+
 /* The slab grows in chunks and recycles slots: many calls, half of them run,
  * the rest are dropped by mo_loop_free() without leaking (ASan checks). */
 static void count_cb(mo_loop_t *loop, void *arg)
@@ -373,11 +461,12 @@ static void test_many_calls(void **state)
 }
 
 MO_TEST_MAIN(cmocka_unit_test(test_same_deadline_fifo),
+             cmocka_unit_test(test_late_iteration_runs_tick_by_tick),
              cmocka_unit_test(test_runs_only_what_is_due), cmocka_unit_test(test_bad_input),
              cmocka_unit_test(test_stale_ids), cmocka_unit_test(test_cancel_from_callback),
              cmocka_unit_test(test_reset_and_delay),
              cmocka_unit_test(test_zero_delay_from_callback_runs_next_iteration),
              cmocka_unit_test(test_call_at_past_is_due_now),
-             cmocka_unit_test(test_cancelled_calls_do_not_wake),
+             cmocka_unit_test(test_cancelled_calls_do_not_wake), cmocka_unit_test(test_timer_slack),
              cmocka_unit_test(test_random_operations_match_model),
              cmocka_unit_test(test_many_calls))

@@ -18,7 +18,8 @@ static void find_morsel(void)
     assert_true(n > 0);
     morsel[n] = '\0';
     strcpy(strrchr(morsel, '/') + 1, "morsel");
-    if (access(morsel, X_OK) != 0) skip();
+    /* CMake builds these tests only with the CLI: its absence is a failure. */
+    if (access(morsel, X_OK) != 0) fail_msg("no executable morsel beside the test: %s", morsel);
 }
 
 /* Runs a shell command; returns its exit status. */
@@ -225,7 +226,10 @@ static void test_unreadable_directory_reported(void **state)
 {
     (void)state;
     find_morsel();
-    if (getuid() != 0 || sh("command -v setpriv > /dev/null") != 0) skip();
+    /* Root reads through permission bits, so as root the walk runs as
+     * nobody (setpriv, util-linux); otherwise as ourselves. */
+    const char *drop = getuid() == 0 ? "setpriv --reuid=65534 --regid=65534 --clear-groups" : "";
+    if (getuid() == 0) assert_int_equal(sh("command -v setpriv > /dev/null"), 0);
     char root[256];
     tree_tmpdir(root, sizeof root);
     assert_int_equal(chmod(root, 0755), 0);
@@ -235,7 +239,6 @@ static void test_unreadable_directory_reported(void **state)
     char locked[300];
     snprintf(locked, sizeof locked, "%s/locked", root);
     assert_int_equal(chmod(locked, 0), 0);
-    const char *drop = "setpriv --reuid=65534 --regid=65534 --clear-groups";
     assert_int_equal(sh("%s '%s' walk '%s' 2>&1 >/dev/null | grep -qx \"morsel: walk: "
                         "'%s': Permission denied\"",
                         drop, morsel, root, locked),

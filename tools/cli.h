@@ -12,6 +12,7 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
 /* Each subcommand: argv[0] is its own name. */
 int cli_lag(int argc, char **argv);
+int cli_factorial(int argc, char **argv);
 int cli_walk(int argc, char **argv);
 
 /* Prints "morsel: <command>: message" on stderr. */

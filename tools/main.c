@@ -13,6 +13,7 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"lag", cli_lag, "watch the loop's timer lateness (a heartbeat)"},
+    {"factorial", cli_factorial, "print N! without ever blocking the loop"},
     {"walk", cli_walk, "print every path under directories, as find does, on a loop"},
 };
 

@@ -6,8 +6,12 @@
  * mo_yield() returns without any switch, which is what makes a yield in a
  * tight loop cheap) or whether to switch back to the loop. mo_await()
  * suspends the coroutine until a Deferred fires and gives back its value or
- * its failure's code: Twisted's inlineCallbacks, in C. fn may recurse and
- * yield or await from any depth, like the seed's generator-based walk.
+ * its failure's code: Twisted's inlineCallbacks, in C. mo_coro_offload()
+ * runs one piece that cannot be cut on the worker pool and suspends until
+ * it returned (deferToThread inside inlineCallbacks). fn may recurse and
+ * yield, await or offload from any depth, like the seed's generator-based
+ * walk. The watchdog (stats.h) names a coroutine that holds the loop by
+ * its fn.
  *
  * The task's Deferred fires with the value given to mo_coro_return() (or
  * NULL) when fn returns 0. When fn returns a non-zero code it errbacks: with
@@ -16,10 +20,14 @@
  * of that code.
  *
  * Stopping the task (mo_task_stop(), mo_cooperator_stop()) errbacks its
- * Deferred with MO_ECANCELED at once and cancels a Deferred it awaits; the
- * coroutine is then resumed so that it can unwind: its pending and every
- * later mo_await() returns MO_ECANCELED without waiting, and mo_yield()
- * returns MO_ECANCELED. It must then return soon. A coroutine still
+ * Deferred with MO_ECANCELED at once and cancels a Deferred it awaits (or
+ * takes back a piece it offloaded that no worker took yet); the coroutine
+ * is then resumed so that it can unwind: its pending and every later
+ * mo_await() and mo_coro_offload() returns MO_ECANCELED without waiting,
+ * and mo_yield() returns MO_ECANCELED. It must then return soon. If a
+ * worker is running its piece, the coroutine is resumed only once the
+ * piece returned (its result is discarded), so a piece may use the
+ * coroutine's stack. A coroutine still
  * suspended when the loop is freed is dropped without unwinding.
  *
  * Stacks are mapped with a guard page below them: an overflow faults at
@@ -34,6 +42,7 @@
 
 #include "deferred.h"
 #include "loop.h"
+#include "pool.h"
 #include "task.h"
 
 #ifdef __cplusplus
@@ -53,6 +62,7 @@ typedef int (*mo_coro_fn)(mo_coro_t *co, void *arg);
 struct mo_coro_opts {
     size_t stack_size; /* usable bytes, rounded up to pages; 0: MO_CORO_STACK_DEFAULT */
     int64_t slice;     /* as struct mo_task_opts */
+    mo_pool_t *pool;   /* as struct mo_task_opts: runs mo_coro_offload() pieces */
 };
 
 /* Starts fn(co, arg) as a coroutine task; it first runs in one of the
@@ -80,8 +90,29 @@ MO_EXTERN int mo_yield(mo_coro_t *co);
  * co), MO_ECANCELED (the task was stopped). */
 MO_EXTERN int mo_await(mo_coro_t *co, mo_deferred_t *d, void **valuep, mo_dtor_fn *dtorp);
 
-/* The failure of co's last failed mo_await(), borrowed (valid until the
- * next mo_await() or the coroutine's end); NULL if none. */
+/* Runs fn(arg, ...) on a worker thread of the coroutine's pool (see
+ * mo_thread_fn in pool.h; the loop's default pool unless the options gave
+ * one) and suspends co until it returned; the loop keeps running, and the
+ * task is MO_TASK_WAITING meanwhile. On success returns 0 and passes fn's
+ * value to the caller: stored in *valuep with its destructor in *dtorp
+ * (the caller owns it now); with valuep and dtorp both NULL the value is
+ * destroyed. On failure returns the failure's code (non-zero;
+ * mo_coro_failure() gives fn's failure, or one of fn's code), as mo_await()
+ * does; MO_ECANCELED if the pool was freed with MO_POOL_CANCEL_QUEUED
+ * before fn ran. No allocation: the job is part of the task.
+ * `mo_await(co, d, ...)` on a Deferred from mo_defer_to_thread() does the
+ * same with two allocations, and lets the caller cancel the Deferred.
+ * Errors (nothing submitted, co not suspended): MO_EINVAL (NULL co or fn,
+ * only one of valuep/dtorp NULL, not called from inside co), MO_ECANCELED
+ * (the task was stopped), MO_ESHUTDOWN (the loop is closed or the pool is
+ * being freed), MO_ENOMEM, MO_EAGAIN (the default pool could not start).
+ * arg must stay valid until fn returned. Loop thread, inside co. */
+MO_EXTERN int mo_coro_offload(mo_coro_t *co, mo_thread_fn fn, void *arg, void **valuep,
+                              mo_dtor_fn *dtorp);
+
+/* The failure of co's last failed mo_await() or mo_coro_offload(),
+ * borrowed (valid until the next of these or the coroutine's end); NULL if
+ * none. */
 MO_EXTERN const mo_failure_t *mo_coro_failure(const mo_coro_t *co);
 
 /* Sets the value the task's Deferred fires with if fn returns 0 (taken in

@@ -100,8 +100,11 @@ MO_EXTERN int mo_pool_free(mo_pool_t *pool, unsigned flags);
 
 /* The loop's default pool, created on the first call with
  * mo_pool_default_threads() workers; mo_loop_close(), and so mo_loop_free(),
- * frees it, finishing its jobs first. Stores it in *poolp. Errors: MO_EINVAL (NULL argument),
- * MO_ENOMEM, MO_EAGAIN (no thread could be created). Loop thread. */
+ * frees it, finishing its jobs first. Its workers run at nice +10 (best
+ * effort), below the loop thread, so that CPU-bound jobs on every core do
+ * not delay the loop; pools from mo_pool_new() keep the creator's priority. Stores it in *poolp.
+ * Errors: MO_EINVAL (NULL argument), MO_ENOMEM, MO_EAGAIN (no thread could be created). Loop
+ * thread. */
 MO_EXTERN int mo_loop_pool(mo_loop_t *loop, mo_pool_t **poolp);
 
 /* Queues a job: a worker runs work(job, arg), then done(loop, job, status,

@@ -16,8 +16,11 @@
  * adjusted as the cost changes. Tiny steps cost about what calling the
  * function in a plain loop costs. A single step that takes longer than the
  * loop's slice cannot be cut by the cooperator: it is counted in the task's
- * and the cooperator's stats (the watchdog, if running, reports the slice
- * call that it held); offload such a step (mo_task_offload()).
+ * and the cooperator's stats, and the watchdog (stats.h), if running,
+ * reports it by the step function's name once it holds the loop past the
+ * threshold (the cooperator publishes each task's step, or a coroutine's
+ * fn, as the running callback when its turn begins). Offload such a step:
+ * mo_task_offload() runs it on the worker pool while the loop goes on.
  *
  * Outcome: every task has a Deferred (mo_task_deferred()) that fires with
  * the task's result when a step returns MO_DONE, errbacks with the task's
@@ -38,6 +41,7 @@
 
 #include "deferred.h"
 #include "loop.h"
+#include "pool.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -63,6 +67,10 @@ struct mo_task_opts {
     /* The longest this task runs in one turn, in ns; 0: an equal share of
      * the loop's slice. Larger than the loop's slice counts as the slice. */
     int64_t slice;
+    /* The pool that runs its mo_task_offload() pieces; NULL: the loop's
+     * default pool (mo_loop_pool()). A pool of your own must outlive the
+     * task's pieces: free the loop only after its pieces returned. */
+    mo_pool_t *pool;
 };
 
 /* Starts a task: step(task, arg) will be called from the loop's next
@@ -91,15 +99,46 @@ MO_EXTERN int mo_task_done(mo_task_t *task, void *value, mo_dtor_fn dtor);
  * reference to d, and returns MO_WAIT: `return mo_task_wait(task, d);`.
  * If d succeeds, the task wakes and its next step can take d's value with
  * mo_task_received(); if d fails, the task fails with d's failure (which
- * then counts as handled in d). Returns MO_EINVAL for NULL task or d (the
- * reference is released). */
+ * then counts as handled in d). Returns MO_EINVAL for NULL task or d, and
+ * MO_EBUSY when this step offloaded a piece (mo_task_offload(): the task
+ * waits for that); the reference is released in both cases. */
 MO_EXTERN int mo_task_wait(mo_task_t *task, mo_deferred_t *d);
 
-/* From a step after a wait: takes the value the awaited Deferred fired
- * with, storing its destructor in *dtorp (may be NULL only if the caller
- * knows there is none). NULL if there is none or it was taken; a value not
+/* From a step after a wait (or an offload): takes the value the awaited
+ * Deferred fired with (or the offloaded piece returned), storing its destructor in *dtorp (may be
+ * NULL only if the caller knows there is none). NULL if there is none or it was taken; a value not
  * taken during that step is destroyed after it. Loop thread. */
 MO_EXTERN void *mo_task_received(mo_task_t *task, mo_dtor_fn *dtorp);
+
+/* From a step: runs one piece of work that cannot be cut (DESIGN rule 13)
+ * on the task's pool, fn(arg, ...) on a worker thread (see mo_thread_fn in
+ * pool.h for how it returns a value or a failure), and returns MO_WAIT, so a
+ * step can `return mo_task_offload(task, fn, arg);`. The loop keeps running
+ * meanwhile; the task is MO_TASK_WAITING, not run, until fn returned. Then,
+ * on the loop thread: if fn succeeded, the task becomes ready and its next
+ * step takes fn's value with mo_task_received() (exactly as after
+ * mo_task_wait()); if fn failed, the task fails with fn's failure (or one
+ * of fn's code, origin "mo_task_offload"); if the pool was freed with
+ * MO_POOL_CANCEL_QUEUED before fn ran, the task fails with MO_ECANCELED.
+ * One piece at a time; the job is part of the task: no allocation (unless
+ * the pool's queue must grow).
+ *
+ * Whatever the step then returns, the task waits for the piece, unless the
+ * return finishes it (MO_DONE, MO_FAIL, an error): that, mo_task_stop() and
+ * mo_cooperator_stop() take a piece still queued back (fn never runs) and
+ * let a running one return in its own time, its value destroyed with its
+ * destructor (or its failure released) on the loop thread. Either way the
+ * task is kept in memory until then; `arg` must stay valid until fn
+ * returned (the task's Deferred may fire before that).
+ *
+ * Errors (nothing submitted): MO_EINVAL (NULL task or fn; a coroutine's
+ * task: use mo_coro_offload(); not called from this task's own step),
+ * MO_EALREADY (the task finished, e.g. its step stopped it), MO_EBUSY (a
+ * piece is already out: this step offloaded already), MO_ESHUTDOWN (the
+ * loop is closed or the pool is being freed), MO_ENOMEM, MO_EAGAIN (the
+ * default pool could not start). A step may handle these (run the piece
+ * itself, say) or return them, which fails the task. Loop thread. */
+MO_EXTERN int mo_task_offload(mo_task_t *task, mo_thread_fn fn, void *arg);
 
 /* From a step: sets the failure the task fails with, taking the caller's
  * reference, and returns MO_FAIL: `return mo_task_fail(task, f);`. Returns
@@ -119,8 +158,9 @@ MO_EXTERN int mo_task_pause(mo_task_t *task);
 MO_EXTERN int mo_task_resume(mo_task_t *task);
 
 /* Stops a task: its step is not called again and its Deferred errbacks
- * with MO_ECANCELED before this returns. A Deferred it waits on is not
- * cancelled, only no longer waited for. A step may stop its own task; what
+ * with MO_ECANCELED before this returns. A Deferred it waits on is
+ * cancelled (as inlineCallbacks does); a piece it offloaded is taken back
+ * if still queued, else its result is discarded when it returns. A step may stop its own task; what
  * the step then returns is ignored (a value given to mo_task_done() is
  * destroyed). A coroutine's task stops the same way; the coroutine then
  * unwinds (see coro.h). Errors: MO_EINVAL (NULL), MO_EALREADY (the task
@@ -130,7 +170,7 @@ MO_EXTERN int mo_task_stop(mo_task_t *task);
 /* Where a task stands. */
 enum mo_task_state {
     MO_TASK_READY = 0,   /* runs in the coming slices */
-    MO_TASK_WAITING = 1, /* sleeps on a Deferred */
+    MO_TASK_WAITING = 1, /* sleeps on a Deferred or an offloaded piece */
     MO_TASK_PAUSED = 2,  /* paused (possibly also waiting) */
     MO_TASK_DONE = 3     /* finished: done, failed or stopped */
 };
