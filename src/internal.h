@@ -106,6 +106,10 @@ void mo__timers_destroy(struct mo__timers *ts);
 void mo__timers_run(mo_loop_t *loop);
 /* The earliest deadline, or INT64_MAX if there is no timer. */
 int64_t mo__timers_next(struct mo__timers *ts);
+/* The second-earliest deadline if it is no later than `until`, or some
+ * later value (INT64_MAX if unknown). Call after mo__timers_next(); may pull
+ * one more tick into the heap. */
+int64_t mo__timers_second(struct mo__timers *ts, int64_t until);
 void mo__timer_verify(const struct mo__timers *ts);
 
 /* ---- fd watchers (io.c) ---- */

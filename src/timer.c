@@ -323,24 +323,44 @@ static uint64_t wheel_first_slot(const struct mo__timers *ts, unsigned *levelp)
     return base + (s << shift);
 }
 
-int64_t mo__timers_next(struct mo__timers *ts)
+/* Moves the earliest tick's timers into the heap. A slot of a higher level
+ * is first spread over the levels below (the wheel moves to its start,
+ * which no timer precedes), so the heap receives one tick, never a whole
+ * 64-tick slot. The wheel must not be empty. */
+static void wheel_pull_tick(struct mo__timers *ts)
 {
-    if (ts->heap_len) return ts->heap[0].deadline;
-    if (!ts->count) return INT64_MAX;
-    /* Move the earliest tick's timers into the heap, so the answer is exact
-     * and the loop never wakes early for a slot's start. A slot of a higher
-     * level is first spread over the levels below (the wheel moves to its
-     * start, which no timer precedes), so the heap receives one tick, never
-     * a whole 64-tick slot. */
     for (;;) {
         unsigned level;
         uint64_t start = wheel_first_slot(ts, &level);
         if (level == 0) {
             wheel_advance(ts, start + 1);
-            return ts->heap[0].deadline;
+            return;
         }
         wheel_advance(ts, start);
     }
+}
+
+int64_t mo__timers_next(struct mo__timers *ts)
+{
+    if (ts->heap_len) return ts->heap[0].deadline;
+    if (!ts->count) return INT64_MAX;
+    /* So the answer is exact and the loop never wakes early for a slot. */
+    wheel_pull_tick(ts);
+    return ts->heap[0].deadline;
+}
+
+int64_t mo__timers_second(struct mo__timers *ts, int64_t until)
+{
+    /* With one timer in the heap, the next tick may hold the second: pull
+     * it in too, but only if it could start by `until`. */
+    if (ts->heap_len == 1 && ts->count > 1 && until >= 0) {
+        unsigned level;
+        if (wheel_first_slot(ts, &level) <= tick_of(until)) wheel_pull_tick(ts);
+    }
+    if (ts->heap_len < 2) return INT64_MAX;
+    int64_t second = ts->heap[1].deadline;
+    if (ts->heap_len > 2 && ts->heap[2].deadline < second) second = ts->heap[2].deadline;
+    return second;
 }
 
 /* Runs the heap's calls that are due and were scheduled before `limit`.

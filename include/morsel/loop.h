@@ -131,11 +131,13 @@ MO_EXTERN int mo_loop_advance(mo_loop_t *loop, int64_t ns);
 MO_EXTERN int mo_loop_set_io_interval(mo_loop_t *loop, int64_t ns);
 
 /* Sets how far past a delayed call's deadline the loop may sleep when it
- * sleeps for that call (default MO_USEC(100)): calls due close together
- * then run in one wake-up instead of one each. A call never runs early; it
- * runs at most this much later than an exact wake-up would run it (the
- * kernel adds its own timer slack, 50 us by default, either way). 0 wakes
- * exactly; libev and libuv round up to 1 ms. Errors: MO_EINVAL (NULL loop,
+ * sleeps for that call and another call is due within that much after it
+ * (default MO_USEC(250)): calls due close together then run in one wake-up
+ * instead of one each, while a lone call (a heartbeat) still wakes on time.
+ * A call never runs early; it runs at most this much later than an exact
+ * wake-up would run it (the kernel adds its own timer slack, 50 us by
+ * default, either way). 0 wakes exactly; libev and libuv round every sleep
+ * up to 1 ms. Errors: MO_EINVAL (NULL loop,
  * ns < 0). Loop thread. */
 MO_EXTERN int mo_loop_set_timer_slack(mo_loop_t *loop, int64_t ns);
 
