@@ -603,7 +603,8 @@ int mo_pool_defer(mo_pool_t *pool, mo_loop_t *loop, mo_thread_fn fn, void *arg, 
     c->d = mo_deferred_ref(d);
     c->call.fn = fn;
     c->call.arg = arg;
-    if ((err = mo_pool_submit(pool, loop, &c->call.job, thread_call_work, thread_call_done, c)) != 0) {
+    err = mo_pool_submit(pool, loop, &c->call.job, thread_call_work, thread_call_done, c);
+    if (err) {
         mo__free(c);
         mo_deferred_unref(d);
         mo_deferred_unref(d);

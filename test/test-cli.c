@@ -70,10 +70,9 @@ static void test_lag_block_shows_in_max(void **state)
 {
     (void)state;
     find_morsel();
-    assert_int_equal(
-        run("lag --period 5 --report 400 --count 1 --block 60",
-            "| grep '^lag: ' | grep -Eq 'max ([5-9][0-9]|[0-9]{3,})\\.[0-9]+ms'"),
-        0);
+    assert_int_equal(run("lag --period 5 --report 400 --count 1 --block 60",
+                         "| grep '^lag: ' | grep -Eq 'max ([5-9][0-9]|[0-9]{3,})\\.[0-9]+ms'"),
+                     0);
 }
 
 static void test_lag_usage_errors(void **state)

@@ -197,7 +197,7 @@ static void test_stop_finishes_pass(void **state)
     (void)state;
     mo_loop_t *loop = mo_test_virtual_loop();
     int n = 0;
-    uint64_t chain = 0; /* outlives the pending chain call below */
+    uint64_t chain = 0;                       /* outlives the pending chain call below */
     assert_mo(MO_EINVAL, mo_loop_stop(loop)); /* not running */
     assert_mo(MO_EINVAL, mo_loop_stop(NULL));
     assert_ok(mo_call_soon(loop, stop_cb, NULL));
@@ -463,7 +463,8 @@ static void test_no_allocation_in_steady_state(void **state)
     mo_loop_free(loop);
 }
 
-MO_TEST_MAIN(cmocka_unit_test(test_no_allocation_in_steady_state), cmocka_unit_test(test_new_free_and_bad_flags),
+MO_TEST_MAIN(cmocka_unit_test(test_no_allocation_in_steady_state),
+             cmocka_unit_test(test_new_free_and_bad_flags),
              cmocka_unit_test(test_call_soon_runs_fifo),
              cmocka_unit_test(test_zero_delay_runs_in_later_pass),
              cmocka_unit_test(test_endless_chain_yields_to_poll),

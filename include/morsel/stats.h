@@ -105,8 +105,7 @@ typedef void (*mo_watchdog_fn)(const struct mo_watchdog_report *report, void *ar
  * below MO_MSEC(1) or above an hour), MO_EBUSY (already started), MO_ENOMEM,
  * MO_EAGAIN (no thread could be created). mo_loop_free() stops it.
  * Loop thread. */
-MO_EXTERN int mo_watchdog_start(mo_loop_t *loop, int64_t threshold, mo_watchdog_fn hook,
-                                void *arg);
+MO_EXTERN int mo_watchdog_start(mo_loop_t *loop, int64_t threshold, mo_watchdog_fn hook, void *arg);
 
 /* Stops and joins the watchdog thread (a report in progress completes
  * first). Errors: MO_EINVAL (NULL), MO_EALREADY (not started).
