@@ -327,9 +327,4 @@ static inline void mo__loop_request_poll(mo_loop_t *loop)
 /* Fails the cooperator's tasks and frees it (task.c); from mo_loop_free(). */
 void mo__coop_destroy(mo_loop_t *loop);
 
-static inline int64_t mo__clock(const mo_loop_t *loop)
-{
-    return loop->virtual_clock ? loop->now : mo_hrtime();
-}
-
 #endif /* MORSEL_INTERNAL_H */

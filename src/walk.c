@@ -79,7 +79,7 @@ void mo_walk_names_remove(mo_walk_names *names, size_t i)
 
 /* ---- buffers ---- */
 
-static int grow(void **p, size_t *cap, size_t need, size_t size)
+int mo__walk_grow(void **p, size_t *cap, size_t need, size_t size)
 {
     if (need <= *cap) return 0;
     size_t n = *cap ? *cap : 16;
@@ -92,13 +92,21 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
     return 0;
 }
 
+void mo__walk_shrink(void **p, size_t *cap, size_t size, size_t keep)
+{
+    if (*cap * size <= keep) return;
+    mo__free(*p);
+    *p = NULL;
+    *cap = 0;
+}
+
 /* Makes room for `bytes` more bytes of names and `n` more entries. Names
  * already stored follow the arena if it moves. */
 static int frame_reserve(struct frame *f, size_t bytes, size_t n)
 {
     uintptr_t old = (uintptr_t)f->arena;
-    int err = grow((void **)&f->names, &f->cap, f->count + n, sizeof(mo_walk_name));
-    if (!err) err = grow((void **)&f->arena, &f->acap, f->used + bytes, 1);
+    int err = mo__walk_grow((void **)&f->names, &f->cap, f->count + n, sizeof(mo_walk_name));
+    if (!err) err = mo__walk_grow((void **)&f->arena, &f->acap, f->used + bytes, 1);
     if (err || (uintptr_t)f->arena == old) return err;
     for (size_t i = 0; i < f->count; i++)
         f->names[i].name = f->arena + ((uintptr_t)f->names[i].name - old);
@@ -108,16 +116,8 @@ static int frame_reserve(struct frame *f, size_t bytes, size_t n)
 /* Drops a popped frame's buffers if a huge directory made them large. */
 static void frame_trim(struct frame *f)
 {
-    if (f->acap > WALK_KEEP) {
-        mo__free(f->arena);
-        f->arena = NULL;
-        f->acap = 0;
-    }
-    if (f->cap * sizeof(mo_walk_name) > WALK_KEEP) {
-        mo__free(f->names);
-        f->names = NULL;
-        f->cap = 0;
-    }
+    mo__walk_shrink((void **)&f->arena, &f->acap, 1, WALK_KEEP);
+    mo__walk_shrink((void **)&f->names, &f->cap, sizeof(mo_walk_name), WALK_KEEP);
 }
 
 static void frame_close(struct frame *f)
@@ -131,7 +131,7 @@ static int path_join(struct mo__walk *w, size_t plen, const char *name, size_t l
 {
     bool slash = plen && w->path[plen - 1] != '/';
     size_t n = plen + slash + len;
-    int err = grow((void **)&w->path, &w->pcap, n + 1, 1);
+    int err = mo__walk_grow((void **)&w->path, &w->pcap, n + 1, 1);
     if (err) return err;
     if (slash) w->path[plen] = '/';
     memcpy(w->path + plen + slash, name, len);
@@ -191,7 +191,7 @@ static void evict_ancestor(struct mo__walk *w, size_t i)
 /* Makes frames[depth] the top frame, named by path[0, pathlen), empty. */
 static int frame_new(struct mo__walk *w, size_t pathlen)
 {
-    int err = grow((void **)&w->frames, &w->fcap, w->depth + 1, sizeof(struct frame));
+    int err = mo__walk_grow((void **)&w->frames, &w->fcap, w->depth + 1, sizeof(struct frame));
     if (err) return err;
     if (w->depth == w->finit) {
         memset(&w->frames[w->depth], 0, sizeof(struct frame));
@@ -493,7 +493,7 @@ static int walk_go(struct mo__walk *w)
 static int walk_setup(struct mo__walk *w, const char *top)
 {
     size_t len = strlen(top);
-    int err = grow((void **)&w->path, &w->pcap, len + 1, 1);
+    int err = mo__walk_grow((void **)&w->path, &w->pcap, len + 1, 1);
     if (err) return err;
     memcpy(w->path, top, len + 1);
     if (w->flags & MO_WALK_PARALLEL) return mo__walk_par_new(w);

@@ -100,4 +100,13 @@ void mo__walk_par_free(struct mo__walk *w);
  * MO_WALK_MAX_FDS, so that a small tree exercises their eviction. */
 void mo__walk_par_limit_fds(struct mo__walk *w, size_t max_fds);
 
+/* Grows *p (an array of *cap elements of `size` bytes) to hold at least
+ * `need`, doubling. MO_ENOMEM leaves it as it was. Loop thread or a job's
+ * own worker: it touches only what it is given. */
+int mo__walk_grow(void **p, size_t *cap, size_t need, size_t size);
+
+/* Frees *p if it grew past `keep` bytes (a huge directory made it large);
+ * the next use grows it again. */
+void mo__walk_shrink(void **p, size_t *cap, size_t size, size_t keep);
+
 #endif

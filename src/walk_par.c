@@ -133,19 +133,6 @@ struct mo__walk_par {
     bool started, stopped;
 };
 
-static int grow(void **p, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap) return 0;
-    size_t n = *cap ? *cap : 16;
-    while (n < need) n *= 2;
-    if (n > SIZE_MAX / size) return MO_ENOMEM;
-    void *q = mo__realloc(*p, n * size);
-    if (!q) return MO_ENOMEM;
-    *p = q;
-    *cap = n;
-    return 0;
-}
-
 static inline const char *ent_path(const struct pjob *j, const struct pent *e)
 {
     return j->paths + e->pathoff;
@@ -189,7 +176,7 @@ static void ent_read(struct pjob *j, struct pent *e)
 {
     while (!j->pieces || j->used < PAR_PIECE) {
         size_t want = j->pieces ? PAR_PIECE : PAR_BUF;
-        if (grow((void **)&j->buf, &j->cap, j->used + want, 1) != 0) {
+        if (mo__walk_grow((void **)&j->buf, &j->cap, j->used + want, 1) != 0) {
             ent_fail(e, MO_ENOMEM);
             return;
         }
@@ -208,8 +195,8 @@ static void ent_read(struct pjob *j, struct pent *e)
 static void ent_parse(struct pjob *j, struct pent *e, size_t from)
 {
     /* A record is at least 24 bytes and holds its name and NUL. */
-    if (grow((void **)&j->names, &j->ncap, j->count + (j->used - from) / 24 + 1,
-             sizeof(mo_walk_name)) != 0) {
+    if (mo__walk_grow((void **)&j->names, &j->ncap, j->count + (j->used - from) / 24 + 1,
+                      sizeof(mo_walk_name)) != 0) {
         ent_fail(e, MO_ENOMEM);
         return;
     }
@@ -417,14 +404,14 @@ static int node_add(struct mo__walk_par *p, struct pnode *n, const mo_walk_names
     for (size_t i = 0; i < names->count; i++) {
         const mo_walk_name *e = &names->names[i];
         if (e->type != MO_WALK_DIR) continue;
-        if (grow((void **)&n->subs, &n->subs_cap, n->subs_len + e->len + 1, 1) != 0)
+        if (mo__walk_grow((void **)&n->subs, &n->subs_cap, n->subs_len + e->len + 1, 1) != 0)
             return MO_ENOMEM;
         memcpy(n->subs + n->subs_len, e->name, e->len + 1);
         n->subs_len += e->len + 1;
         n->npending++;
     }
     if (n->on_stack || n->subs_next == n->subs_len) return 0;
-    if (grow((void **)&p->stack, &p->stack_cap, p->nstack + 1, sizeof(uintptr_t)) != 0)
+    if (mo__walk_grow((void **)&p->stack, &p->stack_cap, p->nstack + 1, sizeof(uintptr_t)) != 0)
         return MO_ENOMEM;
     p->stack[p->nstack++] = n;
     n->on_stack = true;
@@ -435,16 +422,8 @@ static int node_add(struct mo__walk_par *p, struct pnode *n, const mo_walk_names
 
 static void job_trim(struct pjob *j)
 {
-    if (j->cap > PAR_KEEP) {
-        mo__free(j->buf);
-        j->buf = NULL;
-        j->cap = 0;
-    }
-    if (j->ncap * sizeof(mo_walk_name) > PAR_KEEP) {
-        mo__free(j->names);
-        j->names = NULL;
-        j->ncap = 0;
-    }
+    mo__walk_shrink((void **)&j->buf, &j->cap, 1, PAR_KEEP);
+    mo__walk_shrink((void **)&j->names, &j->ncap, sizeof(mo_walk_name), PAR_KEEP);
 }
 
 /* Closes an entry's descriptors; its node goes on without it. */
@@ -552,7 +531,7 @@ static int job_add(struct pjob *j, const char *dir, const char *name)
     size_t dlen = strlen(dir), len = strlen(name);
     bool slash = dlen && dir[dlen - 1] != '/';
     size_t need = j->plen + dlen + slash + len + 1;
-    int err = grow((void **)&j->paths, &j->pcap, need, 1);
+    int err = mo__walk_grow((void **)&j->paths, &j->pcap, need, 1);
     if (err) return err;
     struct pent *e = &j->ent[j->nent++];
     *e = (struct pent){.pathoff = j->plen,
@@ -576,7 +555,7 @@ static int job_chain(struct pjob *j, struct pnode *parent, struct pnode **basep)
     struct pnode *b = parent;
     for (; b->fd < 0 && b->parent; b = b->parent) len += b->namelen + 1;
     if (b->fd < 0) return MO_ENOENT; /* cannot happen: the top's stays open */
-    int err = grow((void **)&j->chain, &j->chain_cap, len, 1);
+    int err = mo__walk_grow((void **)&j->chain, &j->chain_cap, len, 1);
     if (err) return err;
     j->chain_len = len;
     for (struct pnode *n = parent; n != b; n = n->parent) {
