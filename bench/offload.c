@@ -19,7 +19,7 @@
  *    interleaved, 7 runs, medians.
  */
 #include "bench_util.h"
-#include "internal.h"
+#include "morsel.h"
 
 #include <pthread.h>
 #include <stdio.h>

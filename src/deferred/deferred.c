@@ -10,7 +10,7 @@
  * below goes on. C stack use is therefore constant however deep the chain.
  * Freeing is iterative too: Deferreds whose last reference a dying one held
  * are queued on the same `below` field. */
-#include "deferred_internal.h"
+#include "deferred/deferred_int.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -69,18 +69,45 @@ void mo__result_move(struct mo_result *to, struct mo_result *from)
 
 /* ---- the error hook ---- */
 
+/* The loop's error hook lives in a state the deferred layer attaches to
+ * the loop the first time a hook is set; without one, reports go to
+ * stderr. */
+struct error_hook {
+    mo_error_hook_fn fn;
+    void *arg;
+};
+
+static void error_hook_free(mo_loop_t *loop, void *state)
+{
+    (void)loop;
+    mo__free(state);
+}
+
+static const struct mo__hooks error_hook_hooks = {"error hook", 1, NULL, error_hook_free};
+
 int mo_loop_set_error_hook(mo_loop_t *loop, mo_error_hook_fn fn, void *arg)
 {
     if (!loop) return MO_EINVAL;
-    loop->error_hook = fn;
-    loop->error_hook_arg = fn ? arg : NULL;
+    struct error_hook *h = mo__loop_state(loop, &error_hook_hooks);
+    if (!h) {
+        if (!fn) return 0;
+        if (!(h = mo__malloc(sizeof(*h)))) return MO_ENOMEM;
+        int err = mo__loop_attach(loop, &error_hook_hooks, h);
+        if (err) {
+            mo__free(h);
+            return err;
+        }
+    }
+    h->fn = fn;
+    h->arg = fn ? arg : NULL;
     return 0;
 }
 
 static void report_unhandled(mo_loop_t *loop, const mo_failure_t *f)
 {
-    if (loop->error_hook) {
-        loop->error_hook(loop, f, loop->error_hook_arg);
+    const struct error_hook *h = mo__loop_state(loop, &error_hook_hooks);
+    if (h && h->fn) {
+        h->fn(loop, f, h->arg);
         return;
     }
     char buf[512];

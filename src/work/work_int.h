@@ -1,6 +1,9 @@
-/* The cooperator's internals, shared by task.c and coro.c (and the tests).
+/* The work layer's internals: the worker pool (pool.c), calls made on it
+ * with their outcome kept for the loop (thread_call.c), the cooperator
+ * (task.c), coroutines (coro.c, with coro_ctx.c and arch/), and the
+ * watchdog (watchdog.c). Uses core and deferred.
  *
- * Invariants:
+ * The cooperator's invariants:
  * - A task is in the ready ring (in_ring) iff it is runnable: not finished,
  *   not waiting, not paused; or draining (a stopped coroutine unwinding).
  * - The ring is a circular queue: `cursor` is its head, the task whose
@@ -22,10 +25,47 @@
  * - `scheduled` is true iff one slice call is queued on the loop; it is
  *   queued whenever the ring is non-empty.
  */
-#ifndef MORSEL_TASK_INT_H
-#define MORSEL_TASK_INT_H
+#ifndef MORSEL_WORK_INT_H
+#define MORSEL_WORK_INT_H
 
-#include "internal.h"
+#include "deferred/deferred_int.h"
+#include "morsel/pool.h"
+#include "morsel/task.h"
+#include "morsel/coro.h"
+
+/* ---- the worker pool (pool.c) ---- */
+
+/* Tests: whether mo_pool_free() has begun on this pool. Any thread. */
+bool mo__pool_closing(mo_pool_t *pool);
+
+/* ---- calls on the pool (thread_call.c) ----
+ *
+ * A mo_thread_fn call made by a pool worker, its outcome kept for the loop
+ * thread: the one record behind mo_defer_to_thread() and mo_task_offload().
+ * fn and arg are written before the submission; code, value, dtor and
+ * failure by the worker, then read on the loop thread once the job's done
+ * runs (the pool's hand-back orders the two). */
+struct mo__thread_call {
+    mo_pool_job_t job;
+    mo_thread_fn fn;
+    void *arg;
+    int code;
+    void *value;
+    mo_dtor_fn dtor;
+    mo_failure_t *failure;
+};
+
+/* On the worker: calls fn and keeps what it produced. */
+void mo__thread_call_run(struct mo__thread_call *c);
+
+/* On the loop thread, once done ran with the pool's `status` (MO_ECANCELED
+ * if fn never ran): returns NULL and moves the value into *vp, *dtorp on
+ * success; else returns the failure (what fn left on the other path is
+ * destroyed), one made with `origin` if fn gave only a code. */
+mo_failure_t *mo__thread_call_take(struct mo__thread_call *c, int status, const char *origin,
+                                   void **vp, mo_dtor_fn *dtorp);
+
+/* ---- the cooperator (task.c) ---- */
 
 struct mo_task {
     struct mo_task *next, *prev;         /* the ready ring */
@@ -70,8 +110,8 @@ struct mo__coop {
     struct mo_cooperator_stats stats;
 };
 
-/* The loop's cooperator, created on first use; NULL when out of memory. */
-struct mo__coop *mo__coop_get(mo_loop_t *loop);
+/* The loop's cooperator in *cp, created on first use. Errors: MO_ENOMEM. */
+int mo__coop_get(mo_loop_t *loop, struct mo__coop **cp);
 
 /* Test-only: makes the cooperator read `clock(arg)` instead of the real
  * monotonic clock when it times slices and steps, so slicing can be tested
@@ -93,4 +133,4 @@ void mo__task_unref(mo_task_t *t);
  * out), mo_pool_submit()'s. */
 int mo__task_offload(mo_task_t *t, mo_thread_fn fn, void *arg);
 
-#endif /* MORSEL_TASK_INT_H */
+#endif /* MORSEL_WORK_INT_H */

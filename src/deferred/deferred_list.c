@@ -3,7 +3,7 @@
  * Deferred. Each member gets a LIST link holding a reference to the list;
  * the list points to its members weakly (entry.member, cleared when the
  * member's link runs or the member is freed), only to cancel them. */
-#include "deferred_internal.h"
+#include "deferred/deferred_int.h"
 
 #include <string.h>
 

@@ -15,8 +15,9 @@
  * load guarantee that at least one of them sees the other, so a call is
  * never left waiting for a loop that sleeps.
  */
-#include "internal.h"
+#include "core_int.h"
 
+#include <poll.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -230,4 +231,43 @@ void mo__wake_close(mo_loop_t *loop)
     }
     while (mo__wake_drain(loop) > 0) {
     }
+}
+
+void mo__wake_wait(mo_loop_t *loop)
+{
+    struct mo__wake *w = &loop->wake;
+    if (!mo__wake_prepare_sleep(w)) {
+        struct pollfd p = {.fd = w->efd, .events = POLLIN};
+        while (poll(&p, 1, -1) < 0 && errno == EINTR) {
+        }
+        mo__wake_read(w);
+    }
+    mo__wake_after_sleep(w);
+    mo__wake_drain(loop);
+}
+
+/* Before the loop sleeps while completions are expected: spinning a little
+ * catches one without a sleep and wake-up (the ping-pong case), but when
+ * the workers run long CPU-bound jobs a yield hands them the core and the
+ * loop gets it back only at the next scheduler tick (~4 ms). So the budget
+ * adapts: doubled when a completion arrived during the spin, halved when
+ * none did. Below a microsecond the spin only pauses and never yields. */
+void mo__wake_spin(mo_loop_t *loop, int64_t timeout)
+{
+    int64_t budget = loop->spin;
+    if (timeout >= 0 && timeout < budget) budget = timeout;
+    int64_t until = mo_hrtime() + budget;
+    for (unsigned i = 1; !mo__wake_pending(&loop->wake); i++) {
+        if (i < MO__SPIN_PAUSES) {
+            mo__cpu_relax();
+            continue;
+        }
+        if (mo_hrtime() > until) {
+            loop->spin /= 2;
+            return;
+        }
+        sched_yield();
+    }
+    loop->spin = loop->spin * 2 + MO_USEC(1);
+    if (loop->spin > MO__SPIN_MAX) loop->spin = MO__SPIN_MAX;
 }

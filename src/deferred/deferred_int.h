@@ -1,8 +1,11 @@
-/* Internals shared by deferred.c, deferred_list.c and failure.c. */
-#ifndef MORSEL_DEFERRED_INTERNAL_H
-#define MORSEL_DEFERRED_INTERNAL_H
+/* The deferred layer's internals, shared by deferred.c, deferred_list.c
+ * and failure.c (and the layers above): Deferreds, Deferred lists, failures.
+ * Uses core only. */
+#ifndef MORSEL_DEFERRED_INT_H
+#define MORSEL_DEFERRED_INT_H
 
-#include "internal.h"
+#include "core/core_int.h"
+#include "morsel/deferred.h"
 
 /* ---- failures (failure.c) ---- */
 struct mo_failure {

@@ -25,7 +25,7 @@
  * about their cost: the pool is work-conserving. It posts a batch's
  * completions as one call per loop.
  */
-#include "internal.h"
+#include "work/work_int.h"
 
 #include <limits.h>
 #include <linux/futex.h>
@@ -41,9 +41,7 @@
 #define MO__POOL_RING_INITIAL 1024
 #define MO__POOL_BATCH        256
 #define MO__POOL_SPIN_NS      MO_USEC(50)
-#define MO__POOL_LOOP_SPIN_NS MO_USEC(50)
 #define MO__POOL_CHEAP_NS     MO_USEC(2)
-#define MO__POOL_PAUSES       32 /* spin steps that only pause (about 1 us) */
 
 enum { JOB_IDLE = 0, JOB_QUEUED = 1, JOB_TAKEN = 2 };
 
@@ -89,23 +87,14 @@ static void pool_unlock(struct mo_pool *p)
     atomic_store_explicit(&p->lock, 0, memory_order_release);
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 /* One step of a bounded spin: true once `until` has passed. The first
  * steps only pause; later ones yield the CPU, so that on a machine with
  * more runnable threads than cores the thread we wait for (a worker, or
  * the loop) gets to run instead of being starved by our spinning. */
 static bool spin_step(unsigned i, int64_t until)
 {
-    if (i < MO__POOL_PAUSES) {
-        cpu_relax();
+    if (i < MO__SPIN_PAUSES) {
+        mo__cpu_relax();
         return false;
     }
     sched_yield();
@@ -222,8 +211,7 @@ static void jobs_done(mo_loop_t *loop, void *arg)
         job->state_ = JOB_IDLE;
         job->pool_ = NULL;
         job->next_ = NULL;
-        loop->pool_jobs--;
-        mo_loop_release(loop);
+        mo__loop_expect(loop, -1);
         mo__dispatch_publish(loop, MO__FN(done));
         done(loop, job, job->status_, job->arg_);
     }
@@ -439,22 +427,33 @@ int mo_pool_new(mo_pool_t **poolp, unsigned nthreads)
  * equal priority). */
 #define MO__DEFAULT_POOL_NICE 10
 
+static const struct mo__hooks default_pool_hooks;
+
+/* mo_loop_close() frees the default pool, finishing its jobs: their
+ * completions are posted before calls from threads are refused. */
+static void default_pool_close(mo_loop_t *loop, void *state)
+{
+    mo__loop_detach(loop, &default_pool_hooks);
+    mo_pool_free(state, 0);
+}
+
+static const struct mo__hooks default_pool_hooks = {"default pool", 2, default_pool_close, NULL};
+
 int mo_loop_pool(mo_loop_t *loop, mo_pool_t **poolp)
 {
     if (!loop || !poolp) return MO_EINVAL;
-    if (!loop->pool) {
-        int err = pool_create(&loop->pool, mo_pool_default_threads(), MO__DEFAULT_POOL_NICE);
+    mo_pool_t *pool = mo__loop_state(loop, &default_pool_hooks);
+    if (!pool) {
+        if (loop->closed) return MO_ESHUTDOWN;
+        int err = pool_create(&pool, mo_pool_default_threads(), MO__DEFAULT_POOL_NICE);
         if (err) return err;
+        if ((err = mo__loop_attach(loop, &default_pool_hooks, pool)) != 0) {
+            mo_pool_free(pool, 0);
+            return err;
+        }
     }
-    *poolp = loop->pool;
+    *poolp = pool;
     return 0;
-}
-
-void mo__pool_loop_close(mo_loop_t *loop)
-{
-    if (!loop->pool) return;
-    mo_pool_free(loop->pool, 0);
-    loop->pool = NULL;
 }
 
 /* ---- submitting and cancelling ---- */
@@ -482,8 +481,7 @@ int mo_pool_submit(mo_pool_t *pool, mo_loop_t *loop, mo_pool_job_t *job, mo_pool
     pool_unlock(pool);
     if (err) return err;
     wake(w);
-    loop->pool_jobs++;
-    mo_loop_hold(loop);
+    mo__loop_expect(loop, 1);
     return 0;
 }
 
@@ -501,8 +499,7 @@ int mo_pool_cancel(mo_pool_job_t *job)
     }
     pool_unlock(p);
     if (state != JOB_QUEUED) return state == JOB_TAKEN ? MO_EBUSY : MO_EALREADY;
-    job->loop_->pool_jobs--;
-    mo_loop_release(job->loop_);
+    mo__loop_expect(job->loop_, -1);
     return 0;
 }
 
@@ -510,139 +507,4 @@ bool mo__pool_closing(mo_pool_t *pool)
 {
     return atomic_load_explicit(&pool->closing, memory_order_acquire) ||
            atomic_load_explicit(&pool->cancel_queued, memory_order_acquire);
-}
-
-/* ---- Deferreds from threads ---- */
-
-void mo__thread_call_run(struct mo__thread_call *c)
-{
-    c->code = c->fn(c->arg, &c->value, &c->dtor, &c->failure);
-}
-
-mo_failure_t *mo__thread_call_take(struct mo__thread_call *c, int status, const char *origin,
-                                   void **vp, mo_dtor_fn *dtorp)
-{
-    mo_failure_t *f = c->failure;
-    *vp = c->value;
-    *dtorp = c->dtor;
-    c->value = NULL;
-    c->dtor = NULL;
-    c->failure = NULL;
-    if (!status && !c->code) {
-        mo_failure_unref(f);
-        return NULL;
-    }
-    if (*dtorp) (*dtorp)(*vp);
-    *vp = NULL;
-    *dtorp = NULL;
-    if (status) {
-        mo_failure_unref(f);
-        return mo_failure_new(status, origin, "the pool shut down first");
-    }
-    return f ? f : mo_failure_new(c->code, origin, NULL);
-}
-
-struct thread_call {
-    struct mo__thread_call call;
-    mo_deferred_t *d; /* the job's reference */
-};
-
-static void thread_call_work(mo_pool_job_t *job, void *arg)
-{
-    (void)job;
-    mo__thread_call_run(&((struct thread_call *)arg)->call);
-}
-
-/* Fires the Deferred with what fn produced. If it was cancelled meanwhile,
- * mo_deferred_callback()/errback() answer MO_ECANCELED and destroy the
- * value or release the failure: the result is discarded safely. */
-static void thread_call_fire(mo_deferred_t *d, struct mo__thread_call *c, int status)
-{
-    void *value;
-    mo_dtor_fn dtor;
-    mo_failure_t *f = mo__thread_call_take(c, status, "mo_defer_to_thread", &value, &dtor);
-    if (f)
-        mo_deferred_errback(d, f);
-    else
-        mo_deferred_callback(d, value, dtor);
-}
-
-static void thread_call_done(mo_loop_t *loop, mo_pool_job_t *job, int status, void *arg)
-{
-    (void)loop;
-    (void)job;
-    struct thread_call *c = arg, copy = *c;
-    mo__free(c);
-    thread_call_fire(copy.d, &copy.call, status);
-    mo_deferred_unref(copy.d);
-}
-
-/* The Deferred's canceller. A job still queued is taken back and the
- * Deferred errbacks with MO_ECANCELED when this returns; a running one
- * completes and thread_call_done() discards its result. Dropping the job's
- * reference here is safe: mo_deferred_cancel() holds one meanwhile. */
-static void thread_call_cancel(mo_deferred_t *d, void *arg)
-{
-    struct thread_call *c = arg;
-    if (mo_pool_cancel(&c->call.job) != 0) return;
-    mo__free(c);
-    mo_deferred_unref(d);
-}
-
-int mo_pool_defer(mo_pool_t *pool, mo_loop_t *loop, mo_thread_fn fn, void *arg, mo_deferred_t **dp)
-{
-    if (!loop || !fn || !dp) return MO_EINVAL;
-    struct thread_call *c = mo__calloc(1, sizeof(*c));
-    if (!c) return MO_ENOMEM;
-    mo_deferred_t *d;
-    int err = mo_deferred_new(loop, thread_call_cancel, c, &d);
-    if (err) {
-        mo__free(c);
-        return err;
-    }
-    c->d = mo_deferred_ref(d);
-    c->call.fn = fn;
-    c->call.arg = arg;
-    err = mo_pool_submit(pool, loop, &c->call.job, thread_call_work, thread_call_done, c);
-    if (err) {
-        mo__free(c);
-        mo_deferred_unref(d);
-        mo_deferred_unref(d);
-        return err;
-    }
-    *dp = d;
-    return 0;
-}
-
-int mo_defer_to_thread(mo_loop_t *loop, mo_thread_fn fn, void *arg, mo_deferred_t **dp)
-{
-    return mo_pool_defer(NULL, loop, fn, arg, dp);
-}
-
-/* ---- the loop's side ---- */
-
-/* Before the loop sleeps while jobs are out: spinning a little catches a
- * completion without a sleep and wake-up (the ping-pong case), but when the
- * workers run long CPU-bound jobs a yield hands them the core and the loop
- * gets it back only at the next scheduler tick (~4 ms). So the budget
- * adapts: doubled when a completion arrived during the spin, halved when
- * none did. Below a microsecond the spin only pauses and never yields. */
-void mo__pool_spin(mo_loop_t *loop, int64_t timeout)
-{
-    int64_t budget = loop->pool_spin;
-    if (timeout >= 0 && timeout < budget) budget = timeout;
-    int64_t until = mo_hrtime() + budget;
-    for (unsigned i = 1; !mo__wake_pending(&loop->wake); i++) {
-        if (i < MO__POOL_PAUSES) {
-            cpu_relax();
-            continue;
-        }
-        if (mo_hrtime() > until) {
-            loop->pool_spin /= 2;
-            return;
-        }
-        sched_yield();
-    }
-    loop->pool_spin = loop->pool_spin * 2 + MO_USEC(1);
-    if (loop->pool_spin > MO__POOL_LOOP_SPIN_NS) loop->pool_spin = MO__POOL_LOOP_SPIN_NS;
 }

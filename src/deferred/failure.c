@@ -2,7 +2,7 @@
  * errback chains. One allocation holds the header, the origin and the
  * message. Creation never fails: out of memory gives the shared failure
  * below, whose reference count is never touched. */
-#include "deferred_internal.h"
+#include "deferred/deferred_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>

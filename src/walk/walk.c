@@ -21,9 +21,7 @@
  * - A frame's names[0, count) point into its arena; names[0, next) have been
  *   considered for descent.
  */
-#include "internal.h"
-#include "morsel/task.h"
-#include "walk_core.h"
+#include "walk/walk_int.h"
 
 #include <dirent.h>
 

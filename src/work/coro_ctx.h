@@ -1,7 +1,7 @@
 /* Stackful execution contexts: the machine half of coroutines (coro.c).
  *
  * A context is a saved stack pointer on its own stack. mo__ctx_swap() (in
- * src/arch/<cpu>_switch.S) pushes the callee-saved registers on the current
+ * src/work/arch/<cpu>_switch.S) pushes the callee-saved registers on the current
  * stack, stores the stack pointer in `from`, loads `to`'s and pops its
  * registers: everything the C calling convention lets a called function
  * clobber is dead across the call anyway, so that is all a switch needs.

@@ -1,10 +1,12 @@
-/* The walk's engines, under the Deferred-returning mo_walk(): internal to
- * the library and its tests. walk.c holds the sequential engine and the
- * life cycle both engines share; walk_par.c the parallel one. */
-#ifndef MORSEL_WALK_CORE_H
-#define MORSEL_WALK_CORE_H
+/* The walk layer's internals: the engines under the Deferred-returning
+ * mo_walk(). walk.c holds the sequential engine and the life cycle both
+ * engines share; walk_par.c the parallel one. Uses the layers below
+ * (core, deferred, work). */
+#ifndef MORSEL_WALK_INT_H
+#define MORSEL_WALK_INT_H
 
-#include "morsel.h"
+#include "morsel/walk.h"
+#include "work/work_int.h"
 
 #include <stdbool.h>
 
@@ -109,4 +111,4 @@ int mo__walk_grow(void **p, size_t *cap, size_t need, size_t size);
  * the next use grows it again. */
 void mo__walk_shrink(void **p, size_t *cap, size_t size, size_t keep);
 
-#endif
+#endif /* MORSEL_WALK_INT_H */

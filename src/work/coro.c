@@ -1,8 +1,8 @@
 /* Stackful coroutines as cooperative tasks. The task's step switches into
  * the coroutine, which runs until its batch of yields is used up, it awaits
  * a Deferred, or it returns; coro_ctx.h does the switching. */
-#include "coro_ctx.h"
-#include "task_int.h"
+#include "work/coro_ctx.h"
+#include "work/work_int.h"
 
 struct mo_coro {
     struct mo__ctx ctx;    /* the coroutine's own */

@@ -35,8 +35,7 @@
  *   `inflight` counts the jobs not FREE, `running` the QUEUED ones. A job's
  *   entries are the directories it has not finished reading.
  */
-#include "internal.h"
-#include "walk_core.h"
+#include "walk/walk_int.h"
 
 #include <dirent.h>
 #include <fcntl.h>

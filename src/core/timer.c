@@ -7,9 +7,9 @@
  * into the heap, which orders them exactly by (deadline, seq). Each timer
  * moves at most once per wheel level, and the heap only ever holds the
  * timers of the next tick or so, which keeps it small and cache-resident.
- * The invariants are written down in internal.h above struct mo__timers.
+ * The invariants are written down in core_int.h above struct mo__timers.
  */
-#include "internal.h"
+#include "core_int.h"
 
 #include <assert.h>
 #include <stdio.h>

@@ -1,9 +1,9 @@
 /* Stackful execution contexts: stacks with guard pages, and the first frame
- * of a new context. The switch itself is in src/arch/<cpu>_switch.S, or
+ * of a new context. The switch itself is in src/work/arch/<cpu>_switch.S, or
  * swapcontext() below where there is no assembly version. */
-#include "internal.h"
+#include "work/work_int.h"
 
-#include "coro_ctx.h"
+#include "work/coro_ctx.h"
 
 #include <stdint.h>
 #include <sys/mman.h>

@@ -6,10 +6,10 @@
  * turn, steps run in batches between two clock reads. A batch is sized to
  * half of what the turn has left, at the task's learnt cost per step, so the
  * batches shrink as the end nears and a turn ends within about half a step
- * of its end, after log2(turn / step) clock reads. See task_int.h for the
+ * of its end, after log2(turn / step) clock reads. See work_int.h for the
  * invariants.
  */
-#include "task_int.h"
+#include "work/work_int.h"
 
 #define MO__SLICE_DEF MO_MSEC(1)
 #define MO__BATCH_CAP (UINT32_C(1) << 20)
@@ -21,21 +21,39 @@ static int64_t coop_clock(const struct mo__coop *c)
     return c->clock ? c->clock(c->clock_arg) : mo_hrtime();
 }
 
-struct mo__coop *mo__coop_get(mo_loop_t *loop)
+static void coop_free(mo_loop_t *loop, void *state);
+
+/* The cooperator is the loop's from its first task on; the loop frees it
+ * (failing the tasks left) through this hook. */
+static const struct mo__hooks coop_hooks = {"cooperator", 2, NULL, coop_free};
+
+static struct mo__coop *coop_of(const mo_loop_t *loop)
 {
-    if (loop->coop) return loop->coop;
-    struct mo__coop *c = mo__calloc(1, sizeof(*c));
-    if (!c) return NULL;
-    c->loop = loop;
-    c->slice = MO__SLICE_DEF;
-    loop->coop = c;
-    return c;
+    return mo__loop_state(loop, &coop_hooks);
+}
+
+int mo__coop_get(mo_loop_t *loop, struct mo__coop **cp)
+{
+    struct mo__coop *c = coop_of(loop);
+    if (!c) {
+        if (!(c = mo__calloc(1, sizeof(*c)))) return MO_ENOMEM;
+        c->loop = loop;
+        c->slice = MO__SLICE_DEF;
+        int err = mo__loop_attach(loop, &coop_hooks, c);
+        if (err) {
+            mo__free(c);
+            return err;
+        }
+    }
+    *cp = c;
+    return 0;
 }
 
 int mo__coop_set_clock(mo_loop_t *loop, int64_t (*clock)(void *arg), void *arg)
 {
-    struct mo__coop *c = mo__coop_get(loop);
-    if (!c) return MO_ENOMEM;
+    struct mo__coop *c;
+    int err = mo__coop_get(loop, &c);
+    if (err) return err;
     c->clock = clock;
     c->clock_arg = arg;
     return 0;
@@ -483,10 +501,12 @@ int mo__task_start(mo_loop_t *loop, mo_step_fn step, void *arg, const struct mo_
                    bool coro, void (*on_free)(void *arg), mo_task_t **taskp)
 {
     if (!loop || !step || (opts && opts->slice < 0)) return MO_EINVAL;
-    struct mo__coop *c = mo__coop_get(loop);
-    mo_task_t *t = c ? mo__calloc(1, sizeof(*t)) : NULL;
+    struct mo__coop *c;
+    int err = mo__coop_get(loop, &c);
+    if (err) return err;
+    mo_task_t *t = mo__calloc(1, sizeof(*t));
     if (!t) return MO_ENOMEM;
-    int err = mo_deferred_new(loop, NULL, NULL, &t->done);
+    err = mo_deferred_new(loop, NULL, NULL, &t->done);
     if (err) {
         mo__free(t);
         return err;
@@ -635,8 +655,9 @@ int mo_task_stats(const mo_task_t *task, struct mo_task_stats *stats)
 int mo_cooperator_set_slice(mo_loop_t *loop, int64_t ns)
 {
     if (!loop || ns <= 0) return MO_EINVAL;
-    struct mo__coop *c = mo__coop_get(loop);
-    if (!c) return MO_ENOMEM;
+    struct mo__coop *c;
+    int err = mo__coop_get(loop, &c);
+    if (err) return err;
     c->slice = ns;
     return 0;
 }
@@ -680,21 +701,23 @@ static int coop_stop_all(struct mo__coop *c)
 int mo_cooperator_stop(mo_loop_t *loop)
 {
     if (!loop) return MO_EINVAL;
-    return loop->coop ? coop_stop_all(loop->coop) : 0;
+    struct mo__coop *c = coop_of(loop);
+    return c ? coop_stop_all(c) : 0;
 }
 
 int mo_cooperator_stats(const mo_loop_t *loop, struct mo_cooperator_stats *stats)
 {
     if (!loop || !stats) return MO_EINVAL;
-    *stats = loop->coop ? loop->coop->stats : (struct mo_cooperator_stats){0};
-    stats->tasks = loop->coop ? loop->coop->ntasks : 0;
+    const struct mo__coop *c = coop_of(loop);
+    *stats = c ? c->stats : (struct mo_cooperator_stats){0};
+    stats->tasks = c ? c->ntasks : 0;
     return 0;
 }
 
-void mo__coop_destroy(mo_loop_t *loop)
+/* From mo_loop_free(): fails the tasks left, then frees the cooperator. */
+static void coop_free(mo_loop_t *loop, void *state)
 {
-    struct mo__coop *c = loop->coop;
-    if (!c) return;
+    struct mo__coop *c = state;
     coop_stop_all(c);
     /* Coroutines left unwinding are dropped suspended: the loop is going. */
     while (c->all) {
@@ -703,6 +726,6 @@ void mo__coop_destroy(mo_loop_t *loop)
         ring_remove(c, t);
         coop_drop(c, t);
     }
-    loop->coop = NULL;
+    (void)loop;
     mo__free(c);
 }

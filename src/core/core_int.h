@@ -1,9 +1,17 @@
-/* Internal declarations shared by the library's source files. Nothing here
- * is public: non-static names are mo__ and hidden from the shared library. */
-#ifndef MORSEL_INTERNAL_H
-#define MORSEL_INTERNAL_H
+/* The core layer's internals: the loop, delayed calls, fd watchers, calls
+ * from threads, statistics, the allocation seam, and the hooks through
+ * which the layers above attach their per-loop state. Core calls nothing
+ * outside itself; this header sees only the public headers core
+ * implements. Non-static names are mo__ and hidden from the shared
+ * library. */
+#ifndef MORSEL_CORE_INT_H
+#define MORSEL_CORE_INT_H
 
-#include "morsel.h"
+#include "morsel/common.h"
+#include "morsel/loop.h"
+#include "morsel/stats.h"
+
+#include <errno.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,7 +23,9 @@
 
 #define mo__container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
-/* ---- allocation seam (error.c) ---- */
+/* ---- allocation seam (alloc.c) ----
+ * Every allocation of the library goes through these. mo__free() keeps
+ * errno, so an error path may free before it returns -errno. */
 void *mo__malloc(size_t size);
 void *mo__realloc(void *ptr, size_t size);
 void *mo__calloc(size_t count, size_t size);
@@ -198,6 +208,9 @@ void mo__wake_after_sleep(struct mo__wake *w);
 void mo__wake_read(struct mo__wake *w);
 /* Refuses further calls and runs every call accepted before. */
 void mo__wake_close(mo_loop_t *loop);
+/* Blocks until calls from threads are pending, then runs them: how
+ * mo_loop_close() waits for the completions it expects. */
+void mo__wake_wait(mo_loop_t *loop);
 static inline bool mo__wake_pending(struct mo__wake *w)
 {
     return atomic_load_explicit(&w->pending, memory_order_relaxed) != 0;
@@ -211,8 +224,6 @@ struct mo__ready {
     uint64_t tail; /* next free */
 };
 
-struct mo_failure;
-
 /* What the loop runs, published for the watchdog thread (watchdog.c): the
  * callback about to run (0 while idle) and a counter bumped before every
  * callback and on going idle. Written only by the loop thread, with relaxed
@@ -220,6 +231,29 @@ struct mo_failure;
 struct mo__dispatch {
     _Alignas(MO__CACHELINE) _Atomic uintptr_t fn;
     _Atomic uint64_t seq;
+};
+
+/* An upper layer's per-loop state, attached with mo__loop_attach(): core
+ * calls `close` from mo_loop_close() (before calls from threads are
+ * refused: the layer finishes work that posts back, as the default pool
+ * does) and `free` from mo_loop_free(), after which the state is detached;
+ * either may be NULL. Hooks run
+ * from the highest `layer` down (1 deferred, 2 work, 3 stream and walk),
+ * so a layer may still use the layers below while it closes; within a
+ * layer, the latest attached first. The hooks are a static object of the
+ * layer; its address is the key that mo__loop_state() looks up. */
+struct mo__hooks {
+    const char *name;
+    unsigned layer;
+    void (*close)(mo_loop_t *loop, void *state);
+    void (*free)(mo_loop_t *loop, void *state);
+};
+
+#define MO__LOOP_SLOTS 8 /* deferred, pool, cooperator, watchdog, stream, ... */
+
+struct mo__slot {
+    const struct mo__hooks *hooks;
+    void *state;
 };
 
 struct mo_loop {
@@ -236,17 +270,13 @@ struct mo_loop {
     int64_t last_poll;   /* real clock at the end of the last poll */
     int64_t timer_slack; /* a sleep for a timer may overshoot it this much */
     uint64_t holds;
-    /* Per-loop state of the modules built on the reactor, created lazily by
-     * them and destroyed by mo_loop_free() (NULL when unused). */
-    struct mo__coop *coop;         /* task.c */
-    struct mo_pool *pool;          /* pool.c: the loop's default pool */
-    uint64_t pool_jobs;            /* pool.c: jobs submitted whose done has not run */
-    int64_t pool_spin;             /* mo__pool_spin()'s adaptive budget, ns */
-    struct mo__stats *stats;       /* stats.c */
-    struct mo__watchdog *watchdog; /* watchdog.c */
-    /* Where unhandled failures go (deferred.c); NULL means stderr. */
-    void (*error_hook)(mo_loop_t *loop, const struct mo_failure *failure, void *arg);
-    void *error_hook_arg;
+    /* Calls from threads the loop waits for (mo__loop_expect()): each keeps
+     * the loop alive, makes it spin a little before sleeping, and is waited
+     * for by mo_loop_close(). */
+    uint64_t expected;
+    int64_t spin; /* the spin's adaptive budget, ns (wake.c) */
+    struct mo__stats *stats;
+    struct mo__slot slots[MO__LOOP_SLOTS]; /* the upper layers' state */
     struct mo__timers timers;
     struct mo__io io;
     struct mo__wake wake;
@@ -280,41 +310,6 @@ void mo__stats_end(mo_loop_t *loop);
 /* The loop is about to sleep or leave mo_loop_run(): ends the span and
  * tells the watchdog that no callback runs. */
 void mo__loop_idle(mo_loop_t *loop);
-void mo__watchdog_loop_free(mo_loop_t *loop);
-
-/* ---- the worker pool (pool.c) ---- */
-/* Frees the loop's default pool, finishing its jobs: mo_loop_close(). */
-void mo__pool_loop_close(mo_loop_t *loop);
-/* Before the loop sleeps while jobs are outstanding: spins a little while
- * (at most `timeout` ns if >= 0) in case a completion arrives at once. */
-void mo__pool_spin(mo_loop_t *loop, int64_t timeout);
-
-/* A mo_thread_fn call made by a pool worker, its outcome kept for the loop
- * thread: the one record behind mo_defer_to_thread() and mo_task_offload().
- * fn and arg are written before the submission; code, value, dtor and
- * failure by the worker, then read on the loop thread once the job's done
- * runs (the pool's hand-back orders the two). */
-struct mo__thread_call {
-    mo_pool_job_t job;
-    mo_thread_fn fn;
-    void *arg;
-    int code;
-    void *value;
-    mo_dtor_fn dtor;
-    mo_failure_t *failure;
-};
-
-/* On the worker: calls fn and keeps what it produced. */
-void mo__thread_call_run(struct mo__thread_call *c);
-
-/* On the loop thread, once done ran with the pool's `status` (MO_ECANCELED
- * if fn never ran): returns NULL and moves the value into *vp, *dtorp on
- * success; else returns the failure (what fn left on the other path is
- * destroyed), one made with `origin` if fn gave only a code. */
-mo_failure_t *mo__thread_call_take(struct mo__thread_call *c, int status, const char *origin,
-                                   void **vp, mo_dtor_fn *dtorp);
-/* Tests: whether mo_pool_free() has begun on this pool. Any thread. */
-bool mo__pool_closing(mo_pool_t *pool);
 
 /* Makes the ready queue stop after the current callback so the loop polls
  * I/O and runs timers before the next call: the cooperator asks for this
@@ -324,7 +319,48 @@ static inline void mo__loop_request_poll(mo_loop_t *loop)
     loop->poll_now = true;
 }
 
-/* Fails the cooperator's tasks and frees it (task.c); from mo_loop_free(). */
-void mo__coop_destroy(mo_loop_t *loop);
+/* ---- hooks for the layers above (hooks.c) ---- */
 
-#endif /* MORSEL_INTERNAL_H */
+/* Attaches `state` under `hooks` (the key). Loop thread. A state attached
+ * to a closed loop gets no close call: a layer whose state must be closed
+ * refuses closed loops itself (the default pool does). Errors: MO_EBUSY
+ * (already attached), MO_ENOMEM (every slot taken: a bug, not a run-time
+ * condition). */
+int mo__loop_attach(mo_loop_t *loop, const struct mo__hooks *hooks, void *state);
+
+/* The state attached under `hooks`, or NULL. */
+void *mo__loop_state(const mo_loop_t *loop, const struct mo__hooks *hooks);
+
+/* Forgets the state attached under `hooks` without calling its hooks (the
+ * layer freed it itself). Returns the state, or NULL if none. */
+void *mo__loop_detach(mo_loop_t *loop, const struct mo__hooks *hooks);
+
+/* Runs the close hooks, then the free hooks, in reverse order (loop.c). */
+void mo__loop_hooks_close(mo_loop_t *loop);
+void mo__loop_hooks_free(mo_loop_t *loop);
+
+/* A completion from another thread is coming (+1) or has run or been
+ * taken back (-1): see `expected`. Loop thread. */
+static inline void mo__loop_expect(mo_loop_t *loop, int delta)
+{
+    loop->expected += (uint64_t)(int64_t)delta;
+}
+
+#define MO__SPIN_MAX    MO_USEC(50) /* the longest spin before a sleep */
+#define MO__SPIN_PAUSES 32          /* spin steps that only pause (about 1 us) */
+
+/* Before the loop sleeps while completions are expected: spins a little
+ * (at most `timeout` ns if >= 0) in case one arrives at once (wake.c). */
+void mo__wake_spin(mo_loop_t *loop, int64_t timeout);
+
+/* One pause of a spin-wait. */
+static inline void mo__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+#endif /* MORSEL_CORE_INT_H */

@@ -13,7 +13,7 @@
  * if callbacks ran since the last one. A span's callback count comes from
  * the dispatch counter the loop bumps for the watchdog.
  */
-#include "internal.h"
+#include "core_int.h"
 
 #include <string.h>
 

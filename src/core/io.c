@@ -7,7 +7,7 @@
  * watcher id is (generation << 32) | (fd << 1) | direction; stopping a
  * watcher bumps the generation, which retires its id.
  */
-#include "internal.h"
+#include "core_int.h"
 
 #include <string.h>
 #include <sys/epoll.h>

@@ -13,7 +13,7 @@
  * the counter: the cooperator stores each task's step there when its turn
  * begins, so a report names the step that holds the loop.
  */
-#include "internal.h"
+#include "work/work_int.h"
 
 #include <dlfcn.h>
 #include <signal.h>
@@ -143,6 +143,26 @@ static void watchdog_destroy(struct mo__watchdog *w)
     mo__free(w);
 }
 
+/* Stops the thread and frees the watchdog. */
+static void watchdog_join(struct mo__watchdog *w)
+{
+    pthread_mutex_lock(&w->mutex);
+    w->stop = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mutex);
+    pthread_join(w->thread, NULL);
+    watchdog_destroy(w);
+}
+
+/* A loop freed while watched stops its watchdog. */
+static void watchdog_loop_free(mo_loop_t *loop, void *state)
+{
+    (void)loop;
+    watchdog_join(state);
+}
+
+static const struct mo__hooks watchdog_hooks = {"watchdog", 2, NULL, watchdog_loop_free};
+
 /* The thread blocks every signal: signals are the application's threads'. */
 static int watchdog_spawn(struct mo__watchdog *w)
 {
@@ -157,7 +177,7 @@ static int watchdog_spawn(struct mo__watchdog *w)
 int mo_watchdog_start(mo_loop_t *loop, int64_t threshold, mo_watchdog_fn hook, void *arg)
 {
     if (!loop || threshold < MO_MSEC(1) || threshold > MO_SEC(3600)) return MO_EINVAL;
-    if (loop->watchdog) return MO_EBUSY;
+    if (mo__loop_state(loop, &watchdog_hooks)) return MO_EBUSY;
     struct mo__watchdog *w = mo__calloc(1, sizeof(*w));
     if (!w) return MO_ENOMEM;
     *w = (struct mo__watchdog){.loop = loop, .threshold = threshold, .hook = hook, .arg = arg};
@@ -170,26 +190,18 @@ int mo_watchdog_start(mo_loop_t *loop, int64_t threshold, mo_watchdog_fn hook, v
         watchdog_destroy(w);
         return err;
     }
-    loop->watchdog = w;
+    if ((err = mo__loop_attach(loop, &watchdog_hooks, w)) != 0) {
+        watchdog_join(w);
+        return err;
+    }
     return 0;
 }
 
 int mo_watchdog_stop(mo_loop_t *loop)
 {
     if (!loop) return MO_EINVAL;
-    struct mo__watchdog *w = loop->watchdog;
+    struct mo__watchdog *w = mo__loop_detach(loop, &watchdog_hooks);
     if (!w) return MO_EALREADY;
-    pthread_mutex_lock(&w->mutex);
-    w->stop = true;
-    pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->mutex);
-    pthread_join(w->thread, NULL);
-    watchdog_destroy(w);
-    loop->watchdog = NULL;
+    watchdog_join(w);
     return 0;
-}
-
-void mo__watchdog_loop_free(mo_loop_t *loop)
-{
-    if (loop->watchdog) mo_watchdog_stop(loop);
 }

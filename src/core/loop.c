@@ -11,7 +11,7 @@
  * chain of zero-delay calls run without a system call per call while I/O
  * still gets polled every io_interval.
  */
-#include "internal.h"
+#include "core_int.h"
 
 #include <string.h>
 #include <sys/epoll.h>
@@ -114,7 +114,7 @@ int mo_loop_new(mo_loop_t **loopp, unsigned flags)
     loop->now = loop->virtual_clock ? 0 : mo_hrtime();
     loop->io_interval = MO__IO_INTERVAL_DEF;
     loop->batch = 16;
-    loop->pool_spin = MO_USEC(50);
+    loop->spin = MO__SPIN_MAX;
     loop->timer_slack = MO__TIMER_SLACK_DEF;
     loop->io.epfd = -1;
     loop->wake.efd = -1;
@@ -147,7 +147,10 @@ int mo_loop_close(mo_loop_t *loop)
     loop->closed = true;
     /* Callbacks run by the final drain must not re-enter mo_loop_run(). */
     loop->running = true;
-    mo__pool_loop_close(loop); /* its workers post their last completions */
+    mo__loop_hooks_close(loop); /* the default pool's workers post their last completions */
+    /* Jobs on other pools are drained too: once this returns no thread
+     * posts into the loop again, so freeing it is safe (DESIGN rule 20). */
+    while (loop->expected) mo__wake_wait(loop);
     mo__wake_close(loop);
     loop->running = false;
     return 0;
@@ -157,8 +160,7 @@ void mo_loop_free(mo_loop_t *loop)
 {
     if (!loop) return;
     mo_loop_close(loop);
-    mo__coop_destroy(loop);
-    mo__watchdog_loop_free(loop);
+    mo__loop_hooks_free(loop);
     mo__stats_free(loop);
     mo__wake_destroy(&loop->wake);
     mo__io_destroy(&loop->io);
@@ -172,7 +174,8 @@ void mo_loop_free(mo_loop_t *loop)
  * it is due. */
 static bool loop_has_work(mo_loop_t *loop)
 {
-    if (loop->ready.head != loop->ready.tail || loop->io.active || loop->holds) return true;
+    if (loop->ready.head != loop->ready.tail || loop->io.active || loop->holds || loop->expected)
+        return true;
     if (mo__wake_pending(&loop->wake)) return true;
     if (!loop->timers.count) return false;
     return !loop->virtual_clock || mo__timers_next(&loop->timers) <= loop->now;
@@ -182,8 +185,8 @@ int mo_loop_alive(const mo_loop_t *loop)
 {
     if (!loop) return MO_EINVAL;
     mo_loop_t *l = (mo_loop_t *)loop;
-    return l->ready.head != l->ready.tail || l->io.active || l->holds || l->timers.count ||
-           mo__wake_pending(&l->wake);
+    return l->ready.head != l->ready.tail || l->io.active || l->holds || l->expected ||
+           l->timers.count || mo__wake_pending(&l->wake);
 }
 
 /* How long the poll may block: 0 when work is ready, else until the next
@@ -193,7 +196,7 @@ static int64_t poll_timeout(mo_loop_t *loop, int mode)
     if (mode == MO_RUN_NOWAIT || loop->stop) return 0;
     if (loop->ready.head != loop->ready.tail || mo__wake_pending(&loop->wake)) return 0;
     int64_t next = mo__timers_next(&loop->timers);
-    bool waitable = loop->io.active || loop->holds;
+    bool waitable = loop->io.active || loop->holds || loop->expected;
     if (loop->virtual_clock || next == INT64_MAX) {
         if (next <= loop->now) return 0;
         return waitable ? -1 : 0;
@@ -222,7 +225,7 @@ static int loop_poll(mo_loop_t *loop, int64_t timeout, int mode)
 {
     if (poll_skippable(loop, timeout, mode)) return 0;
     if (timeout != 0) mo__loop_idle(loop);
-    if (timeout != 0 && loop->pool_jobs) mo__pool_spin(loop, timeout);
+    if (timeout != 0 && loop->expected) mo__wake_spin(loop, timeout);
     if (timeout != 0 && mo__wake_prepare_sleep(&loop->wake)) timeout = 0;
     int n = mo__io_poll(loop, timeout);
     mo__wake_after_sleep(&loop->wake);
