@@ -7,32 +7,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char morsel[PATH_MAX];
-
-static void find_morsel(void)
-{
-    ssize_t n = readlink("/proc/self/exe", morsel, sizeof morsel - 16);
-    assert_true(n > 0);
-    morsel[n] = '\0';
-    strcpy(strrchr(morsel, '/') + 1, "morsel");
-    if (access(morsel, X_OK) != 0) fail_msg("no executable morsel beside the test: %s", morsel);
-}
+static const char *morsel; /* the binary beside this test's */
 
 /* Runs `morsel ARGS` through the shell with `redirect` appended; returns
  * the exit status. */
 static int run(const char *args, const char *redirect)
 {
-    char cmd[PATH_MAX + 1024];
-    snprintf(cmd, sizeof cmd, "'%s' %s %s", morsel, args, redirect);
-    int status = system(cmd);
-    assert_true(WIFEXITED(status));
-    return WEXITSTATUS(status);
+    return mo_test_sh("'%s' %s %s", morsel, args, redirect);
 }
 
 static void test_help_version_and_unknown(void **state)
 {
     (void)state;
-    find_morsel();
+    morsel = mo_test_program("morsel");
     assert_int_equal(run("--help", "| grep -q '^usage: morsel'"), 0);
     assert_int_equal(run("--help", "| grep -q ' lag '"), 0);
     char want[64];
@@ -49,7 +36,7 @@ static void test_help_version_and_unknown(void **state)
 static void test_lag_reports_and_stops(void **state)
 {
     (void)state;
-    find_morsel();
+    morsel = mo_test_program("morsel");
     char out[] = "/tmp/morsel-lag-XXXXXX";
     int fd = mkstemp(out);
     assert_true(fd >= 0);
@@ -69,7 +56,7 @@ static void test_lag_reports_and_stops(void **state)
 static void test_lag_block_shows_in_max(void **state)
 {
     (void)state;
-    find_morsel();
+    morsel = mo_test_program("morsel");
     assert_int_equal(run("lag --period 5 --report 400 --count 1 --block 60",
                          "| grep '^lag: ' | grep -Eq 'max ([5-9][0-9]|[0-9]{3,})\\.[0-9]+ms'"),
                      0);
@@ -78,7 +65,7 @@ static void test_lag_block_shows_in_max(void **state)
 static void test_lag_usage_errors(void **state)
 {
     (void)state;
-    find_morsel();
+    morsel = mo_test_program("morsel");
     const char *bad[] = {"lag --count 0",
                          "lag --count x",
                          "lag --period 0",
