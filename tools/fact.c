@@ -72,7 +72,8 @@ struct fact_plan {
     size_t ntexts, textcap;
     unsigned long zeros; /* trailing '0's of the text */
     struct ref result;
-    int err; /* first build error */
+    int err;                      /* first build error */
+    double work_total, work_done; /* for progress: see piece_cost() */
 };
 
 /* ---- building ---- */
@@ -400,6 +401,19 @@ static int link_plan(struct fact_plan *p)
     return 0;
 }
 
+/* A piece's cost for progress: the bits it handles, times log2 of that
+ * for the superlinear ones (products, divisions, radix conversion), so
+ * that the fraction of the cost done grows about as steadily as time. */
+static double piece_cost(const struct fact_plan *p, const struct piece *pc)
+{
+    double b = pc->bits;
+    if (pc->in_cnt && ref_bits(p, p->inputs[pc->in_off]) > b)
+        b = ref_bits(p, p->inputs[pc->in_off]);
+    if (b < 2) b = 2;
+    if (pc->kind == K_GATHER || pc->kind == K_SHIFT || pc->kind == K_HEX) return b;
+    return b * log2_of(b);
+}
+
 static void heap_push(struct fact_plan *p, int id)
 {
     size_t i = p->nheap++;
@@ -475,8 +489,10 @@ int fact_plan_new(struct fact_plan **planp, unsigned long n, enum fact_output ou
         return err;
     }
     if (p->output == FACT_VALUE) p->pieces[p->result.piece].users[0]++;
-    for (size_t i = 0; i < p->npieces; i++)
+    for (size_t i = 0; i < p->npieces; i++) {
         if (!p->pieces[i].waiting) heap_push(p, (int)i);
+        p->work_total += piece_cost(p, &p->pieces[i]);
+    }
     *planp = p;
     return 0;
 }
@@ -709,6 +725,7 @@ void fact_piece_done(struct fact_plan *p, int id)
     struct piece *pc = &p->pieces[id];
     pc->done = true;
     p->ndone++;
+    p->work_done += piece_cost(p, pc);
     if (pc->kind == K_TEXT || pc->kind == K_HEX) p->texts[pc->b].ready = true;
     for (size_t k = 0; k < pc->in_cnt; k++) {
         struct ref r = p->inputs[pc->in_off + k];
@@ -729,6 +746,22 @@ size_t fact_plan_done_count(const struct fact_plan *p)
 size_t fact_plan_piece_count(const struct fact_plan *p)
 {
     return p->npieces;
+}
+
+double fact_plan_work_done(const struct fact_plan *p)
+{
+    return p->work_done;
+}
+
+double fact_plan_work_total(const struct fact_plan *p)
+{
+    return p->work_total;
+}
+
+double fact_text_estimate(unsigned long n, enum fact_output out)
+{
+    double bits = n < 2 ? 1 : log2_fact(n);
+    return out == FACT_HEX ? bits / 4 + 2 : bits * LOG10_2 + 2;
 }
 
 bool fact_plan_finished(const struct fact_plan *p)
