@@ -163,11 +163,21 @@ static void visit_filtered(struct walk_cli *c, const char *dirname, size_t plen,
 {
     unsigned depth = c->f.min_depth || c->f.max_depth != UINT_MAX ? names_depth(c, dirname) : 1;
     bool print = depth >= c->f.min_depth, enter = depth < c->f.max_depth;
+    /* A directory's entry cannot be examined if the directory cannot be
+     * searched: find then knows no type for it, not even the listing's
+     * "directory", and --type d does not match it. One check per
+     * directory, only when it matters. */
+    int searchable = -1;
     size_t keep = 0;
     for (size_t i = 0; i < names->count; i++) {
         const mo_walk_name *n = &names->names[i];
         if (walk_filter_excluded(&c->f, n->name, n->len)) continue;
-        if (print && walk_filter_match(&c->f, n->name, n->len, n->type)) {
+        unsigned type = n->type;
+        if (type == MO_WALK_DIR && (c->f.types & (1u << MO_WALK_DIR))) {
+            if (searchable < 0) searchable = faccessat(AT_FDCWD, dirname, X_OK, AT_EACCESS) == 0;
+            if (!searchable) type = MO_WALK_UNKNOWN;
+        }
+        if (print && walk_filter_match(&c->f, n->name, n->len, type)) {
             out_path(c, c->prefix, plen, n->name, n->len);
             c->paths++;
         }

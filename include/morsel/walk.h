@@ -133,12 +133,13 @@ enum mo_walk_flags {
      * MO_WALK_DIR and entered; a broken link stays MO_WALK_LNK), and
      * directories are opened through links. A directory that leads back to
      * itself or to one of its ancestors on the walk's path (the same device
-     * and inode: a loop) is not listed, nor is a link that cannot be
-     * followed for another reason than a missing target (a link to itself:
-     * MO_ELOOP; EACCES...): each is an error on its own path (path/name),
-     * MO_ELOOP for a loop, given to on_error (or stopping the walk without
-     * it) before the directory's visit(). Each loop is thus reported once
-     * per way the walk reaches it, as find -L reports it. Costs one
+     * and inode: a loop) is not listed, nor is a link that leads to a loop
+     * of links: each is an MO_ELOOP error on its own path (path/name),
+     * given to on_error (or stopping the walk without it) before the
+     * directory's visit(). Each loop is thus reported once per way the walk
+     * reaches it, as find -L reports it. A name that cannot be examined
+     * for another reason (EACCES: the directory is not searchable) is an
+     * error too, and listed as MO_WALK_UNKNOWN. Costs one
      * fstatat per listed directory or link and one fstat per directory
      * entered. The sequential walk keeps top's descriptor open beyond
      * MO_WALK_MAX_FDS and re-opens an evicted ancestor name by name from

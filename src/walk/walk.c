@@ -206,13 +206,17 @@ int mo__walk_drop_errors(struct mo__walk *w, const char *dir, mo_walk_name *name
             names[k++] = names[i];
             continue;
         }
+        int code = -(names[i].type & ~MO__WALK_TYPE_ERR);
         int err = mo__walk_grow((void **)&w->epath, &w->epcap, dlen + slash + names[i].len + 1, 1);
         if (err) return mo__walk_fatal(w, dir, err);
         memcpy(w->epath, dir, dlen);
         if (slash) w->epath[dlen] = '/';
         memcpy(w->epath + dlen + slash, names[i].name, names[i].len + 1);
-        err = mo__walk_fail(w, w->epath, -(names[i].type & ~MO__WALK_TYPE_ERR));
+        err = mo__walk_fail(w, w->epath, code);
         if (err || w->cancelled) return err ? err : MO_ECANCELED;
+        if (code == MO_ELOOP) continue;
+        names[k] = names[i]; /* cannot be examined, but is there: listed, untyped */
+        names[k++].type = MO_WALK_UNKNOWN;
     }
     *count = k;
     return 0;

@@ -85,7 +85,8 @@ void mo__walk_abort(struct mo__walk *w, int err);
 
 /* MO_WALK_FOLLOW: a listed name that could not be followed has this bit
  * set in its type, and the errno in the bits below (127 at most); the
- * engines take such names out (reporting each) before visit() sees them. */
+ * engines report such names before visit() sees the listing
+ * (mo__walk_drop_errors()). */
 #define MO__WALK_TYPE_ERR 0x80
 
 /* The open flags of a directory: O_NOFOLLOW unless the walk follows links. */
@@ -106,9 +107,10 @@ static inline uint8_t mo__walk_type_err(int err)
     return (uint8_t)(MO__WALK_TYPE_ERR | (e > 0 && e < 128 ? e : 5 /* EIO */));
 }
 
-/* Takes the error-marked names out of names[0, *count) (keeping the order
- * of the others) and reports each, as `dir` joined with the name, with
- * mo__walk_fail(). Returns 0, or the error that stops the walk. */
+/* Reports each error-marked name of names[0, *count), as `dir` joined
+ * with the name, with mo__walk_fail(), then takes out those of a loop
+ * (MO_ELOOP) and lists the others as MO_WALK_UNKNOWN, keeping the order.
+ * Returns 0, or the error that stops the walk. */
 int mo__walk_drop_errors(struct mo__walk *w, const char *dir, mo_walk_name *names, size_t *count);
 
 /* ---- the parallel engine (walk_par.c) ---- */
