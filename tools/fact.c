@@ -72,8 +72,8 @@ struct fact_plan {
     size_t ntexts, textcap;
     unsigned long zeros; /* trailing '0's of the text */
     struct ref result;
-    int err;                      /* first build error */
-    double work_total, work_done; /* for progress: see piece_cost() */
+    int err;                                    /* first build error */
+    double work_total, work_done, work_started; /* for progress: see piece_cost() */
 };
 
 /* ---- building ---- */
@@ -401,17 +401,36 @@ static int link_plan(struct fact_plan *p)
     return 0;
 }
 
-/* A piece's cost for progress: the bits it handles, times log2 of that
- * for the superlinear ones (products, divisions, radix conversion), so
- * that the fraction of the cost done grows about as steadily as time. */
+/* A piece's cost for progress: about its running time, in units of the
+ * time a product takes per bit times log2 of its bits. Products, chunks
+ * and powers cost b log b for their output's b bits; a division or a
+ * radix conversion costs more for its input's bits (the factors were
+ * measured at N = 300,000 and 3,000,000 on the machine of BENCHMARKS.md);
+ * copies and sums are linear. */
 static double piece_cost(const struct fact_plan *p, const struct piece *pc)
 {
-    double b = pc->bits;
-    if (pc->in_cnt && ref_bits(p, p->inputs[pc->in_off]) > b)
+    double b = pc->bits, k = 1;
+    switch (pc->kind) {
+    case K_GATHER:
+    case K_SHIFT:
+    case K_HEX:
+        return b > 1 ? b / 8 : 1;
+    case K_LEAF:
+        k = 2.5;
+        break;
+    case K_DIVMOD:
+        k = 2.5;
         b = ref_bits(p, p->inputs[pc->in_off]);
+        break;
+    case K_TEXT:
+        k = 7;
+        b = ref_bits(p, p->inputs[pc->in_off]);
+        break;
+    default:
+        break;
+    }
     if (b < 2) b = 2;
-    if (pc->kind == K_GATHER || pc->kind == K_SHIFT || pc->kind == K_HEX) return b;
-    return b * log2_of(b);
+    return k * b * log2_of(b);
 }
 
 static void heap_push(struct fact_plan *p, int id)
@@ -712,7 +731,9 @@ int fact_piece_run(struct fact_plan *p, int id)
 
 int fact_plan_take(struct fact_plan *p)
 {
-    return heap_pop(p);
+    int id = heap_pop(p);
+    if (id >= 0) p->work_started += piece_cost(p, &p->pieces[id]);
+    return id;
 }
 
 bool fact_piece_big(const struct fact_plan *p, int id)
@@ -751,6 +772,11 @@ size_t fact_plan_piece_count(const struct fact_plan *p)
 double fact_plan_work_done(const struct fact_plan *p)
 {
     return p->work_done;
+}
+
+double fact_plan_work_started(const struct fact_plan *p)
+{
+    return p->work_started;
 }
 
 double fact_plan_work_total(const struct fact_plan *p)

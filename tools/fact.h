@@ -69,11 +69,12 @@ size_t fact_plan_done_count(const struct fact_plan *plan);
 size_t fact_plan_piece_count(const struct fact_plan *plan);
 bool fact_plan_finished(const struct fact_plan *plan);
 
-/* For a progress bar: the estimated cost of the pieces done so far and of
- * all of them, in one unit (the bits each piece handles, times log2 of
- * that for the superlinear ones), so that done / total grows about as
- * steadily as the time spent. */
+/* For a progress bar: the estimated cost of the pieces done so far, of
+ * those handed out (done or running), and of all of them, in one unit
+ * (about the running time: see piece_cost() in fact.c), so that done /
+ * total grows about as steadily as the time spent. */
 double fact_plan_work_done(const struct fact_plan *plan);
+double fact_plan_work_started(const struct fact_plan *plan);
 double fact_plan_work_total(const struct fact_plan *plan);
 
 /* The length of N!'s text in `out` (FACT_DECIMAL or FACT_HEX), newline

@@ -172,17 +172,18 @@ static void on_progress(struct fact_plan *plan, void *arg)
 
 /* ---- progress (progress.h) ---- */
 
-/* The fraction done: the pieces' cost (fact.h), then the digits written,
- * a digit weighing what its bits weigh. */
+/* The fraction done: the pieces' cost (fact.h), a running piece counting
+ * half (a big product on a worker holds the bar still otherwise), then the
+ * digits written, a digit weighing what its bits weigh in a copy. */
 static double fraction_done(const struct out *s)
 {
-    double per_digit = s->o->hex ? 4 : 3.32;
+    if (!s->plan) return 0;
+    double per_digit = s->o->hex ? 0.5 : 0.42;
     double text = s->text_total * per_digit;
-    double total = s->plan ? fact_plan_work_total(s->plan) + text : 0;
-    if (total <= 0) return 0;
-    double done = (s->computed ? fact_plan_work_total(s->plan) : fact_plan_work_done(s->plan)) +
-                  (double)s->written * per_digit;
-    return done / total;
+    double total = fact_plan_work_total(s->plan) + text;
+    double done = (fact_plan_work_done(s->plan) + fact_plan_work_started(s->plan)) / 2;
+    if (s->computed) done = fact_plan_work_total(s->plan);
+    return total > 0 ? (done + (double)s->written * per_digit) / total : 0;
 }
 
 /* "[#######.......]  45%  multiplying  3.2s  ETA 4.0s" */
@@ -190,7 +191,7 @@ static void progress_draw(void *arg, char *buf, size_t size, int width, int64_t 
 {
     struct out *s = arg;
     char t[16], e[16], tail[64];
-    const char *phase = s->computed ? "writing" : "multiplying";
+    const char *phase = s->computed ? "writing" : "computing";
     cli_progress_time(t, sizeof t, elapsed);
     if (s->o->naive) { /* its steps are not weighed: no bar */
         snprintf(buf, size, "morsel: factorial: %s  %s", phase, t);
