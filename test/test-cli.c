@@ -83,6 +83,56 @@ static void test_lag_usage_errors(void **state)
     assert_int_equal(run("lag --help", "| grep -q '^usage: morsel lag'"), 0);
 }
 
-MO_TEST_MAIN(cmocka_unit_test(test_help_version_and_unknown),
-             cmocka_unit_test(test_lag_reports_and_stops),
+/* --json: one object per report, the units in the field names; checked
+ * with Debian's python3 as a script would read it. */
+static void test_lag_json(void **state)
+{
+    (void)state;
+    morsel = mo_test_program("morsel");
+    assert_int_equal(
+        run("lag --json --period 5 --report 60 --count 3",
+            "| /usr/bin/python3 -c 'import json, sys\n"
+            "lines = sys.stdin.read().splitlines()\n"
+            "assert len(lines) == 3, lines\n"
+            "for l in lines:\n"
+            "    r = json.loads(l)\n"
+            "    assert r[\"beats\"] > 0 and r[\"max_us\"] >= r[\"avg_us\"] >= r[\"min_us\"] >= 0\n"
+            "    for k in (\"loop_lag\", \"callbacks\"):\n"
+            "        s = r[k]\n"
+            "        assert set(s) == {\"count\", \"p50_us\", \"p99_us\", \"p999_us\", "
+            "\"max_us\"}, s\n"
+            "        assert s[\"p50_us\"] <= s[\"p99_us\"] <= s[\"p999_us\"] <= s[\"max_us\"]\n"
+            "    assert sum(h[\"count\"] for h in r[\"histogram\"]) == r[\"loop_lag\"][\"count\"]\n"
+            "    assert all(h[\"to_us\"] > h[\"from_us\"] for h in r[\"histogram\"])\n"
+            "'"),
+        0);
+}
+
+/* walk --stats --json: one object, the last line of stderr. */
+static void test_walk_stats_json(void **state)
+{
+    (void)state;
+    morsel = mo_test_program("morsel");
+    for (int parallel = 0; parallel < 2; parallel++) {
+        char args[64];
+        snprintf(args, sizeof args, "walk --stats --json %s /usr/include", parallel ? "-p" : "");
+        assert_int_equal(run(args,
+                             "2>&1 >/dev/null | tail -1 | /usr/bin/python3 -c 'import json, sys\n"
+                             "r = json.loads(sys.stdin.read())\n"
+                             "for k in (\"paths\", \"dirs\", \"errors\", \"entries\", "
+                             "\"elapsed_us\", \"beats\", \"loop_lag\", \"callbacks\", "
+                             "\"cooperator\"):\n"
+                             "    assert k in r, k\n"
+                             "assert r[\"paths\"] == r[\"entries\"] + 1 and r[\"errors\"] == 0\n"
+                             "assert set(r[\"cooperator\"]) == {\"slices\", \"max_slice_us\", "
+                             "\"overlong\"}\n"
+                             "assert r[\"beats\"] == 0 or r[\"beat_lag_max_us\"] >= "
+                             "r[\"beat_lag_p50_us\"]\n"
+                             "'"),
+                         0);
+    }
+}
+
+MO_TEST_MAIN(cmocka_unit_test(test_help_version_and_unknown), cmocka_unit_test(test_lag_json),
+             cmocka_unit_test(test_walk_stats_json), cmocka_unit_test(test_lag_reports_and_stops),
              cmocka_unit_test(test_lag_block_shows_in_max), cmocka_unit_test(test_lag_usage_errors))

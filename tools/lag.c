@@ -204,20 +204,25 @@ static void lag_beat(mo_loop_t *loop, void *arg)
 
 static void lag_usage(FILE *out)
 {
-    fprintf(out, "usage: morsel lag [--period MS] [--report MS] [--count N] [--block MS]\n"
-                 "                 [--watchdog MS] [--slack US] [--json]\n\n"
-                 "Runs a call every --period milliseconds (default 10) and prints, every\n"
-                 "--report milliseconds (default 1000), how late those calls started, the\n"
-                 "loop's lag and callback-duration percentiles, and a histogram of the lag.\n"
-                 "Stops after --count reports (default: never; Ctrl-C ends it).\n"
-                 "--block MS makes one callback per report hold the loop for MS milliseconds.\n"
-                 "--watchdog MS reports on stderr any callback holding the loop longer than\n"
-                 "MS milliseconds, while it runs.\n"
-                 "--slack US lets the loop sleep up to US microseconds past a deadline, as\n"
-                 "loops do by default (250); here the default is 0, so that the lag shown\n"
-                 "is what the loop and the machine add, not a slack chosen for throughput.\n"
-                 "--json prints each report as one JSON object per line (fields in\n"
-                 "morsel(1); times in microseconds, named *_us).\n");
+    fprintf(out,
+            "usage: morsel lag [--period MS] [--report MS] [--count N] [--block MS]\n"
+            "                 [--watchdog MS] [--slack US] [--json]\n\n"
+            "Runs a call every --period milliseconds and prints, every --report\n"
+            "milliseconds, how late those calls started, the loop's lag and\n"
+            "callback-duration percentiles, and a histogram of the lag.\n\n"
+            "  -p, --period MS    the heartbeat's period (default 10)\n"
+            "  -r, --report MS    time between reports (default 1000)\n"
+            "  -n, --count N      stop after N reports (default: never; Ctrl-C ends it)\n"
+            "  -b, --block MS     one callback per report holds the loop MS milliseconds\n"
+            "  -w, --watchdog MS  report on stderr, while it runs, any callback holding\n"
+            "                     the loop longer than MS milliseconds\n"
+            "  -s, --slack US     let the loop sleep up to US microseconds past a deadline,\n"
+            "                     as loops do by default (250); here the default is 0, so\n"
+            "                     that the lag shown is what the loop and the machine add\n"
+            "      --json         each report as one JSON object per line (fields in\n"
+            "                     morsel(1); times in microseconds, named *_us)\n"
+            "  -h, --help         this help\n"
+            "  -V, --version      the version\n");
 }
 
 /* --period, --report, --block, --watchdog: milliseconds, 1 to an hour. */
