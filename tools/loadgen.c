@@ -835,12 +835,19 @@ static void *thread_main(void *arg)
     struct loadgen *lg = NULL;
     for (size_t i = 0; i < t->nphases; i++) memset(&t->results[i], 0, sizeof t->results[i]);
     t->status = loadgen_new(&lg, &t->opts);
-    for (size_t i = 0; !t->status && i < t->nphases; i++) {
+    size_t i = 0;
+    while (!t->status && i < t->nphases) {
         int err = loadgen_run(lg, &t->phases[i], &t->results[i]);
+        i++;
         if (err && !t->status) t->status = err;
         if (err && err != MO_EIO) break;
     }
-    for (size_t i = 0; !lg && i < t->nphases; i++) { /* loadgen_new() failed */
+    for (; lg && i < t->nphases; i++) {
+        t->results[i].status = MO_ECANCELED;
+        snprintf(t->results[i].error, sizeof t->results[i].error,
+                 "not run: an earlier phase failed");
+    }
+    for (i = 0; !lg && i < t->nphases; i++) { /* loadgen_new() failed */
         t->results[i].status = t->status;
         snprintf(t->results[i].error, sizeof t->results[i].error, "cannot connect: %s",
                  t->status == MO_ETIMEDOUT ? "timed out" : strerror(-t->status));

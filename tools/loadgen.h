@@ -155,7 +155,9 @@ int loadgen_summarize(const struct loadgen_sample *samples, size_t n, int64_t fr
  * other than a wrong answer), then loadgen_free(), on a new thread.
  * results[i] is phase i's; all must stay valid until loadgen_join(), which
  * waits for the thread and returns the first error (or the error of
- * loadgen_new()). Errors of spawn: MO_ENOMEM, MO_EAGAIN. */
+ * loadgen_new()). A phase not run has status MO_ECANCELED ("not run"); when
+ * loadgen_new() failed, every result has its error. The caller frees each
+ * result with loadgen_result_free(). Errors of spawn: MO_ENOMEM, MO_EAGAIN. */
 struct loadgen_thread;
 int loadgen_spawn(struct loadgen_thread **tp, const struct loadgen_opts *opts,
                   const struct loadgen_phase *phases, size_t nphases,
