@@ -147,11 +147,11 @@ static int parse_addr(struct loadgen *lg)
 static int conn_connect(struct conn *c, bool *pending)
 {
     struct loadgen *lg = c->lg;
+    *pending = false;
     c->fd = socket(lg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) return -errno;
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    *pending = false;
     if (connect(c->fd, (struct sockaddr *)&lg->addr, lg->addrlen) == 0) return 0;
     if (errno != EINPROGRESS) return -errno;
     *pending = true;
@@ -514,7 +514,7 @@ static void job_start(struct loadgen *lg, int kind)
     struct loadgen_job *job = &res->jobs[res->njobs++];
     *c = (struct conn){.lg = lg, .fd = -1, .job = job};
     job->kind = kind;
-    bool pending;
+    bool pending = false;
     c->line = malloc(LOADGEN_MAX_LINE);
     int err = c->line ? conn_connect(c, &pending) : MO_ENOMEM;
     if (!err && pending) err = mo_io_start(lg->loop, c->fd, MO_WRITABLE, job_connected, c, &c->wio);

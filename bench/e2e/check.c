@@ -299,9 +299,9 @@ static void check_walk_answer(struct peer *p, const char *dir, const char *name)
         for (size_t i = 0; i < n && !parent; i++)
             parent = seen[i] && strlen(seen[i]) == plen && !memcmp(seen[i], p->line, plen);
         if (plen == tlen - 1 && top[tlen - 1] == '/') parent = true; /* DIR/ then DIR/name */
-        if (n == 0 && strcmp(p->line, top) && !*msg)
+        if (n == 0 && strcmp(p->line, top) != 0 && !*msg)
             snprintf(msg, sizeof msg, "first line '%.60s', expected '%.60s'", p->line, top);
-        else if (n > 0 && strncmp(p->line, top, tlen) && !*msg)
+        else if (n > 0 && strncmp(p->line, top, tlen) != 0 && !*msg)
             snprintf(msg, sizeof msg, "'%.60s' is not below DIR", p->line);
         else if (n > 0 && !parent && !*msg)
             snprintf(msg, sizeof msg, "'%.60s' comes before its directory", p->line);

@@ -287,12 +287,9 @@ static size_t escape(const char *s, char *out)
 
 static char *join(const char *dir, const char *name)
 {
-    size_t dl = strlen(dir), nl = strlen(name);
-    char *p = malloc(dl + nl + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, dl);
-    if (dl == 0 || dir[dl - 1] != '/') p[dl++] = '/';
-    memcpy(p + dl, name, nl + 1);
+    size_t dl = strlen(dir), size = dl + strlen(name) + 2;
+    char *p = malloc(size);
+    if (p) snprintf(p, size, "%s%s%s", dir, dl && dir[dl - 1] == '/' ? "" : "/", name);
     return p;
 }
 
@@ -362,6 +359,32 @@ static void walk_step(struct walk *w)
     client_unref(c);
 }
 
+/* Appends a path's line to *out (grown as needed); false when out of
+ * memory. */
+static bool add_line(char **out, size_t *len, size_t *cap, const char *path)
+{
+    size_t need = 2 * strlen(path) + 2;
+    if (*len + need > *cap) {
+        size_t bigger = 2 * (*len + need);
+        char *p = realloc(*out, bigger);
+        if (!p) return false;
+        *out = p;
+        *cap = bigger;
+    }
+    *len += escape(path, *out + *len);
+    (*out)[(*len)++] = '\n';
+    return true;
+}
+
+static bool is_dir(const char *path, uv_dirent_type_t type)
+{
+    if (type != UV_DIRENT_UNKNOWN) return type == UV_DIRENT_DIR;
+    uv_fs_t st; /* a file system without d_type */
+    bool dir = uv_fs_lstat(NULL, &st, path, NULL) == 0 && S_ISDIR(st.statbuf.st_mode);
+    uv_fs_req_cleanup(&st);
+    return dir;
+}
+
 /* One listed directory: its lines, in one write; its subdirectories onto
  * the stack. */
 static void listing(struct walk *w, scan_t *s)
@@ -369,26 +392,28 @@ static void listing(struct walk *w, scan_t *s)
     uv_dirent_t ent;
     size_t cap = 65536, len = 0;
     char *out = malloc(cap);
-    while (out && uv_fs_scandir_next(&s->req, &ent) != UV_EOF) {
-        char *path = join(s->path, ent.name);
-        if (!path) break;
-        size_t need = 2 * strlen(path) + 2;
-        if (len + need > cap) {
-            char *bigger = realloc(out, cap = 2 * (len + need));
-            if (!bigger) break;
-            out = bigger;
-        }
-        len += escape(path, out + len);
-        out[len++] = '\n';
-        bool dir = ent.type == UV_DIRENT_DIR;
-        if (ent.type == UV_DIRENT_UNKNOWN) { /* a file system without d_type */
-            uv_fs_t st;
-            dir = uv_fs_lstat(NULL, &st, path, NULL) == 0 && S_ISDIR(st.statbuf.st_mode);
-            uv_fs_req_cleanup(&st);
-        }
-        if (!dir || !push(w, path)) free(path);
+    if (!out) {
+        walk_fail(w, s->path, UV_ENOMEM);
+        return;
     }
-    if (out) send_owned(w->c, out, len);
+    while (uv_fs_scandir_next(&s->req, &ent) != UV_EOF) {
+        char *path = join(s->path, ent.name);
+        bool ok = path && add_line(&out, &len, &cap, path);
+        if (ok && is_dir(path, ent.type)) {
+            ok = push(w, path);
+            if (ok) path = NULL;
+        }
+        free(path);
+        if (!ok) {
+            free(out);
+            walk_fail(w, s->path, UV_ENOMEM);
+            return;
+        }
+    }
+    if (len)
+        send_owned(w->c, out, len);
+    else
+        free(out);
 }
 
 static void on_scandir(uv_fs_t *req)
