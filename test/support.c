@@ -72,6 +72,13 @@ int mo_test_sh(const char *fmt, ...)
     return WEXITSTATUS(status);
 }
 
+const char *mo_test_unprivileged(void)
+{
+    if (getuid() != 0) return "";
+    if (mo_test_sh("command -v setpriv > /dev/null") != 0) fail_msg("no setpriv (util-linux)");
+    return "setpriv --reuid=65534 --regid=65534 --clear-groups";
+}
+
 char *mo_test_slurp(const char *path, size_t *lenp)
 {
     FILE *f = fopen(path, "rb");

@@ -70,7 +70,7 @@ static void walk_that_cannot_start_is_reported(void **state)
     assert_int_equal(chmod(root, 0755), 0);
     tree_dir(root, "d");
     tmpname(err, sizeof err, "err");
-    const char *drop = getuid() == 0 ? "setpriv --reuid=65534 --regid=65534 --clear-groups" : "";
+    const char *drop = mo_test_unprivileged();
     /* (LeakSanitizer needs a thread of its own at exit: not with one
      * process allowed.) */
     int rc = mo_test_sh("%s prlimit --nproc=1 env ASAN_OPTIONS=detect_leaks=0 '%s' walk -p '%s' "

@@ -65,6 +65,11 @@ const char *mo_test_program(const char *name);
  * the number of the signal that killed the shell, as a shell reports it. */
 int mo_test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* What to put before a command line to run it as an unprivileged user:
+ * "setpriv ..." (nobody) when the tests run as root, which reads through
+ * permission bits, else "". Fails the test if root has no setpriv. */
+const char *mo_test_unprivileged(void);
+
 /* Reads a whole file into a NUL-terminated buffer the caller frees; stores
  * its length in *lenp if lenp is not NULL. Fails the test if it cannot. */
 char *mo_test_slurp(const char *path, size_t *lenp);

@@ -269,3 +269,15 @@ void cli_json_u64(FILE *out, bool *first, const char *name, uint64_t v)
     fprintf(out, "%s\"%s\":%llu", *first ? "" : ",", name, (unsigned long long)v);
     *first = false;
 }
+
+void cli_json_summary(FILE *out, const char *name, const struct mo_stats_summary *s)
+{
+    bool first = true;
+    fprintf(out, ",\"%s\":{", name);
+    cli_json_u64(out, &first, "count", s->count);
+    cli_json_us(out, &first, "p50_us", s->p50);
+    cli_json_us(out, &first, "p99_us", s->p99);
+    cli_json_us(out, &first, "p999_us", s->p999);
+    cli_json_us(out, &first, "max_us", s->max);
+    fputc('}', out);
+}

@@ -95,6 +95,10 @@ const char *cli_duration(int64_t ns, char *buf, unsigned size);
 void cli_json_us(FILE *out, bool *first, const char *name, int64_t ns);
 void cli_json_u64(FILE *out, bool *first, const char *name, uint64_t v);
 
+/* Appends `,"name":{"count":N,"p50_us":...,"p99_us":...,"p999_us":...,
+ * "max_us":...}` (a statistics summary, stats.h) to a JSON object. */
+void cli_json_summary(FILE *out, const char *name, const struct mo_stats_summary *s);
+
 /* ---- clean-up on fatal signals (SIGHUP, SIGINT, SIGQUIT, SIGPIPE,
  * SIGTERM, SIGXFSZ, unless ignored at start): the handler erases the
  * progress line if one is shown, removes the registered temporary file,

@@ -92,19 +92,6 @@ static void summary_print(const char *name, const struct mo_stats_summary *s, co
            (unsigned long long)s->count, unit);
 }
 
-/* "name":{"count":N,"p50_us":...,"p99_us":...,"p999_us":...,"max_us":...} */
-static void summary_json(const char *name, const struct mo_stats_summary *s)
-{
-    bool first = true;
-    printf(",\"%s\":{", name);
-    cli_json_u64(stdout, &first, "count", s->count);
-    cli_json_us(stdout, &first, "p50_us", s->p50);
-    cli_json_us(stdout, &first, "p99_us", s->p99);
-    cli_json_us(stdout, &first, "p999_us", s->p999);
-    cli_json_us(stdout, &first, "max_us", s->max);
-    printf("}");
-}
-
 /* One report as one line of JSON (the field names are in morsel(1)). */
 static void lag_print_json(struct lag *g)
 {
@@ -116,8 +103,8 @@ static void lag_print_json(struct lag *g)
     cli_json_us(stdout, &first, "max_us", g->max);
     struct mo_loop_stats st;
     if (mo_loop_stats(g->loop, &st) == 0) {
-        summary_json("loop_lag", &st.lag);
-        summary_json("callbacks", &st.callback);
+        cli_json_summary(stdout, "loop_lag", &st.lag);
+        cli_json_summary(stdout, "callbacks", &st.callback);
         uint64_t rows[HIST_ROWS] = {0};
         int lo, hi;
         hist_rows(g->loop, rows, &lo, &hi);
@@ -204,25 +191,24 @@ static void lag_beat(mo_loop_t *loop, void *arg)
 
 static void lag_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: morsel lag [--period MS] [--report MS] [--count N] [--block MS]\n"
-            "                 [--watchdog MS] [--slack US] [--json]\n\n"
-            "Runs a call every --period milliseconds and prints, every --report\n"
-            "milliseconds, how late those calls started, the loop's lag and\n"
-            "callback-duration percentiles, and a histogram of the lag.\n\n"
-            "  -p, --period MS    the heartbeat's period (default 10)\n"
-            "  -r, --report MS    time between reports (default 1000)\n"
-            "  -n, --count N      stop after N reports (default: never; Ctrl-C ends it)\n"
-            "  -b, --block MS     one callback per report holds the loop MS milliseconds\n"
-            "  -w, --watchdog MS  report on stderr, while it runs, any callback holding\n"
-            "                     the loop longer than MS milliseconds\n"
-            "  -s, --slack US     let the loop sleep up to US microseconds past a deadline,\n"
-            "                     as loops do by default (250); here the default is 0, so\n"
-            "                     that the lag shown is what the loop and the machine add\n"
-            "      --json         each report as one JSON object per line (fields in\n"
-            "                     morsel(1); times in microseconds, named *_us)\n"
-            "  -h, --help         this help\n"
-            "  -V, --version      the version\n");
+    fprintf(out, "usage: morsel lag [--period MS] [--report MS] [--count N] [--block MS]\n"
+                 "                 [--watchdog MS] [--slack US] [--json]\n\n"
+                 "Runs a call every --period milliseconds and prints, every --report\n"
+                 "milliseconds, how late those calls started, the loop's lag and\n"
+                 "callback-duration percentiles, and a histogram of the lag.\n\n"
+                 "  -p, --period MS    the heartbeat's period (default 10)\n"
+                 "  -r, --report MS    time between reports (default 1000)\n"
+                 "  -n, --count N      stop after N reports (default: never; Ctrl-C ends it)\n"
+                 "  -b, --block MS     one callback per report holds the loop MS milliseconds\n"
+                 "  -w, --watchdog MS  report on stderr, while it runs, any callback holding\n"
+                 "                     the loop longer than MS milliseconds\n"
+                 "  -s, --slack US     let the loop sleep up to US microseconds past a deadline,\n"
+                 "                     as loops do by default (250); here the default is 0, so\n"
+                 "                     that the lag shown is what the loop and the machine add\n"
+                 "      --json         each report as one JSON object per line (fields in\n"
+                 "                     morsel(1); times in microseconds, named *_us)\n"
+                 "  -h, --help         this help\n"
+                 "  -V, --version      the version\n");
 }
 
 /* --period, --report, --block, --watchdog: milliseconds, 1 to an hour. */

@@ -431,18 +431,6 @@ static void print_stats_text(const struct walk_cli *c, const struct walk_stats *
             cli_duration(c->lags[c->nlags - 1], m, sizeof m));
 }
 
-static void summary_json(const char *name, const struct mo_stats_summary *s)
-{
-    bool first = true;
-    fprintf(stderr, ",\"%s\":{", name);
-    cli_json_u64(stderr, &first, "count", s->count);
-    cli_json_us(stderr, &first, "p50_us", s->p50);
-    cli_json_us(stderr, &first, "p99_us", s->p99);
-    cli_json_us(stderr, &first, "p999_us", s->p999);
-    cli_json_us(stderr, &first, "max_us", s->max);
-    fputc('}', stderr);
-}
-
 /* One line of JSON on stderr; the field names are in morsel(1). */
 static void print_stats_json(const struct walk_cli *c, const struct walk_stats *s)
 {
@@ -460,8 +448,8 @@ static void print_stats_json(const struct walk_cli *c, const struct walk_stats *
         cli_json_us(stderr, &first, "beat_lag_max_us", c->lags[c->nlags - 1]);
     }
     if (s->have_loop) {
-        summary_json("loop_lag", &s->loop.lag);
-        summary_json("callbacks", &s->loop.callback);
+        cli_json_summary(stderr, "loop_lag", &s->loop.lag);
+        cli_json_summary(stderr, "callbacks", &s->loop.callback);
     }
     if (s->have_coop) {
         fprintf(stderr, ",\"cooperator\":{");
