@@ -50,8 +50,9 @@ const char *mo_test_program(const char *name)
     path[n] = '\0';
     char *slash = strrchr(path, '/');
     assert_non_null(slash);
-    if ((size_t)(slash + 1 - path) + strlen(name) + 1 > sizeof path) fail_msg("path too long");
-    strcpy(slash + 1, name);
+    size_t len = strlen(name);
+    if ((size_t)(slash + 1 - path) + len + 1 > sizeof path) fail_msg("path too long");
+    memcpy(slash + 1, name, len + 1);
     /* CMake builds these tests only with the programs: absence is a failure. */
     if (access(path, X_OK) != 0) fail_msg("no executable %s beside the test: %s", name, path);
     return path;

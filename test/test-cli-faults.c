@@ -48,7 +48,7 @@ static void expect_write_error(const char *args, const char *redirect, const cha
     int rc = run_err(args, redirect, &err);
     snprintf(prefix, sizeof prefix, "morsel: %s%s", cmd, *cmd ? ": " : "");
     if (rc != 1) fail_msg("'morsel %s %s' exited %d, not 1; stderr: %s", args, redirect, rc, err);
-    if (strncmp(err, prefix, strlen(prefix)) || !strstr(err, reason) ||
+    if (strncmp(err, prefix, strlen(prefix)) != 0 || !strstr(err, reason) ||
         strchr(err, '\n') != err + strlen(err) - 1)
         fail_msg("'morsel %s %s': stderr is '%s', expected one line '%s...%s...'", args, redirect,
                  err, prefix, reason);
@@ -80,7 +80,7 @@ static void walk_that_cannot_start_is_reported(void **state)
     char want[512];
     snprintf(want, sizeof want, "morsel: walk: '%s': cannot start the walk: %s\n", root,
              strerror(EAGAIN));
-    if (rc != 1 || strcmp(s, want))
+    if (rc != 1 || strcmp(s, want) != 0)
         fail_msg("exit %d, stderr '%s'; expected 1 and '%s'", rc, s, want);
     free(s);
     unlink(err);
@@ -349,7 +349,7 @@ static void reader_gone_means_sigpipe(void **state)
         st = piped(args[i], true, &err);
         char want[128];
         snprintf(want, sizeof want, "morsel: %s: ", names[i]);
-        if (st != 1 || strncmp(err, want, strlen(want)) || !strstr(err, strerror(EPIPE)))
+        if (st != 1 || strncmp(err, want, strlen(want)) != 0 || !strstr(err, strerror(EPIPE)))
             fail_msg("morsel %s | head, SIGPIPE ignored: status %d, stderr '%s'", args[i], st, err);
         free(err);
     }

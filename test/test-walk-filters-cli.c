@@ -106,7 +106,7 @@ static void compare(const char *mopts, const char *fpre, const char *fexpr, int 
                root, fexpr, zsort, f);
     size_t lm, lf;
     char *x = mo_test_slurp(m, &lm), *y = mo_test_slurp(f, &lf);
-    if (lm != lf || memcmp(x, y, lm)) {
+    if (lm != lf || memcmp(x, y, lm) != 0) {
         /* What differs, on stderr (NULs shown as newlines). */
         mo_test_sh("cmp '%s' '%s' >&2; tr '\\0' '\\n' < '%s' > '%s.t'; tr '\\0' '\\n' < '%s' > "
                    "'%s.t'; diff -a '%s.t' '%s.t' | head -20 >&2; rm -f '%s.t' '%s.t'",

@@ -373,7 +373,7 @@ static int parse_option(int c, struct opts *o, bool *steps_given)
 /* A negative N reads as an option to getopt: say what is wrong with it. */
 static int check_negative(int argc, char **argv)
 {
-    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
         if (argv[i][0] == '-' && argv[i][1] >= '0' && argv[i][1] <= '9')
             return cli_usage_error(cmd, "N must be a whole number from 0 to %lu, not '%s'",
                                    ULONG_MAX, argv[i]);
@@ -451,6 +451,8 @@ static int target_tmp(struct target *t, const struct stat *old)
     return err;
 }
 
+static int target_close(struct target *t, bool ok);
+
 /* Opens where the text goes. Returns 0 or CLI_FAIL after saying why. */
 static int target_open(struct target *t, const char *path)
 {
@@ -467,6 +469,7 @@ static int target_open(struct target *t, const char *path)
         err = t->final ? target_tmp(t, exists ? &st : NULL) : errno;
     }
     if (!err) return 0;
+    target_close(t, false); /* what was made of it */
     cli_error(cmd, "cannot open '%s': %s", path, strerror(err));
     return CLI_FAIL;
 }

@@ -40,7 +40,7 @@ static int run(int argc, char **argv, const char **name)
         return CLI_OK;
     }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-        if (strcmp(cmd, commands[i].name)) continue;
+        if (strcmp(cmd, commands[i].name) != 0) continue;
         *name = commands[i].name;
         return commands[i].run(argc - 1, argv + 1);
     }
