@@ -73,5 +73,7 @@ print(f"morsel walk --parallel / fdfind {w['morsel-parallel'] / w['fdfind']:.3f}
 print(f"morsel walk --parallel / find   {w['morsel-parallel'] / w['find']:.3f}")
 p = medians("progress")
 show(p)
+c = {k: statistics.median(v) for k, v in cpu.items()}
+print(f"CPU time: progress on / off {c['progress-on'] / c['progress-off']:.4f}")
 print(f"progress on / off              {p['progress-on'] / p['progress-off']:.4f}  (target <= 1.01)")
 PY
