@@ -6,6 +6,7 @@
  * man and the shells look. */
 #include "test.h"
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,7 @@
 /* The output of a command line (caller frees). */
 static char *output_of(const char *fmt, const char *arg)
 {
-    char out[128], cmd[1024];
+    char out[128], cmd[PATH_MAX + 1024];
     snprintf(out, sizeof out, "/tmp/morsel-docs-%ld", (long)getpid());
     snprintf(cmd, sizeof cmd, fmt, arg);
     assert_int_equal(mo_test_sh("%s > '%s' 2>&1", cmd, out), 0);
@@ -84,7 +85,7 @@ static bool part_has(const char *file, const char *from, const char *to, const c
  * every command has, anywhere. */
 static void check_options(const char *cmd)
 {
-    char args[64], man[64], sh[64], fish_part[80];
+    char args[PATH_MAX + 64], man[64], sh[64], fish_part[80];
     snprintf(args, sizeof args, "'%s' %s --help", mo_test_program("morsel"), cmd);
     snprintf(man, sizeof man, ".SS \"morsel %s\"", cmd);
     snprintf(sh, sizeof sh, "    %s)", cmd);
