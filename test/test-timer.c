@@ -248,22 +248,26 @@ static void test_timer_slack(void **state)
     mo_loop_t *loop = mo_test_loop();
     assert_mo(MO_EINVAL, mo_loop_set_timer_slack(NULL, 0));
     assert_mo(MO_EINVAL, mo_loop_set_timer_slack(loop, -1));
-    /* Two calls 5 ms apart, slack 50 ms: one wake-up runs both. */
+    /* Two calls 5 ms apart, slack 50 ms: one wake-up runs both. The first
+     * is 100 ms away, so that a slow first iteration (an emulator
+     * translating the code) does not find it due already. */
     struct stamp a = {0}, b = {0};
     assert_ok(mo_loop_set_timer_slack(loop, MO_MSEC(50)));
     mo_loop_update_time(loop);
-    int64_t deadline = mo_loop_now(loop) + MO_MSEC(10);
+    int64_t deadline = mo_loop_now(loop) + MO_MSEC(100);
     assert_ok(mo_call_at(loop, deadline, stamp_cb, &a, NULL));
     assert_ok(mo_call_at(loop, deadline + MO_MSEC(5), stamp_cb, &b, NULL));
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
     assert_true(a.at >= deadline && b.at >= deadline + MO_MSEC(5));
     assert_true(a.now == b.now);
-    /* The same with no slack: two wake-ups. */
+    /* With no slack: two wake-ups. The calls are 200 ms apart so that a
+     * wake-up late by a few milliseconds (a loaded machine, an emulator)
+     * cannot run both at once. */
     assert_ok(mo_loop_set_timer_slack(loop, 0));
     mo_loop_update_time(loop);
     deadline = mo_loop_now(loop) + MO_MSEC(10);
     assert_ok(mo_call_at(loop, deadline, stamp_cb, &a, NULL));
-    assert_ok(mo_call_at(loop, deadline + MO_MSEC(5), stamp_cb, &b, NULL));
+    assert_ok(mo_call_at(loop, deadline + MO_MSEC(200), stamp_cb, &b, NULL));
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
     assert_true(a.at >= deadline && b.now > a.now);
     /* A lone call with a huge slack is not held back by it (generous bound:
