@@ -411,7 +411,11 @@ int mo_deferred_cancel(mo_deferred_t *d)
     if (d->fired) return MO_EALREADY;
     d->refs++;
     d->cancelled = 1;
-    if (d->canceller) d->canceller(d, d->canceller_arg);
+    /* A canceller runs once: cancelling d again from inside it only fires
+     * d (below), instead of calling the canceller without end. */
+    mo_canceller_fn canceller = d->canceller;
+    d->canceller = NULL;
+    if (canceller) canceller(d, d->canceller_arg);
     if (!d->fired) {
         mo_failure_t *f = mo_failure_new(MO_ECANCELED, "mo_deferred_cancel", NULL);
         mo__deferred_fire(d, (struct mo_result){.failure = f});

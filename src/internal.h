@@ -102,8 +102,9 @@ struct mo__timers {
 
 int mo__timers_init(struct mo__timers *ts);
 void mo__timers_destroy(struct mo__timers *ts);
-/* Runs every timer due at `now` that was scheduled before this call began. */
-void mo__timers_run(mo_loop_t *loop);
+/* Runs every timer due at `now` whose order is below `limit` (the timers'
+ * `seq` when the iteration began: later ones wait for the next). */
+void mo__timers_run(mo_loop_t *loop, uint64_t limit);
 /* The earliest deadline, or INT64_MAX if there is no timer. */
 int64_t mo__timers_next(struct mo__timers *ts);
 /* The second-earliest deadline if it is no later than `until`, or some

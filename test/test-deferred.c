@@ -628,6 +628,35 @@ static void test_cancel_calls_canceller_then_ecanceled(void **state)
     mo_loop_free(loop);
 }
 
+/* A canceller that cancels its own Deferred (say, the operation it stops
+ * reports "cancelled" at once) is not called again: the inner cancel only
+ * fires the Deferred. (Found by the fuzzer: each cancel called the
+ * canceller again, until the stack ran out.) */
+static void recancel_canceller(mo_deferred_t *d, void *arg)
+{
+    int *calls = arg;
+    if (++*calls > 3) return; /* before the fix: stop the recursion here */
+    assert_ok(mo_deferred_cancel(d));
+    assert_int_equal(mo_deferred_fired(d), 1);
+}
+
+static void test_canceller_that_cancels_runs_once(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = fresh_loop();
+    int calls = 0;
+    mo_deferred_t *d = NULL;
+    assert_ok(mo_deferred_new(loop, recancel_canceller, &calls, &d));
+    assert_ok(mo_deferred_add_errback(d, recover_cb, TAG(1)));
+    assert_ok(mo_deferred_cancel(d));
+    assert_int_equal(calls, 1);
+    expect_log(1, (int[]){1}, (intptr_t[]){MO_ECANCELED});
+    assert_mo(MO_EALREADY, mo_deferred_cancel(d));
+    assert_int_equal(calls, 1);
+    mo_deferred_unref(d);
+    mo_loop_free(loop);
+}
+
 static void test_cancel_of_fired_does_nothing(void **state)
 {
     (void)state;
@@ -1160,6 +1189,7 @@ MO_TEST_MAIN(cmocka_unit_test(test_callback_runs_with_value),
              cmocka_unit_test(test_million_chained_links_on_small_stack),
              cmocka_unit_test(test_million_link_chain_freed_on_small_stack),
              cmocka_unit_test(test_cancel_calls_canceller_then_ecanceled),
+             cmocka_unit_test(test_canceller_that_cancels_runs_once),
              cmocka_unit_test(test_cancel_of_fired_does_nothing),
              cmocka_unit_test(test_cancel_of_waiting_outer_cancels_inner),
              cmocka_unit_test(test_unhandled_failure_goes_to_error_hook),

@@ -193,6 +193,29 @@ static void test_zero_delay_from_callback_runs_next_iteration(void **state)
     mo_loop_free(loop);
 }
 
+/* The same from a call posted with mo_call_from_thread(), which runs at
+ * the start of an iteration, before the delayed calls: its zero-delay call
+ * also waits for the next iteration. (Found by the fuzzer: it ran in the
+ * same one, the timers' cut-off being taken after the thread calls.) */
+static void schedule_zero_cb(mo_loop_t *loop, void *arg)
+{
+    assert_ok(mo_call_later(loop, 0, mo_test_log_cb, arg, NULL));
+}
+
+static void test_zero_delay_from_thread_call_runs_next_iteration(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct mo_test_log log = {0};
+    struct mo_test_tag t = {&log, 1};
+    assert_ok(mo_call_from_thread(loop, schedule_zero_cb, &t));
+    assert_ok(mo_loop_advance(loop, 0));
+    assert_int_equal(log.len, 0);
+    assert_ok(mo_loop_advance(loop, 0));
+    assert_int_equal(log.len, 1);
+    mo_loop_free(loop);
+}
+
 static void test_call_at_past_is_due_now(void **state)
 {
     (void)state;
@@ -490,6 +513,7 @@ MO_TEST_MAIN(cmocka_unit_test(test_same_deadline_fifo),
              cmocka_unit_test(test_stale_ids), cmocka_unit_test(test_cancel_from_callback),
              cmocka_unit_test(test_reset_and_delay),
              cmocka_unit_test(test_zero_delay_from_callback_runs_next_iteration),
+             cmocka_unit_test(test_zero_delay_from_thread_call_runs_next_iteration),
              cmocka_unit_test(test_call_at_past_is_due_now),
              cmocka_unit_test(test_cancelled_calls_do_not_wake), cmocka_unit_test(test_timer_slack),
              cmocka_unit_test(test_random_operations_match_model),
