@@ -168,6 +168,7 @@ struct fz_def {
     bool cancel_unfired; /* the harness cancelled it before it fired */
     bool later_ran;
     bool user_fired; /* fired by the harness or a chain, not by its producer */
+    bool waited_on;  /* something waited on it (see op_def_drop) */
     bool observed;   /* its first pair is the P_OBSERVE one */
     int64_t later_due;
     size_t list_n;
@@ -198,9 +199,11 @@ struct fz_task {
     uint8_t end, arg, ttl;
     uint8_t act[ACT];
     int pauses;
-    bool fired;   /* its Deferred fired (the task may go on: cancelling the
-                   * Deferred does not stop it, as in Twisted) */
-    bool stopped; /* mo_task_stop/mo_cooperator_stop stopped it */
+    bool fired;         /* its Deferred fired (the task may go on: cancelling the
+                         * Deferred does not stop it, as in Twisted) */
+    bool stopping;      /* a stop that may stop it is under way (or done) */
+    bool stopped;       /* mo_task_stop/mo_cooperator_stop returned: it is stopped */
+    bool explicit_stop; /* inside mo_task_stop() of this very task */
     bool coro, returned;
     uint8_t script[8];
 };
@@ -225,7 +228,8 @@ struct fz {
     uint64_t soon_seq, thread_seq;
     long nested;
     long unhandled;
-    bool closing; /* tearing down: no new tasks */
+    bool closing;   /* tearing down: no new tasks */
+    int coop_stops; /* mo_cooperator_stop() calls under way */
 };
 
 static struct fz H;
@@ -434,9 +438,11 @@ static struct fz_def *def_pick(struct fz *h, uint8_t k)
 }
 
 /* Checks what mo_deferred_fired() says against what was seen before. */
-static int def_fired(struct fz_def *x)
+/* `d` is x's Deferred, held by the caller: callbacks run by the operation
+ * may drop the harness's reference (x->d). */
+static int def_fired(struct fz_def *x, mo_deferred_t *d)
 {
-    int f = mo_deferred_fired(x->d);
+    int f = mo_deferred_fired(d);
     FZ_CHECK(f == 0 || f == 1);
     if (x->fired_seen) FZ_CHECK(f == 1);
     if (f) x->fired_seen = true;
@@ -476,7 +482,9 @@ static void observe_task(struct fz_task *t, mo_result_t *result)
     FZ_CHECK(!t->fired);
     t->fired = true;
     mo_failure_t *f = mo_result_failure(result);
-    if (t->stopped && f)
+    if (f)
+        TRACE("  task outcome: %s (%s)\n", mo_err_name(mo_failure_code(f)), mo_failure_origin(f));
+    if (t->explicit_stop && f && !t->done->user_fired)
         FZ_CHECK(mo_failure_code(f) == MO_ECANCELED || mo_failure_code(f) == MO_ENOMEM);
 }
 
@@ -507,6 +515,7 @@ static void pair_wait(struct fz *h, struct fz_pair *p, mo_result_t *result)
     struct fz_def *y = &h->defs[p->arg % own];
     if (!y->d) return;
     long inj = fz_injected;
+    y->waited_on = true;
     int rc = mo_result_wait(result, mo_deferred_ref(y->d));
     check_nomem(rc, inj);
     FZ_CHECK(rc == 0 || rc == MO_ENOMEM);
@@ -567,12 +576,14 @@ static int pair_add(struct fz *h, struct fz_def *x, uint8_t kind, uint8_t half, 
     if (act) memcpy(p->act, act, ACT);
     if (kind == P_OBSERVE) x->observed = true;
     const mo_failure_t *f = NULL;
-    bool settled = mo_deferred_result(x->d, NULL, &f) == 0;
+    mo_deferred_t *d = mo_deferred_ref(x->d);
+    bool settled = mo_deferred_result(d, NULL, &f) == 0;
     bool runs = half == H_BOTH || (half == H_EB) == (f != NULL);
     long inj = fz_injected;
-    int rc = half == H_CB   ? mo_deferred_add_callback(x->d, pair_cb, p)
-             : half == H_EB ? mo_deferred_add_errback(x->d, pair_eb, p)
-                            : mo_deferred_add_callbacks(x->d, pair_cb, pair_eb, p);
+    int rc = half == H_CB   ? mo_deferred_add_callback(d, pair_cb, p)
+             : half == H_EB ? mo_deferred_add_errback(d, pair_eb, p)
+                            : mo_deferred_add_callbacks(d, pair_cb, pair_eb, p);
+    mo_deferred_unref(d);
     check_nomem(rc, inj);
     if (rc) {
         /* Nothing was added and nothing ran: take the slot back. */
@@ -641,7 +652,7 @@ static void op_def_new(struct fz *h, struct fz_in *in, uint8_t ttl)
     h->ndefs++;
     x->d = x->raw = d;
     x->kind = D_PLAIN;
-    FZ_CHECK(def_fired(x) == (how % 4 == 1 || how % 4 == 2));
+    FZ_CHECK(def_fired(x, d) == (how % 4 == 1 || how % 4 == 2));
 }
 
 static void op_def_add(struct fz *h, struct fz_in *in, uint8_t ttl)
@@ -654,6 +665,7 @@ static void op_def_add(struct fz *h, struct fz_in *in, uint8_t ttl)
     uint8_t half = kind / P_KINDS % 3;
     kind %= P_KINDS;
     if (kind == P_OBSERVE) kind = P_PASS;
+    TRACE("  pair kind %u half %u arg %u on slot %zu\n", kind, half, arg, (size_t)(x - h->defs));
     pair_add(h, x, kind, half, arg, act, ttl);
 }
 
@@ -662,18 +674,19 @@ static void op_def_fire(struct fz *h, struct fz_in *in)
     uint8_t k = in_u8(in), how = in_u8(in);
     struct fz_def *x = def_pick(h, k);
     if (!x) return;
-    int before = def_fired(x), rc;
+    mo_deferred_t *d = mo_deferred_ref(x->d);
+    int before = def_fired(x, d), rc;
     if (!before) x->user_fired = true; /* its callbacks run now */
     long inj = fz_injected;
     switch (how % 3) {
     case 0:
-        rc = mo_deferred_callback(x->d, tok_new(), tok_free);
+        rc = mo_deferred_callback(d, tok_new(), tok_free);
         break;
     case 1:
-        rc = mo_deferred_errback(x->d, mo_failure_new(-(1 + how % 90), "fuzz", "fired %u", how));
+        rc = mo_deferred_errback(d, mo_failure_new(-(1 + how % 90), "fuzz", "fired %u", how));
         break;
     default:
-        rc = mo_deferred_fail(x->d, MO_EIO, "fuzz", NULL);
+        rc = mo_deferred_fail(d, MO_EIO, "fuzz", NULL);
         break;
     }
     check_nomem(rc, inj);
@@ -684,25 +697,28 @@ static void op_def_fire(struct fz *h, struct fz_in *in)
     } else {
         FZ_CHECK(rc == MO_EALREADY || rc == MO_ECANCELED);
     }
-    FZ_CHECK(def_fired(x) == 1);
+    FZ_CHECK(def_fired(x, d) == 1);
+    mo_deferred_unref(d);
 }
 
 static void op_def_cancel(struct fz *h, struct fz_in *in)
 {
     struct fz_def *x = def_pick(h, in_u8(in));
     if (!x) return;
-    int before = def_fired(x);
-    bool settled = mo_deferred_result(x->d, NULL, NULL) == 0;
-    int rc = mo_deferred_cancel(x->d);
+    mo_deferred_t *d = mo_deferred_ref(x->d);
+    int before = def_fired(x, d);
+    bool settled = mo_deferred_result(d, NULL, NULL) == 0;
+    if (!before) x->cancel_unfired = true; /* its callbacks run now */
+    int rc = mo_deferred_cancel(d);
     if (!before) {
         FZ_CHECK(rc == 0);
-        x->cancel_unfired = true;
-        FZ_CHECK(def_fired(x) == 1);
+        FZ_CHECK(def_fired(x, d) == 1);
     } else if (settled) {
         FZ_CHECK(rc == MO_EALREADY);
     } else {
         FZ_CHECK(rc == 0 || rc == MO_EALREADY);
     }
+    mo_deferred_unref(d);
 }
 
 static void op_def_chain(struct fz *h, struct fz_in *in)
@@ -721,11 +737,14 @@ static void op_def_chain(struct fz *h, struct fz_in *in)
     }
     struct fz_def *x = &h->defs[i], *y = &h->defs[j];
     if (!x->d || !y->d) return;
-    int other_fired = def_fired(y);
+    mo_deferred_t *dx = mo_deferred_ref(x->d), *dy = mo_deferred_ref(y->d);
+    int other_fired = def_fired(y, dy);
     long inj = fz_injected;
     bool was = y->user_fired;
     y->user_fired = true; /* if x has fired, y fires now */
-    int rc = mo_deferred_chain(x->d, y->d);
+    int rc = mo_deferred_chain(dx, dy);
+    mo_deferred_unref(dx);
+    mo_deferred_unref(dy);
     check_nomem(rc, inj);
     if (rc) y->user_fired = was;
     if (other_fired)
@@ -746,6 +765,7 @@ static void op_def_list(struct fz *h, struct fz_in *in)
     if (h->ndefs == N_DEFS) return;
     mo_deferred_t *d = NULL;
     long inj = fz_injected;
+    TRACE("  list of %zu, flags %u\n", got, flags);
     int rc = mo_deferred_list(h->loop, got ? ds : NULL, got, flags, &d);
     check_nomem(rc, inj);
     if (rc) {
@@ -756,7 +776,24 @@ static void op_def_list(struct fz *h, struct fz_in *in)
     x->list_n = got;
     x->list_flags = flags;
     pair_add(h, x, P_OBSERVE, H_BOTH, 0, NULL, 0);
-    if (!got) FZ_CHECK(def_fired(x) == 1);
+    if (!got) FZ_CHECK(def_fired(x, d) == 1);
+}
+
+/* Drops the harness's reference. One that something waited on is fired
+ * first if it has not: a Deferred freed unfired leaves whatever waits on it
+ * paused for good, and a task stopped while waiting on such a Deferred (one
+ * its cancel fired, whose later callback then waited on the dropped one)
+ * is kept alive by it, in a cycle nothing breaks: a leak, known, reported,
+ * left to the design of waits on abandoned Deferreds. */
+static void def_release(struct fz_def *x)
+{
+    mo_deferred_t *d = x->d;
+    x->d = NULL;
+    if (x->waited_on && !mo_deferred_fired(d)) {
+        x->user_fired = true;
+        FZ_CHECK(mo_deferred_callback(d, tok_new(), tok_free) == 0);
+    }
+    mo_deferred_unref(d);
 }
 
 static void op_def_drop(struct fz *h, struct fz_in *in)
@@ -769,12 +806,11 @@ static void op_def_drop(struct fz *h, struct fz_in *in)
         mo_failure_t *f = NULL;
         int rc = mo_deferred_take(x->d, &v, &dtor, &f);
         FZ_CHECK(rc == 0 || rc == MO_EAGAIN);
-        if (rc == 0) FZ_CHECK(!(v && f) && def_fired(x) == 1);
+        if (rc == 0) FZ_CHECK(!(v && f) && def_fired(x, x->d) == 1);
         value_drop(v, dtor);
         mo_failure_unref(f);
     }
-    mo_deferred_unref(x->d);
-    x->d = NULL;
+    def_release(x);
 }
 
 static void later_fn(mo_result_t *result, void *arg)
@@ -827,7 +863,7 @@ static struct fz_task *task_pick(struct fz *h, uint8_t k)
 static void task_enter(struct fz_task *t)
 {
     FZ_CHECK(!t->returned);
-    if (!(t->coro && t->stopped)) FZ_CHECK(!task_ended(t) && t->pauses == 0);
+    if (!(t->coro && t->stopping)) FZ_CHECK(!task_ended(t) && t->pauses == 0);
     if (t->waiting) {
         FZ_CHECK(mo_deferred_fired(t->waiting) == 1);
         mo_deferred_unref(t->waiting);
@@ -850,6 +886,7 @@ static int step_end(struct fz *h, struct fz_task *t, mo_task_t *task)
         t->budget += 1 + t->arg % 4;
         t->end = E_DONE;
         if (!x || !x->d) return MO_CONTINUE;
+        x->waited_on = true;
         t->waiting = mo_deferred_ref(x->d);
         int rc = mo_task_wait(task, mo_deferred_ref(x->d));
         FZ_CHECK(rc == MO_WAIT);
@@ -884,13 +921,21 @@ static int coro_await(struct fz *h, struct fz_task *t, mo_coro_t *co, uint8_t k)
     size_t own = (size_t)(t->done ? t->done - h->defs : (long)h->ndefs);
     struct fz_def *x = own ? &h->defs[k % own] : NULL;
     if (!x || !x->d) return 0;
+    x->waited_on = true;
     void *v = NULL;
     mo_dtor_fn dtor = NULL;
     /* Its answer may be the Deferred's failure's code: MO_ENOMEM included. */
+    TRACE("  await slot %zu (fired %d)\n", (size_t)(x - h->defs), mo_deferred_fired(x->d));
     int rc = mo_await(co, mo_deferred_ref(x->d), &v, &dtor);
+    TRACE("  await slot %zu -> %s\n", (size_t)(x - h->defs), mo_err_name(rc));
     value_drop(v, dtor);
-    /* Running again: the task cannot be paused, nor ended unless stopped. */
-    if (!t->stopped) FZ_CHECK(t->pauses == 0 && !task_ended(t));
+    /* Running again: the task cannot be paused, nor ended unless stopped
+     * or failed meanwhile (out of memory setting up the wait), which
+     * mo_await() tells as MO_ECANCELED. */
+    if (task_ended(t))
+        FZ_CHECK(rc == MO_ECANCELED);
+    else
+        FZ_CHECK(t->pauses == 0);
     return rc;
 }
 
@@ -927,7 +972,7 @@ static int coro_fn(mo_coro_t *co, void *arg)
             }
             break;
         }
-        if (rc == MO_ECANCELED && t->stopped) break;
+        if (rc == MO_ECANCELED && (t->stopping || task_ended(t))) break;
         if (t->stopped) FZ_CHECK(mo_yield(co) == MO_ECANCELED);
         if (t->stopped) break;
     }
@@ -996,7 +1041,9 @@ static void op_task_ctl(struct fz *h, struct fz_in *in, int what)
         if (rc == 0) t->pauses--;
         break;
     default:
+        t->stopping = t->explicit_stop = true;
         rc = mo_task_stop(t->t);
+        t->explicit_stop = false;
         FZ_CHECK(rc == (ended ? MO_EALREADY : 0));
         if (rc == 0) {
             t->stopped = true;
@@ -1009,12 +1056,20 @@ static void op_task_ctl(struct fz *h, struct fz_in *in, int what)
 
 static void op_coop_stop(struct fz *h)
 {
-    for (size_t i = 0; i < h->ntasks; i++)
-        if (!task_ended(&h->tasks[i])) h->tasks[i].stopped = true;
+    /* Tasks started from callbacks meanwhile may run normally. */
+    size_t before = h->ntasks;
+    for (size_t i = 0; i < before; i++) h->tasks[i].stopping = true;
+    h->coop_stops++;
     int n = mo_cooperator_stop(h->loop);
+    h->coop_stops--;
     FZ_CHECK(n >= 0);
-    for (size_t i = 0; i < h->ntasks; i++)
-        FZ_CHECK(task_ended(&h->tasks[i]) && (!h->tasks[i].done->observed || h->tasks[i].fired));
+    for (size_t i = 0; i < before; i++) {
+        struct fz_task *t = &h->tasks[i];
+        t->stopped = true;
+        /* A stop from inside another (a canceller it ran) leaves the task
+         * the outer one is stopping to the outer one. */
+        FZ_CHECK(task_ended(t) && (!t->done->observed || t->fired || h->coop_stops));
+    }
 }
 
 /* ---- the operations ---- */
@@ -1159,16 +1214,26 @@ static void on_unhandled(mo_loop_t *loop, const mo_failure_t *f, void *arg)
     ((struct fz *)arg)->unhandled++;
 }
 
+/* Runs the loop until nothing is left: what is due, then ever later. */
+static void drain(struct fz *h)
+{
+    for (int round = 0; round < 64 && mo_loop_alive(h->loop) == 1; round++)
+        fz_run(h, round < 4 ? 0 : (int64_t)1 << (MAX_DELAY_SHIFT + 4));
+    FZ_CHECK(mo_loop_alive(h->loop) == 0);
+}
+
 /* Ends the input: stop the tasks, run everything still due, drop every
- * reference, free the loop; then nothing may be left. */
+ * reference, run again what that started, free the loop; then nothing may
+ * be left. */
 static void teardown(struct fz *h)
 {
     fz_countdown = -1;
     h->closing = true;
     op_coop_stop(h);
-    for (int round = 0; round < 64 && mo_loop_alive(h->loop) == 1; round++)
-        fz_run(h, round < 4 ? 0 : (int64_t)1 << (MAX_DELAY_SHIFT + 4));
-    FZ_CHECK(mo_loop_alive(h->loop) == 0);
+    drain(h);
+    for (size_t i = 0; i < h->ndefs; i++)
+        if (h->defs[i].d) def_release(&h->defs[i]);
+    drain(h);
     for (size_t i = 0; i < h->ncalls; i++) FZ_CHECK(h->calls[i].state != C_PENDING);
     for (size_t i = 0; i < h->nsoons; i++) FZ_CHECK(h->soons[i].ran);
     for (size_t i = 0; i < h->ntasks; i++) {
@@ -1178,14 +1243,11 @@ static void teardown(struct fz *h)
         t->waiting = NULL;
         mo_task_release(t->t);
     }
-    for (size_t i = 0; i < h->ndefs; i++) {
-        mo_deferred_unref(h->defs[i].d);
-        h->defs[i].d = NULL;
-    }
-    for (int round = 0; round < 8 && mo_loop_alive(h->loop) == 1; round++) fz_run(h, 0);
+    drain(h);
     mo_loop_free(h->loop);
     h->loop = NULL;
-    FZ_CHECK(fz_blocks == 0);
+    /* FUZZ_LOOP_LSAN=1 leaves leaks to LeakSanitizer, which names them. */
+    if (!getenv("FUZZ_LOOP_LSAN")) FZ_CHECK(fz_blocks == 0);
     FZ_CHECK(fz_tokens == 0);
 }
 
