@@ -186,13 +186,16 @@ struct mo__wake {
     atomic_int sleeping;
     atomic_int closed;
     _Atomic uint32_t lanes_used;
+    unsigned first_lane; /* where the next drain starts: after the lane last cut short */
     struct mo__lane lanes[MO__LANES];
 };
 
 int mo__wake_init(struct mo__wake *w);
 void mo__wake_destroy(struct mo__wake *w);
-/* Runs the calls posted so far. Returns how many ran. */
-size_t mo__wake_drain(mo_loop_t *loop);
+/* Runs the calls posted so far, for at most `budget` ns (checked every few
+ * calls; negative: all of them). What is left stays pending, in order, for
+ * the next drain. Returns how many ran. */
+size_t mo__wake_drain(mo_loop_t *loop, int64_t budget);
 /* Before a blocking poll: returns true if calls are pending (do not sleep). */
 bool mo__wake_prepare_sleep(struct mo__wake *w);
 void mo__wake_after_sleep(struct mo__wake *w);

@@ -241,7 +241,7 @@ static void loop_update(mo_loop_t *loop)
 static void run_due(mo_loop_t *loop)
 {
     uint64_t limit = loop->timers.seq;
-    if (mo__wake_pending(&loop->wake)) mo__wake_drain(loop);
+    if (mo__wake_pending(&loop->wake)) mo__wake_drain(loop, loop->io_interval);
     if (!loop->stop) mo__timers_run(loop, limit);
 }
 
