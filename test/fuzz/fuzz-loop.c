@@ -1231,9 +1231,16 @@ static void teardown(struct fz *h)
     h->closing = true;
     op_coop_stop(h);
     drain(h);
-    for (size_t i = 0; i < h->ndefs; i++)
-        if (h->defs[i].d) def_release(&h->defs[i]);
-    drain(h);
+    /* Callbacks run by the drain may make new Deferreds: until none is left. */
+    for (bool any = true; any;) {
+        any = false;
+        for (size_t i = 0; i < h->ndefs; i++) {
+            if (!h->defs[i].d) continue;
+            def_release(&h->defs[i]);
+            any = true;
+        }
+        drain(h);
+    }
     for (size_t i = 0; i < h->ncalls; i++) FZ_CHECK(h->calls[i].state != C_PENDING);
     for (size_t i = 0; i < h->nsoons; i++) FZ_CHECK(h->soons[i].ran);
     for (size_t i = 0; i < h->ntasks; i++) {
