@@ -13,7 +13,7 @@
  *    loop: p50/p99/max lateness of the periodic call.
  */
 #include "bench_util.h"
-#include "internal.h"
+#include "morsel.h"
 
 #include <stdio.h>
 #include <stdlib.h>

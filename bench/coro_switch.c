@@ -4,8 +4,7 @@
  *   bench_coro_switch [round-trips-per-run]   (default 2000000)
  */
 #include "bench_util.h"
-#include "coro_ctx.h"
-#include "internal.h"
+#include "work/coro_ctx.h"
 
 #include <stdio.h>
 #include <stdlib.h>

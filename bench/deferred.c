@@ -5,7 +5,7 @@
  *
  * Usage: bench_deferred [reps]   (default 15 interleaved repetitions) */
 #include "bench_util.h"
-#include "deferred_internal.h"
+#include "deferred/deferred_int.h"
 
 #include <dlfcn.h>
 #include <gio/gio.h>

@@ -19,9 +19,10 @@
  *    interleaved, 7 runs, medians.
  */
 #include "bench_util.h"
-#include "internal.h"
+#include "morsel.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 

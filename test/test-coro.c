@@ -4,10 +4,8 @@
 /* MO_TEST_LABEL_THREADS (offloaded pieces run on pool threads) */
 #include "test.h"
 
-#include "internal.h"
-
-#include "coro_ctx.h"
-#include "task_int.h"
+#include "work/coro_ctx.h"
+#include "work/work_int.h"
 
 #include <pthread.h>
 #include <sched.h>

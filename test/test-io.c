@@ -1,7 +1,7 @@
 /* File-descriptor watchers: readiness, stop, hang-up, bad input. */
 #include "test.h"
 
-#include "internal.h"
+#include "core/core_int.h"
 
 #include <fcntl.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* The reactor: run/stop, passes of the ready queue, re-entrancy, bad input. */
 #include "test.h"
 
-#include "internal.h"
+#include "core/core_int.h"
 
 #include <stdlib.h>
 #include <unistd.h>
@@ -466,7 +466,77 @@ static void test_no_allocation_in_steady_state(void **state)
     mo_loop_free(loop);
 }
 
+/* ---- the hooks the layers above core attach through ---- */
+
+struct hook_log {
+    char order[16];
+    int n;
+};
+
+struct hook_state {
+    struct hook_log *log;
+    char tag;
+};
+
+static void hook_close(mo_loop_t *loop, void *state)
+{
+    (void)loop;
+    struct hook_state *h = state;
+    h->log->order[h->log->n++] = h->tag;
+}
+
+static void hook_free(mo_loop_t *loop, void *state)
+{
+    struct hook_state *h = state;
+    /* A free hook runs once, and its own state is still found meanwhile. */
+    assert_non_null(loop);
+    h->log->order[h->log->n++] = (char)(h->tag - 'a' + 'A');
+}
+
+static const struct mo__hooks hooks_low = {"low", 1, hook_close, hook_free};
+static const struct mo__hooks hooks_mid1 = {"mid1", 2, hook_close, hook_free};
+static const struct mo__hooks hooks_mid2 = {"mid2", 2, NULL, hook_free};
+static const struct mo__hooks hooks_gone = {"gone", 3, hook_close, hook_free};
+
+/* Close hooks, then free hooks, run from the highest layer down and, within
+ * a layer, the latest attached first; a detached state gets no call; a
+ * freed state is no longer found. */
+static void test_hooks_run_by_layer(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct hook_log log = {{0}, 0};
+    struct hook_state low = {&log, 'a'}, mid1 = {&log, 'b'}, mid2 = {&log, 'c'}, gone = {&log, 'd'};
+    assert_ok(mo__loop_attach(loop, &hooks_low, &low));
+    assert_ok(mo__loop_attach(loop, &hooks_mid1, &mid1));
+    assert_ok(mo__loop_attach(loop, &hooks_gone, &gone));
+    assert_ok(mo__loop_attach(loop, &hooks_mid2, &mid2));
+    assert_mo(MO_EBUSY, mo__loop_attach(loop, &hooks_mid1, &mid1));
+    assert_ptr_equal(mo__loop_state(loop, &hooks_mid2), &mid2);
+    assert_ptr_equal(mo__loop_detach(loop, &hooks_gone), &gone);
+    assert_null(mo__loop_state(loop, &hooks_gone));
+    assert_null(mo__loop_detach(loop, &hooks_gone));
+    assert_ptr_equal(mo__loop_state(loop, &hooks_mid2), &mid2);
+    assert_ok(mo_loop_close(loop));
+    assert_string_equal(log.order, "ba");
+    mo_loop_free(loop);
+    assert_string_equal(log.order, "baCBA");
+}
+
+/* Every slot taken is MO_ENOMEM, not a crash. */
+static void test_hooks_slots_bounded(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    static struct mo__hooks many[MO__LOOP_SLOTS + 1];
+    int dummy;
+    for (int i = 0; i < MO__LOOP_SLOTS; i++) assert_ok(mo__loop_attach(loop, &many[i], &dummy));
+    assert_mo(MO_ENOMEM, mo__loop_attach(loop, &many[MO__LOOP_SLOTS], &dummy));
+    mo_loop_free(loop);
+}
+
 MO_TEST_MAIN(cmocka_unit_test(test_no_allocation_in_steady_state),
+             cmocka_unit_test(test_hooks_run_by_layer), cmocka_unit_test(test_hooks_slots_bounded),
              cmocka_unit_test(test_new_free_and_bad_flags),
              cmocka_unit_test(test_call_soon_runs_fifo),
              cmocka_unit_test(test_zero_delay_runs_in_later_pass),

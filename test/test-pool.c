@@ -3,12 +3,13 @@
 /* MO_TEST_LABEL_THREADS */
 #include "test.h"
 
-#include "internal.h"
+#include "work/work_int.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 struct job {
     mo_pool_job_t job;
@@ -297,6 +298,55 @@ static void test_default_pool_lazy_and_freed_with_loop(void **state)
     /* Freed without running: every job still completes, in the close. */
     mo_loop_free(loop);
     for (int i = 0; i < 50; i++) assert_int_equal(j[i].done, 1);
+    free(j);
+}
+
+/* A worker that lets its job return only after mo_loop_free() has begun. */
+struct release_later {
+    struct job *j;
+    atomic_int freeing;
+};
+
+static void *release_after_free_begins(void *arg)
+{
+    struct release_later *r = arg;
+    while (!atomic_load(&r->freeing)) sched_yield();
+    /* Give mo_loop_free() time to get past the point where it used to
+     * return while the job still ran. */
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    atomic_store(&r->j->go, 1);
+    return NULL;
+}
+
+/* A loop freed while its jobs run on a pool of its own (mo_pool_new): the
+ * free waits for them and runs their done, so no worker posts into freed
+ * memory (ASan saw a heap-use-after-free here before mo_loop_close()
+ * drained jobs on every pool). */
+static void test_loop_free_waits_for_jobs_on_own_pool(void **state)
+{
+    (void)state;
+    mo_pool_t *pool;
+    assert_ok(mo_pool_new(&pool, 2));
+    mo_loop_t *loop = mo_test_loop();
+    struct job *j = jobs_new(3);
+    assert_ok(mo_pool_submit(pool, loop, &j[0].job, work_block, done_record, &j[0]));
+    for (int i = 1; i < 3; i++)
+        assert_ok(mo_pool_submit(pool, loop, &j[i].job, work_count, done_record, &j[i]));
+    wait_started(&j[0]);
+    struct release_later r = {&j[0], 0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, release_after_free_begins, &r), 0);
+    atomic_store(&r.freeing, 1);
+    mo_loop_free(loop);
+    /* Every done ran inside the free, on this thread, with success. */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(j[i].done, 1);
+        assert_int_equal(j[i].status, 0);
+        assert_int_equal(j[i].done_off_loop, 0);
+    }
+    pthread_join(th, NULL);
+    assert_ok(mo_pool_free(pool, 0));
     free(j);
 }
 
@@ -646,6 +696,7 @@ MO_TEST_MAIN(cmocka_unit_test(test_new_free_bad_input),
              cmocka_unit_test(test_free_cancel_queued_reports_them),
              cmocka_unit_test(test_free_from_worker_is_refused),
              cmocka_unit_test(test_default_pool_lazy_and_freed_with_loop),
+             cmocka_unit_test(test_loop_free_waits_for_jobs_on_own_pool),
              cmocka_unit_test(test_resubmit_from_done),
              cmocka_unit_test(test_pool_shared_by_loops_on_threads),
              cmocka_unit_test(test_defer_to_thread_value),

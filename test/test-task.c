@@ -7,7 +7,7 @@
  * watchdog is a thread) */
 #include "test.h"
 
-#include "task_int.h"
+#include "work/work_int.h"
 
 #include <pthread.h>
 #include <sched.h>

@@ -2,7 +2,7 @@
  * randomized comparison of the wheel-and-heap store against a plain model. */
 #include "test.h"
 
-#include "internal.h"
+#include "core/core_int.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -2,7 +2,7 @@
  * coalesced, shutdown. MO_TEST_LABEL_THREADS */
 #include "test.h"
 
-#include "internal.h"
+#include "core/core_int.h"
 
 #include <pthread.h>
 #include <sched.h>

@@ -5,8 +5,7 @@
  * MO_TEST_LABEL_THREADS */
 #include "test.h"
 
-#include "internal.h"
-#include "walk_core.h"
+#include "walk/walk_int.h"
 #include "walk_tree.h"
 
 #include <dirent.h>

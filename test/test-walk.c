@@ -2,8 +2,7 @@
  * followed, deep and huge trees, errors, cancellation, slicing. */
 #include "test.h"
 
-#include "internal.h"
-#include "walk_core.h"
+#include "walk/walk_int.h"
 #include "walk_tree.h"
 
 #include <dirent.h>

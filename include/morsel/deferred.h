@@ -133,8 +133,10 @@ typedef void (*mo_error_hook_fn)(mo_loop_t *loop, const mo_failure_t *failure, v
 
 /* Sets where the loop reports unhandled failures. fn NULL restores the
  * default: one line on stderr, "morsel: unhandled error in Deferred: " and
- * the failure as mo_failure_format() writes it. Errors: MO_EINVAL (NULL
- * loop). Loop thread. */
+ * the failure as mo_failure_format() writes it. The first hook set on a
+ * loop allocates a few bytes, freed with the loop. Errors: MO_EINVAL (NULL
+ * loop), MO_ENOMEM (the first hook, out of memory: the default stays).
+ * Loop thread. */
 MO_EXTERN int mo_loop_set_error_hook(mo_loop_t *loop, mo_error_hook_fn fn, void *arg);
 
 /* ------------------------------------------------------------------------

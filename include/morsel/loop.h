@@ -60,14 +60,23 @@ enum mo_loop_flags { MO_LOOP_VIRTUAL_CLOCK = 1 };
 MO_EXTERN int mo_loop_new(mo_loop_t **loopp, unsigned flags);
 
 /* Closes the door to other threads: from now on mo_call_from_thread() on
- * this loop returns MO_ESHUTDOWN. Every call accepted before runs now, on the
- * calling thread, before this returns, so none is lost. Idempotent. Other
- * pending work (delayed calls, ready calls, watchers) is left as it is.
- * Errors: MO_EINVAL (NULL), MO_EBUSY (called while the loop runs).
- * Loop thread. */
+ * this loop returns MO_ESHUTDOWN. First it waits for every pool job this
+ * loop submitted, on its default pool and on pools from mo_pool_new(), and
+ * runs their done callbacks here (queued jobs run first; the default pool
+ * is freed): after it returns no worker posts into the loop, so freeing it
+ * is safe. A job whose work waits for this thread therefore deadlocks it:
+ * cancel or finish such work first. Then every call accepted before runs
+ * now, on the calling thread, before this returns, so none is lost.
+ * Idempotent. Other pending work (delayed calls, ready calls, watchers) is
+ * left as it is. Errors: MO_EINVAL (NULL), MO_EBUSY (called while the loop
+ * runs). Loop thread. */
 MO_EXTERN int mo_loop_close(mo_loop_t *loop);
 
-/* Frees the loop. Closes it first if that was not done (see mo_loop_close()).
+/* Frees the loop. Closes it first if that was not done (see mo_loop_close():
+ * pool jobs in flight finish and their done callbacks run first). Then the
+ * layers built on the loop let go of it: cooperative tasks still running
+ * are stopped (their Deferreds errback with MO_ECANCELED), a watchdog is
+ * stopped.
  * Delayed calls, ready calls and watchers that are still pending are dropped
  * without being called: run the loop until mo_loop_alive() is 0 first if
  * their arguments own resources. The watched file descriptors are not

@@ -68,7 +68,9 @@ struct mo_pool_job {
 
 /* Creates a pool of `nthreads` workers (1 to MO_POOL_MAX_THREADS; see
  * mo_pool_default_threads()) and stores it in *poolp. The caller owns it and
- * frees it with mo_pool_free() after every loop using it is done with it.
+ * frees it with mo_pool_free(), before or after the loops using it: a loop
+ * freed first waits in mo_loop_close() for its jobs on this pool, so none
+ * completes into a freed loop.
  * Errors: MO_EINVAL (NULL poolp, nthreads 0 or above MO_POOL_MAX_THREADS),
  * MO_ENOMEM, MO_EAGAIN (the system refused to create a thread; no pool is
  * created). Any thread. */
@@ -91,8 +93,8 @@ enum mo_pool_free_flags {
  * MO_ESHUTDOWN; queued jobs run (or, with MO_POOL_CANCEL_QUEUED, are
  * cancelled); running jobs finish; the workers are joined. Every job's done
  * is then posted to its loop and runs there on the loop's next iteration
- * (or in mo_loop_close()): none is dropped. If a job's loop was already
- * closed, its done cannot run and the pool says so on stderr. Blocks until
+ * (or in mo_loop_close()): none is dropped. (A loop cannot close while it
+ * has jobs out: mo_loop_close() waits for them.) Blocks until
  * running jobs return. Returns 0, MO_EINVAL (NULL or unknown flags), or
  * MO_EDEADLK (called from one of the pool's own workers: nothing is done).
  * Any thread but the pool's workers. */
@@ -100,10 +102,12 @@ MO_EXTERN int mo_pool_free(mo_pool_t *pool, unsigned flags);
 
 /* The loop's default pool, created on the first call with
  * mo_pool_default_threads() workers; mo_loop_close(), and so mo_loop_free(),
- * frees it, finishing its jobs first. Its workers run at nice +10 (best
+ * frees it, finishing its jobs first (and waits for the loop's jobs on
+ * other pools too). Its workers run at nice +10 (best
  * effort), below the loop thread, so that CPU-bound jobs on every core do
  * not delay the loop; pools from mo_pool_new() keep the creator's priority. Stores it in *poolp.
- * Errors: MO_EINVAL (NULL argument), MO_ENOMEM, MO_EAGAIN (no thread could be created). Loop
+ * Errors: MO_EINVAL (NULL argument), MO_ENOMEM, MO_EAGAIN (no thread could be created),
+ * MO_ESHUTDOWN (the loop is closed and has no default pool). Loop
  * thread. */
 MO_EXTERN int mo_loop_pool(mo_loop_t *loop, mo_pool_t **poolp);
 

@@ -1,0 +1,109 @@
+/* The deferred layer's internals, shared by deferred.c, deferred_list.c
+ * and failure.c (and the layers above): Deferreds, Deferred lists, failures.
+ * Uses core only. */
+#ifndef MORSEL_DEFERRED_INT_H
+#define MORSEL_DEFERRED_INT_H
+
+#include "core/core_int.h"
+#include "morsel/deferred.h"
+
+/* ---- failures (failure.c) ---- */
+struct mo_failure {
+    atomic_uint refs;
+    int code;
+    bool immortal;  /* the shared out-of-memory failure: never counted */
+    bool has_index; /* a Deferred list's first error: `index` is the member */
+    size_t index;
+    const char *origin;  /* into data[], or static for the immortal one */
+    const char *message; /* into data[], or static */
+    char data[];
+};
+
+/* A copy of f (f itself is not consumed) with origin "context: ..." that
+ * remembers a list member's index; out of memory gives a new reference to
+ * f, without the index. */
+mo_failure_t *mo__failure_with_index(mo_failure_t *f, const char *context, size_t index);
+
+/* ---- Deferreds (deferred.c) ----
+ *
+ * Invariants:
+ * - The pending callback pairs are links()[head, len); cap is the array's
+ *   size, MO__INLINE_LINKS while they fit inline.
+ * - `fired` never goes back to 0. Exactly one of value/failure is
+ *   meaningful once fired (failure != NULL means failure); `res.wait` is
+ *   non-NULL only while a callback that called mo_result_wait() runs.
+ * - `paused` iff a callback handed back an unsettled Deferred: the outcome
+ *   is then empty, and that inner Deferred holds a RESUME link (with a
+ *   reference to us) until it fires or is freed; `waiting` points to it
+ *   (weakly: cleared when it is freed) .
+ * - `on_stack` iff the Deferred is on a run stack (linked through `below`,
+ *   which holds a reference); a Deferred is on at most one stack. Only the
+ *   loop that owns a stack runs its links, so links added meanwhile are
+ *   run by that loop, never recursively.
+ * - Internal links are told apart by their cb, one of the sentinels below;
+ *   their arg is a Deferred (or list entry) they hold a reference to.
+ */
+#define MO__INLINE_LINKS 3
+
+struct mo__link {
+    mo_deferred_fn cb;
+    mo_deferred_fn eb;
+    void *arg;
+};
+
+struct mo_result {
+    void *value;
+    mo_dtor_fn dtor;
+    mo_failure_t *failure;
+    mo_deferred_t *wait;
+};
+
+struct mo_deferred {
+    mo_loop_t *loop;
+    uint32_t refs;
+    uint32_t scratch; /* mo_deferred_list(): reservations per member */
+    uint32_t head, len, cap;
+    uint8_t fired, cancelled, paused, on_stack, is_list;
+    struct mo_result res;
+    mo_canceller_fn canceller;
+    void *canceller_arg;
+    mo_deferred_t *waiting; /* weak: the Deferred we wait on */
+    mo_deferred_t *below;   /* run stack, or the list of Deferreds to free */
+    union {
+        struct mo__link inl[MO__INLINE_LINKS];
+        struct mo__link *heap;
+    } u;
+};
+
+/* Sentinels for internal links; never called. */
+void mo__link_resume(mo_result_t *result, void *arg);
+void mo__link_chain(mo_result_t *result, void *arg);
+void mo__link_list(mo_result_t *result, void *arg);
+
+/* Creates a Deferred with `extra` bytes after it (for a list's state). */
+int mo__deferred_alloc(mo_loop_t *loop, size_t extra, mo_deferred_t **dp);
+/* Makes room for n more links without allocating later. */
+int mo__deferred_reserve(mo_deferred_t *d, uint32_t n);
+/* Appends a link; runs the chain if d is settled. MO_ENOMEM possible if
+ * nothing was reserved. */
+int mo__deferred_add(mo_deferred_t *d, mo_deferred_fn cb, mo_deferred_fn eb, void *arg);
+/* Moves d's outcome into `to` (empty), leaving d a NULL value. */
+void mo__result_move(struct mo_result *to, struct mo_result *from);
+/* Runs d's chain now unless d is unfired, paused, or already being run. */
+void mo__deferred_run(mo_deferred_t *d);
+/* Fires d (unfired, not on a stack) with `res` and runs the chain. */
+void mo__deferred_fire(mo_deferred_t *d, struct mo_result res);
+
+/* ---- Deferred lists (deferred_list.c) ---- */
+/* The LIST link of a member fired: settles the entry and returns the list
+ * Deferred to push on the run stack if it fired it (with the link's
+ * reference), else NULL (the reference is released by the caller's rules:
+ * *release set to the Deferred to unref). */
+mo_deferred_t *mo__dlist_member_fired(mo_deferred_t *member, void *entry, mo_deferred_t **release);
+/* A member was freed with its LIST link unrun: forget it. Returns the list
+ * Deferred whose reference the link held. */
+mo_deferred_t *mo__dlist_member_dropped(void *entry);
+/* Frees what a list Deferred owns besides the Deferred itself. */
+void mo__dlist_fini(mo_deferred_t *list);
+
+#endif
