@@ -90,7 +90,7 @@ static void test_ten_million_delayed_calls(void **state)
     printf("stress: %u delayed calls: %.0f bytes of memory per pending call; "
            "schedule %.0f ns, cancel %.0f ns, run %.0f ns per call\n",
            NCALLS, (double)used / NCALLS, (double)(t1 - t0) / NCALLS,
-           (double)(t2 - t1) / (NCALLS / 2), (double)(t3 - t2) / (NCALLS / 2));
+           (double)(t2 - t1) / (NCALLS / 2.0), (double)(t3 - t2) / (NCALLS / 2.0));
 }
 
 /* ---- 8 producer threads x 1,000,000 calls, with timers and a task ---- */
