@@ -229,7 +229,7 @@ struct fz {
     long nested;
     long unhandled;
     bool closing;   /* tearing down: no new tasks */
-    int coop_stops; /* mo_cooperator_stop() calls under way */
+    int depth; /* nested operations under way (inside callbacks) */
 };
 
 static struct fz H;
@@ -270,8 +270,10 @@ static void nested(struct fz *h, const uint8_t *act, size_t len, uint8_t ttl)
 {
     if (!ttl || h->nested >= NESTED_MAX) return;
     h->nested++;
+    h->depth++;
     struct fz_in in = {act, len};
     do_op(h, &in, (uint8_t)(ttl - 1));
+    h->depth--;
 }
 
 /* "No MO_ENOMEM unless an allocation failed under it." */
@@ -1059,16 +1061,15 @@ static void op_coop_stop(struct fz *h)
     /* Tasks started from callbacks meanwhile may run normally. */
     size_t before = h->ntasks;
     for (size_t i = 0; i < before; i++) h->tasks[i].stopping = true;
-    h->coop_stops++;
     int n = mo_cooperator_stop(h->loop);
-    h->coop_stops--;
     FZ_CHECK(n >= 0);
     for (size_t i = 0; i < before; i++) {
         struct fz_task *t = &h->tasks[i];
         t->stopped = true;
-        /* A stop from inside another (a canceller it ran) leaves the task
-         * the outer one is stopping to the outer one. */
-        FZ_CHECK(task_ended(t) && (!t->done->observed || t->fired || h->coop_stops));
+        /* From inside a callback, a task the outer frame is finishing (its
+         * stop cancelled what it waited on, which ran us) has its Deferred
+         * fired by that frame, later. */
+        FZ_CHECK(task_ended(t) && (!t->done->observed || t->fired || h->depth));
     }
 }
 
