@@ -228,8 +228,8 @@ struct fz {
     uint64_t soon_seq, thread_seq;
     long nested;
     long unhandled;
-    bool closing;   /* tearing down: no new tasks */
-    int depth; /* nested operations under way (inside callbacks) */
+    bool closing; /* tearing down: no new tasks */
+    int depth;    /* nested operations under way (inside callbacks) */
 };
 
 static struct fz H;
