@@ -1167,6 +1167,48 @@ static void test_out_of_memory_in_wait(void **state)
     mo_loop_free(loop);
 }
 
+/* A list whose member is a list: out of memory for the outer list's copy
+ * of the failure (the one that carries its member's index) must not leave
+ * the inner list's index on it, which names a member the outer list does
+ * not have. (Found by the fuzzer.) */
+static void test_nested_list_failure_index_under_oom(void **state)
+{
+    (void)state;
+    assert_ok(mo_replace_allocator(al_malloc, al_realloc, al_calloc, al_free));
+    mo_loop_t *loop = fresh_loop();
+    mo_deferred_t *m[3], *inner, *outer;
+    for (int i = 0; i < 3; i++) m[i] = new_d(loop);
+    assert_ok(mo_deferred_list(loop, m, 3, MO_DLIST_FIRE_ON_ONE_ERRBACK, &inner));
+    assert_ok(mo_deferred_list(loop, &inner, 1,
+                               MO_DLIST_FIRE_ON_ONE_ERRBACK | MO_DLIST_CONSUME_ERRORS, &outer));
+    mo_failure_t *f = mo_failure_new(MO_EIO, "test", "member 2");
+    /* The allocations from here: the inner list's copy, then the outer's. */
+    al.mallocs = 0;
+    al.fail_at = 2;
+    assert_ok(mo_deferred_errback(m[2], f));
+    al.fail_at = 0;
+    const mo_failure_t *got = NULL;
+    assert_ok(mo_deferred_result(outer, NULL, &got));
+    assert_non_null(got);
+    size_t idx = 99;
+    if (mo_deferred_list_error_index(got, &idx) == 0) assert_int_equal(idx, 0); /* outer has one */
+    assert_int_equal(mo_failure_code(got), MO_ENOMEM);
+    mo_deferred_t *take = outer; /* handle both failures */
+    void *v;
+    mo_dtor_fn dtor;
+    mo_failure_t *tf;
+    assert_ok(mo_deferred_take(take, &v, &dtor, &tf));
+    mo_failure_unref(tf);
+    assert_ok(mo_deferred_take(inner, &v, &dtor, &tf));
+    mo_failure_unref(tf);
+    assert_ok(mo_deferred_take(m[2], &v, &dtor, &tf));
+    mo_failure_unref(tf);
+    for (int i = 0; i < 3; i++) mo_deferred_unref(m[i]);
+    mo_deferred_unref(inner);
+    mo_deferred_unref(outer);
+    mo_loop_free(loop);
+}
+
 MO_TEST_MAIN(cmocka_unit_test(test_callback_runs_with_value),
              cmocka_unit_test(test_callback_failure_skips_to_next_errback),
              cmocka_unit_test(test_errback_value_returns_to_callback_path),
@@ -1183,6 +1225,7 @@ MO_TEST_MAIN(cmocka_unit_test(test_callback_runs_with_value),
              cmocka_unit_test(test_inner_failure_flows_into_outer),
              cmocka_unit_test(test_set_after_wait_cancels_the_wait),
              cmocka_unit_test(test_inner_dropped_unfired_releases_outer),
+             cmocka_unit_test(test_nested_list_failure_index_under_oom),
              cmocka_unit_test(test_chain_moves_outcome_to_other),
              cmocka_unit_test(test_chain_to_other_fired_meanwhile_fails),
              cmocka_unit_test(test_million_waiting_links_on_small_stack),
