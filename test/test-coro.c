@@ -98,8 +98,75 @@ static void test_ctx_deep_recursion(void **state)
     mo__stack_free(&st);
 }
 
+/* Every register a callee must preserve survives switches both ways: each
+ * side holds ten integers and eight doubles read from memory (so the
+ * compiler cannot recompute them) across its switches, more than fit
+ * anywhere but the callee-saved registers (x19-x28 and d8-d15 on aarch64,
+ * rbx, rbp and r12-r15 on x86-64), and the other side fills the same
+ * registers with its own values meanwhile. Meaningful in optimised builds,
+ * where the values live in registers; a Debug build keeps them on the
+ * stack. */
+struct regs_run {
+    struct mo__ctx main, co;
+    volatile long ints[2][10];
+    volatile double dbls[2][8];
+    long bad[2];
+};
+
+enum { REGS_ROUNDS = 4 };
+
+static __attribute__((noinline)) long hold_across(struct mo__ctx *self, struct mo__ctx *other,
+                                                  const volatile long *in,
+                                                  const volatile double *fl)
+{
+    long a0 = in[0], a1 = in[1], a2 = in[2], a3 = in[3], a4 = in[4];
+    long a5 = in[5], a6 = in[6], a7 = in[7], a8 = in[8], a9 = in[9];
+    double f0 = fl[0], f1 = fl[1], f2 = fl[2], f3 = fl[3];
+    double f4 = fl[4], f5 = fl[5], f6 = fl[6], f7 = fl[7];
+    for (int i = 0; i < REGS_ROUNDS; i++) mo__ctx_switch(self, other);
+    long bad = (a0 != in[0]) + (a1 != in[1]) + (a2 != in[2]) + (a3 != in[3]) + (a4 != in[4]) +
+               (a5 != in[5]) + (a6 != in[6]) + (a7 != in[7]) + (a8 != in[8]) + (a9 != in[9]);
+    bad += (f0 != fl[0]) + (f1 != fl[1]) + (f2 != fl[2]) + (f3 != fl[3]) + (f4 != fl[4]) +
+           (f5 != fl[5]) + (f6 != fl[6]) + (f7 != fl[7]);
+    return bad;
+}
+
+static void regs_body(void *arg)
+{
+    struct regs_run *r = arg;
+    r->bad[1] = hold_across(&r->co, &r->main, r->ints[1], r->dbls[1]);
+    mo__ctx_exit(&r->co, &r->main);
+}
+
+static void test_ctx_keeps_callee_saved_registers(void **state)
+{
+    (void)state;
+    struct regs_run *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    for (int side = 0; side < 2; side++) {
+        for (int i = 0; i < 10; i++) r->ints[side][i] = (side + 1) * 0x1111111 + i * 7919;
+        for (int i = 0; i < 8; i++) r->dbls[side][i] = (side + 1) * 1000.25 + i * 3.5;
+    }
+    r->bad[0] = r->bad[1] = -1;
+    struct mo__stack st;
+    assert_ok(mo__stack_alloc(&st, 64 * 1024));
+    mo__ctx_init_thread(&r->main);
+    assert_ok(mo__ctx_make(&r->co, &st, regs_body, r));
+    /* Each side switches REGS_ROUNDS times inside hold_across(), main
+     * first: main's checks run after the coroutine's last switch back, and
+     * one more switch lets the coroutine check and exit. */
+    r->bad[0] = hold_across(&r->main, &r->co, r->ints[0], r->dbls[0]);
+    assert_int_equal(r->bad[0], 0);
+    mo__ctx_switch(&r->main, &r->co);
+    assert_int_equal(r->bad[1], 0);
+    mo__ctx_release(&r->co);
+    mo__stack_free(&st);
+    free(r);
+}
+
 /* Floating-point control state belongs to the context that set it. The
- * tests link no libm, so the SSE rounding mode is read and set directly. */
+ * tests link no libm, so the rounding mode is read and set directly: the
+ * SSE MXCSR on x86-64, the FPCR on aarch64. */
 #if defined(__x86_64__)
 static unsigned get_round(void)
 {
@@ -117,7 +184,26 @@ static void set_round(unsigned mode)
 }
 
 enum { RND_NEAREST = 0, RND_DOWN = 1, RND_UP = 2 };
+#elif defined(__aarch64__)
+static unsigned get_round(void)
+{
+    uint64_t fpcr;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+    return (unsigned)(fpcr >> 22) & 3;
+}
 
+static void set_round(unsigned mode)
+{
+    uint64_t fpcr;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+    fpcr = (fpcr & ~(UINT64_C(3) << 22)) | (uint64_t)mode << 22;
+    __asm__ volatile("msr fpcr, %0" : : "r"(fpcr));
+}
+
+enum { RND_NEAREST = 0, RND_UP = 1, RND_DOWN = 2 };
+#endif
+
+#if defined(__x86_64__) || defined(__aarch64__)
 struct fp_run {
     struct mo__ctx main, co;
     unsigned seen_inside;
@@ -153,11 +239,42 @@ static void test_ctx_keeps_fp_control_per_context(void **state)
     mo__ctx_release(&f.co);
     mo__stack_free(&st);
 }
+
+/* A new context starts with its creator's rounding mode. */
+static void fp_first_body(void *arg)
+{
+    struct fp_run *f = arg;
+    f->seen_inside = get_round();
+    mo__ctx_exit(&f->co, &f->main);
+}
+
+static void test_ctx_starts_with_creators_fp_control(void **state)
+{
+    (void)state;
+    struct fp_run f = {0};
+    struct mo__stack st;
+    assert_ok(mo__stack_alloc(&st, 64 * 1024));
+    mo__ctx_init_thread(&f.main);
+    set_round(RND_DOWN);
+    assert_ok(mo__ctx_make(&f.co, &st, fp_first_body, &f));
+    set_round(RND_NEAREST);
+    mo__ctx_switch(&f.main, &f.co);
+    assert_int_equal(f.seen_inside, RND_DOWN);
+    assert_int_equal(get_round(), RND_NEAREST);
+    mo__ctx_release(&f.co);
+    mo__stack_free(&st);
+}
 #else
 static void test_ctx_keeps_fp_control_per_context(void **state)
 {
     (void)state;
-    skip(); /* the check reads the x86-64 MXCSR */
+    skip(); /* the check reads the x86-64 MXCSR or the aarch64 FPCR */
+}
+
+static void test_ctx_starts_with_creators_fp_control(void **state)
+{
+    (void)state;
+    skip();
 }
 #endif
 
@@ -1063,6 +1180,8 @@ static void test_watchdog_names_coroutine(void **state)
 MO_TEST_MAIN(
     cmocka_unit_test(test_ctx_switch_alternates), cmocka_unit_test(test_ctx_deep_recursion),
     cmocka_unit_test(test_ctx_keeps_fp_control_per_context),
+    cmocka_unit_test(test_ctx_keeps_callee_saved_registers),
+    cmocka_unit_test(test_ctx_starts_with_creators_fp_control),
     cmocka_unit_test(test_stack_alloc_rounds_and_rejects_zero),
     cmocka_unit_test(test_stack_overflow_faults_on_guard),
     cmocka_unit_test(test_coro_runs_and_returns_value),

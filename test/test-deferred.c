@@ -628,6 +628,35 @@ static void test_cancel_calls_canceller_then_ecanceled(void **state)
     mo_loop_free(loop);
 }
 
+/* A canceller that cancels its own Deferred (say, the operation it stops
+ * reports "cancelled" at once) is not called again: the inner cancel only
+ * fires the Deferred. (Found by the fuzzer: each cancel called the
+ * canceller again, until the stack ran out.) */
+static void recancel_canceller(mo_deferred_t *d, void *arg)
+{
+    int *calls = arg;
+    if (++*calls > 3) return; /* before the fix: stop the recursion here */
+    assert_ok(mo_deferred_cancel(d));
+    assert_int_equal(mo_deferred_fired(d), 1);
+}
+
+static void test_canceller_that_cancels_runs_once(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = fresh_loop();
+    int calls = 0;
+    mo_deferred_t *d = NULL;
+    assert_ok(mo_deferred_new(loop, recancel_canceller, &calls, &d));
+    assert_ok(mo_deferred_add_errback(d, recover_cb, TAG(1)));
+    assert_ok(mo_deferred_cancel(d));
+    assert_int_equal(calls, 1);
+    expect_log(1, (int[]){1}, (intptr_t[]){MO_ECANCELED});
+    assert_mo(MO_EALREADY, mo_deferred_cancel(d));
+    assert_int_equal(calls, 1);
+    mo_deferred_unref(d);
+    mo_loop_free(loop);
+}
+
 static void test_cancel_of_fired_does_nothing(void **state)
 {
     (void)state;
@@ -1138,6 +1167,48 @@ static void test_out_of_memory_in_wait(void **state)
     mo_loop_free(loop);
 }
 
+/* A list whose member is a list: out of memory for the outer list's copy
+ * of the failure (the one that carries its member's index) must not leave
+ * the inner list's index on it, which names a member the outer list does
+ * not have. (Found by the fuzzer.) */
+static void test_nested_list_failure_index_under_oom(void **state)
+{
+    (void)state;
+    assert_ok(mo_replace_allocator(al_malloc, al_realloc, al_calloc, al_free));
+    mo_loop_t *loop = fresh_loop();
+    mo_deferred_t *m[3], *inner, *outer;
+    for (int i = 0; i < 3; i++) m[i] = new_d(loop);
+    assert_ok(mo_deferred_list(loop, m, 3, MO_DLIST_FIRE_ON_ONE_ERRBACK, &inner));
+    assert_ok(mo_deferred_list(loop, &inner, 1,
+                               MO_DLIST_FIRE_ON_ONE_ERRBACK | MO_DLIST_CONSUME_ERRORS, &outer));
+    mo_failure_t *f = mo_failure_new(MO_EIO, "test", "member 2");
+    /* The allocations from here: the inner list's copy, then the outer's. */
+    al.mallocs = 0;
+    al.fail_at = 2;
+    assert_ok(mo_deferred_errback(m[2], f));
+    al.fail_at = 0;
+    const mo_failure_t *got = NULL;
+    assert_ok(mo_deferred_result(outer, NULL, &got));
+    assert_non_null(got);
+    size_t idx = 99;
+    if (mo_deferred_list_error_index(got, &idx) == 0) assert_int_equal(idx, 0); /* outer has one */
+    assert_int_equal(mo_failure_code(got), MO_ENOMEM);
+    mo_deferred_t *take = outer; /* handle both failures */
+    void *v;
+    mo_dtor_fn dtor;
+    mo_failure_t *tf;
+    assert_ok(mo_deferred_take(take, &v, &dtor, &tf));
+    mo_failure_unref(tf);
+    assert_ok(mo_deferred_take(inner, &v, &dtor, &tf));
+    mo_failure_unref(tf);
+    assert_ok(mo_deferred_take(m[2], &v, &dtor, &tf));
+    mo_failure_unref(tf);
+    for (int i = 0; i < 3; i++) mo_deferred_unref(m[i]);
+    mo_deferred_unref(inner);
+    mo_deferred_unref(outer);
+    mo_loop_free(loop);
+}
+
 MO_TEST_MAIN(cmocka_unit_test(test_callback_runs_with_value),
              cmocka_unit_test(test_callback_failure_skips_to_next_errback),
              cmocka_unit_test(test_errback_value_returns_to_callback_path),
@@ -1154,12 +1225,14 @@ MO_TEST_MAIN(cmocka_unit_test(test_callback_runs_with_value),
              cmocka_unit_test(test_inner_failure_flows_into_outer),
              cmocka_unit_test(test_set_after_wait_cancels_the_wait),
              cmocka_unit_test(test_inner_dropped_unfired_releases_outer),
+             cmocka_unit_test(test_nested_list_failure_index_under_oom),
              cmocka_unit_test(test_chain_moves_outcome_to_other),
              cmocka_unit_test(test_chain_to_other_fired_meanwhile_fails),
              cmocka_unit_test(test_million_waiting_links_on_small_stack),
              cmocka_unit_test(test_million_chained_links_on_small_stack),
              cmocka_unit_test(test_million_link_chain_freed_on_small_stack),
              cmocka_unit_test(test_cancel_calls_canceller_then_ecanceled),
+             cmocka_unit_test(test_canceller_that_cancels_runs_once),
              cmocka_unit_test(test_cancel_of_fired_does_nothing),
              cmocka_unit_test(test_cancel_of_waiting_outer_cancels_inner),
              cmocka_unit_test(test_unhandled_failure_goes_to_error_hook),

@@ -924,6 +924,9 @@ static mo_pool_t *one_worker_two_pieces(mo_loop_t *loop, struct offloader *a, st
     a->piece->hold = 1;
     a->piece->until_closing = pool;
     struct mo_task_opts opts = {.pool = pool};
+    /* A slice long enough for both first steps even on a slow machine or
+     * an emulator (qemu translating the code the first time through). */
+    assert_ok(mo_cooperator_set_slice(loop, MO_SEC(10)));
     assert_ok(mo_cooperate(loop, offload_step, a, &opts, ta));
     assert_ok(mo_cooperate(loop, offload_step, b, &opts, tb));
     one_pass(loop); /* both steps offload in this slice */

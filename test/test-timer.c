@@ -193,6 +193,29 @@ static void test_zero_delay_from_callback_runs_next_iteration(void **state)
     mo_loop_free(loop);
 }
 
+/* The same from a call posted with mo_call_from_thread(), which runs at
+ * the start of an iteration, before the delayed calls: its zero-delay call
+ * also waits for the next iteration. (Found by the fuzzer: it ran in the
+ * same one, the timers' cut-off being taken after the thread calls.) */
+static void schedule_zero_cb(mo_loop_t *loop, void *arg)
+{
+    assert_ok(mo_call_later(loop, 0, mo_test_log_cb, arg, NULL));
+}
+
+static void test_zero_delay_from_thread_call_runs_next_iteration(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct mo_test_log log = {0};
+    struct mo_test_tag t = {&log, 1};
+    assert_ok(mo_call_from_thread(loop, schedule_zero_cb, &t));
+    assert_ok(mo_loop_advance(loop, 0));
+    assert_int_equal(log.len, 0);
+    assert_ok(mo_loop_advance(loop, 0));
+    assert_int_equal(log.len, 1);
+    mo_loop_free(loop);
+}
+
 static void test_call_at_past_is_due_now(void **state)
 {
     (void)state;
@@ -248,22 +271,26 @@ static void test_timer_slack(void **state)
     mo_loop_t *loop = mo_test_loop();
     assert_mo(MO_EINVAL, mo_loop_set_timer_slack(NULL, 0));
     assert_mo(MO_EINVAL, mo_loop_set_timer_slack(loop, -1));
-    /* Two calls 5 ms apart, slack 50 ms: one wake-up runs both. */
+    /* Two calls 5 ms apart, slack 50 ms: one wake-up runs both. The first
+     * is 100 ms away, so that a slow first iteration (an emulator
+     * translating the code) does not find it due already. */
     struct stamp a = {0}, b = {0};
     assert_ok(mo_loop_set_timer_slack(loop, MO_MSEC(50)));
     mo_loop_update_time(loop);
-    int64_t deadline = mo_loop_now(loop) + MO_MSEC(10);
+    int64_t deadline = mo_loop_now(loop) + MO_MSEC(100);
     assert_ok(mo_call_at(loop, deadline, stamp_cb, &a, NULL));
     assert_ok(mo_call_at(loop, deadline + MO_MSEC(5), stamp_cb, &b, NULL));
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
     assert_true(a.at >= deadline && b.at >= deadline + MO_MSEC(5));
     assert_true(a.now == b.now);
-    /* The same with no slack: two wake-ups. */
+    /* With no slack: two wake-ups. The calls are 200 ms apart so that a
+     * wake-up late by a few milliseconds (a loaded machine, an emulator)
+     * cannot run both at once. */
     assert_ok(mo_loop_set_timer_slack(loop, 0));
     mo_loop_update_time(loop);
     deadline = mo_loop_now(loop) + MO_MSEC(10);
     assert_ok(mo_call_at(loop, deadline, stamp_cb, &a, NULL));
-    assert_ok(mo_call_at(loop, deadline + MO_MSEC(5), stamp_cb, &b, NULL));
+    assert_ok(mo_call_at(loop, deadline + MO_MSEC(200), stamp_cb, &b, NULL));
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
     assert_true(a.at >= deadline && b.now > a.now);
     /* A lone call with a huge slack is not held back by it (generous bound:
@@ -486,6 +513,7 @@ MO_TEST_MAIN(cmocka_unit_test(test_same_deadline_fifo),
              cmocka_unit_test(test_stale_ids), cmocka_unit_test(test_cancel_from_callback),
              cmocka_unit_test(test_reset_and_delay),
              cmocka_unit_test(test_zero_delay_from_callback_runs_next_iteration),
+             cmocka_unit_test(test_zero_delay_from_thread_call_runs_next_iteration),
              cmocka_unit_test(test_call_at_past_is_due_now),
              cmocka_unit_test(test_cancelled_calls_do_not_wake), cmocka_unit_test(test_timer_slack),
              cmocka_unit_test(test_random_operations_match_model),

@@ -161,7 +161,7 @@ static void test_wakeups_coalesce(void **state)
     assert_int_equal(writes, 1);
     mo__wake_after_sleep(w);
     /* A loop that is awake gets no eventfd write at all. */
-    assert_int_equal(mo__wake_drain(b.loop), 1000);
+    assert_int_equal(mo__wake_drain(b.loop, -1), 1000);
     assert_int_equal(pthread_create(&th, NULL, post_burst, &b), 0);
     pthread_join(th, NULL);
     assert_int_equal(read(w->efd, &writes, sizeof(writes)), -1);
@@ -243,7 +243,65 @@ static void test_from_loop_thread_and_bad_input(void **state)
     assert_int_equal(n, 2);
 }
 
+/* A backlog of calls from a thread is run io_interval at a time, across
+ * iterations, so that a timer due meanwhile runs before the backlog is
+ * through (found by the 8-producer stress test: its 200 us timer ran 3
+ * times in 300 ms, each iteration running millions of calls). */
+struct backlog {
+    mo_loop_t *loop;
+    long received;
+    long at_timer; /* received when the timer ran; -1 before */
+    long iterations;
+};
+
+static struct backlog *the_backlog;
+
+static void backlog_cb(mo_loop_t *loop, void *arg)
+{
+    (void)loop;
+    struct backlog *b = the_backlog;
+    assert_int_equal((long)(intptr_t)arg, b->received); /* order kept */
+    b->received++;
+}
+
+static void backlog_timer(mo_loop_t *loop, void *arg)
+{
+    (void)loop;
+    struct backlog *b = arg;
+    b->at_timer = b->received;
+}
+
+enum { BACKLOG = 1000000 };
+
+static void *post_backlog(void *arg)
+{
+    struct backlog *b = arg;
+    for (long i = 0; i < BACKLOG; i++)
+        assert_ok(mo_call_from_thread(b->loop, backlog_cb, (void *)(intptr_t)i));
+    return NULL;
+}
+
+static void test_backlog_does_not_hold_the_loop(void **state)
+{
+    (void)state;
+    struct backlog b = {.loop = mo_test_loop(), .at_timer = -1};
+    the_backlog = &b;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, post_backlog, &b), 0);
+    pthread_join(th, NULL);
+    /* A million calls take milliseconds; the interval is 100 us. */
+    assert_ok(mo_call_later(b.loop, 0, backlog_timer, &b, NULL));
+    while (b.received < BACKLOG) {
+        assert_ok(mo_loop_run(b.loop, MO_RUN_NOWAIT));
+        b.iterations++;
+    }
+    assert_true(b.at_timer >= 0 && b.at_timer < BACKLOG);
+    assert_true(b.iterations > 1);
+    mo_loop_free(b.loop);
+}
+
 MO_TEST_MAIN(cmocka_unit_test(test_fifo_per_producer_none_lost),
+             cmocka_unit_test(test_backlog_does_not_hold_the_loop),
              cmocka_unit_test(test_wakes_sleeping_loop), cmocka_unit_test(test_stop_from_thread),
              cmocka_unit_test(test_wakeups_coalesce), cmocka_unit_test(test_close_loses_nothing),
              cmocka_unit_test(test_from_loop_thread_and_bad_input))

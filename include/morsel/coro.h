@@ -87,7 +87,9 @@ MO_EXTERN int mo_yield(mo_coro_t *co);
  * code (non-zero; mo_coro_failure() gives the failure) and the failure
  * counts as handled in d. Errors (d released, nothing awaited): MO_EINVAL
  * (NULL co or d, only one of valuep/dtorp NULL, not called from inside
- * co), MO_ECANCELED (the task was stopped). */
+ * co), MO_ECANCELED (the task was stopped, or has ended: when memory runs
+ * out for the link to d, the task fails with MO_ENOMEM and this returns
+ * MO_ECANCELED). */
 MO_EXTERN int mo_await(mo_coro_t *co, mo_deferred_t *d, void **valuep, mo_dtor_fn *dtorp);
 
 /* Runs fn(arg, ...) on a worker thread of the coroutine's pool (see

@@ -228,8 +228,10 @@ MO_EXTERN int mo_io_start(mo_loop_t *loop, int fd, unsigned events, mo_io_fn fn,
  * Loop thread. */
 MO_EXTERN int mo_io_stop(mo_loop_t *loop, mo_io_id id);
 
-/* Queues fn(loop, arg) to run on the loop thread in its next iteration.
- * Calls from one thread run in the order they were posted. Wakes the loop
+/* Queues fn(loop, arg) to run on the loop thread in its next iteration;
+ * a backlog (producers faster than the loop) runs io_interval of it per
+ * iteration, so timers, I/O and tasks keep their turns. Calls from one
+ * thread run in the order they were posted. Wakes the loop
  * if it sleeps, with at most one wake-up in flight however many calls are
  * posted. Never blocks and never loses a call: 0 means fn will run (at the
  * latest in mo_loop_close()), an error means it will not. Errors:

@@ -112,8 +112,9 @@ struct mo__timers {
 
 int mo__timers_init(struct mo__timers *ts);
 void mo__timers_destroy(struct mo__timers *ts);
-/* Runs every timer due at `now` that was scheduled before this call began. */
-void mo__timers_run(mo_loop_t *loop);
+/* Runs every timer due at `now` whose order is below `limit` (the timers'
+ * `seq` when the iteration began: later ones wait for the next). */
+void mo__timers_run(mo_loop_t *loop, uint64_t limit);
 /* The earliest deadline, or INT64_MAX if there is no timer. */
 int64_t mo__timers_next(struct mo__timers *ts);
 /* The second-earliest deadline if it is no later than `until`, or some
@@ -195,13 +196,16 @@ struct mo__wake {
     atomic_int sleeping;
     atomic_int closed;
     _Atomic uint32_t lanes_used;
+    unsigned first_lane; /* where the next drain starts: after the lane last cut short */
     struct mo__lane lanes[MO__LANES];
 };
 
 int mo__wake_init(struct mo__wake *w);
 void mo__wake_destroy(struct mo__wake *w);
-/* Runs the calls posted so far. Returns how many ran. */
-size_t mo__wake_drain(mo_loop_t *loop);
+/* Runs the calls posted so far, for at most `budget` ns (checked every few
+ * calls; negative: all of them). What is left stays pending, in order, for
+ * the next drain. Returns how many ran. */
+size_t mo__wake_drain(mo_loop_t *loop, int64_t budget);
 /* Before a blocking poll: returns true if calls are pending (do not sleep). */
 bool mo__wake_prepare_sleep(struct mo__wake *w);
 void mo__wake_after_sleep(struct mo__wake *w);

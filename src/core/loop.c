@@ -238,11 +238,14 @@ static void loop_update(mo_loop_t *loop)
     if (!loop->virtual_clock) loop->now = mo_hrtime();
 }
 
-/* Calls from threads and due timers: the start of every iteration. */
+/* Calls from threads and due timers: the start of every iteration. A
+ * delayed call scheduled by any of them (seq >= limit) waits for the next
+ * iteration, even if it is due now: rule 1. */
 static void run_due(mo_loop_t *loop)
 {
-    if (mo__wake_pending(&loop->wake)) mo__wake_drain(loop);
-    if (!loop->stop) mo__timers_run(loop);
+    uint64_t limit = loop->timers.seq;
+    if (mo__wake_pending(&loop->wake)) mo__wake_drain(loop, loop->io_interval);
+    if (!loop->stop) mo__timers_run(loop, limit);
 }
 
 static int loop_iterate(mo_loop_t *loop, int mode)

@@ -388,14 +388,11 @@ static bool heap_run(mo_loop_t *loop, uint64_t limit)
  * deadlines, so this runs the calls in the same (deadline, seq) order as
  * one heap holding them all would, with a heap of one tick's calls instead
  * of (after a 100 ms stall under 1M calls a second) a hundred thousand. */
-void mo__timers_run(mo_loop_t *loop)
+void mo__timers_run(mo_loop_t *loop, uint64_t limit)
 {
     struct mo__timers *ts = &loop->timers;
     if (!ts->count) return;
     uint64_t now_tick = tick_of(loop->now);
-    /* Calls scheduled by the callbacks below get seq >= limit and wait for
-     * the next iteration, even if they are due now. */
-    uint64_t limit = ts->seq;
     while (heap_run(loop, limit) && ts->count) {
         unsigned level;
         uint64_t start = wheel_first_slot(ts, &level);

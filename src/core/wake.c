@@ -162,11 +162,18 @@ int mo_call_from_thread(mo_loop_t *loop, mo_call_fn fn, void *arg)
 }
 
 /* Runs the calls of one lane published so far. */
-static size_t lane_drain(mo_loop_t *loop, struct mo__lane *lane)
+/* Runs a lane's calls published when it began, until `end` (read every 64
+ * calls; negative: no end). Returns how many ran; sets *cut if it stopped
+ * with calls left. */
+static size_t lane_drain(mo_loop_t *loop, struct mo__lane *lane, int64_t end, bool *cut)
 {
     uint64_t tail = atomic_load_explicit(&lane->tail, memory_order_acquire);
     size_t ran = 0;
     while (lane->head != tail) {
+        if (end >= 0 && ran % 64 == 63 && mo_hrtime() >= end) {
+            *cut = true;
+            break;
+        }
         if (!lane->head_chunk) {
             lane->head_chunk = atomic_load_explicit(&lane->first, memory_order_acquire);
             lane->head_pos = 0;
@@ -185,18 +192,32 @@ static size_t lane_drain(mo_loop_t *loop, struct mo__lane *lane)
     return ran;
 }
 
-size_t mo__wake_drain(mo_loop_t *loop)
+/* A backlog is run `budget` at a time (rule 1: a flood of calls from
+ * threads must not hold the loop either); the lanes take turns being
+ * first, so that one busy producer does not starve the others. */
+size_t mo__wake_drain(mo_loop_t *loop, int64_t budget)
 {
     struct mo__wake *w = &loop->wake;
     atomic_store_explicit(&w->pending, 0, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
     uint32_t used = atomic_load_explicit(&w->lanes_used, memory_order_acquire);
+    int64_t now = budget < 0 ? 0 : mo_hrtime();
+    int64_t end = budget < 0 || budget > INT64_MAX - now ? -1 : now + budget;
+    unsigned first = w->first_lane;
+    /* The lanes from `first` on, then those before it. */
+    uint32_t order[2] = {used & (UINT32_MAX << first), used & ~(UINT32_MAX << first)};
     size_t ran = 0;
-    while (used) {
-        unsigned i = (unsigned)__builtin_ctz(used);
-        used &= used - 1;
-        ran += lane_drain(loop, &w->lanes[i]);
+    bool cut = false;
+    for (int k = 0; k < 2 && !cut; k++) {
+        while (order[k] && !cut) {
+            unsigned i = (unsigned)__builtin_ctz(order[k]);
+            order[k] &= order[k] - 1;
+            ran += lane_drain(loop, &w->lanes[i], end, &cut);
+            if (cut) w->first_lane = (i + 1) % MO__LANES;
+        }
     }
+    /* What is left runs in the next iteration: the poll must not sleep. */
+    if (cut) atomic_store_explicit(&w->pending, 1, memory_order_relaxed);
     return ran;
 }
 
@@ -229,7 +250,7 @@ void mo__wake_close(mo_loop_t *loop)
         lane_lock(&w->lanes[i]);
         lane_unlock(&w->lanes[i]);
     }
-    while (mo__wake_drain(loop) > 0) {
+    while (mo__wake_drain(loop, -1) > 0) {
     }
 }
 
@@ -243,7 +264,7 @@ void mo__wake_wait(mo_loop_t *loop)
         mo__wake_read(w);
     }
     mo__wake_after_sleep(w);
-    mo__wake_drain(loop);
+    mo__wake_drain(loop, -1);
 }
 
 /* Before the loop sleeps while completions are expected: spinning a little

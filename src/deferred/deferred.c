@@ -438,7 +438,11 @@ int mo_deferred_cancel(mo_deferred_t *d)
     if (d->fired) return MO_EALREADY;
     d->refs++;
     d->cancelled = 1;
-    if (d->canceller) d->canceller(d, d->canceller_arg);
+    /* A canceller runs once: cancelling d again from inside it only fires
+     * d (below), instead of calling the canceller without end. */
+    mo_canceller_fn canceller = d->canceller;
+    d->canceller = NULL;
+    if (canceller) canceller(d, d->canceller_arg);
     if (!d->fired) {
         mo_failure_t *f = mo_failure_new(MO_ECANCELED, "mo_deferred_cancel", NULL);
         mo__deferred_fire(d, (struct mo_result){.failure = f});
@@ -590,10 +594,15 @@ int mo_defer_fail(mo_loop_t *loop, mo_failure_t *failure, mo_deferred_t **dp)
     return 0;
 }
 
-/* mo_defer_later(): the delayed call holds a reference to d and its id
- * lives in canceller_arg (a call id fits a pointer on the 64-bit targets
- * morsel supports). */
-_Static_assert(sizeof(uintptr_t) >= sizeof(mo_call_id), "a call id must fit in a pointer");
+/* mo_defer_later(): the delayed call holds a reference to d. Its id is kept
+ * in the bytes after the Deferred: a 64-bit id does not fit canceller_arg on
+ * 32-bit targets. */
+static mo_call_id later_id(const mo_deferred_t *d)
+{
+    mo_call_id id;
+    memcpy(&id, d + 1, sizeof(id));
+    return id;
+}
 
 static void later_fire(mo_loop_t *loop, void *arg)
 {
@@ -606,14 +615,15 @@ static void later_fire(mo_loop_t *loop, void *arg)
 
 static void later_cancel(mo_deferred_t *d, void *arg)
 {
-    if (mo_call_cancel(d->loop, (mo_call_id)(uintptr_t)arg) == 0) d->refs--; /* the call's */
+    (void)arg;
+    if (mo_call_cancel(d->loop, later_id(d)) == 0) d->refs--; /* the call's */
 }
 
 int mo_defer_later(mo_loop_t *loop, int64_t delay, mo_deferred_fn fn, void *arg, mo_deferred_t **dp)
 {
     if (!loop || !fn || !dp || delay < 0) return MO_EINVAL;
     mo_deferred_t *d;
-    int rc = mo__deferred_alloc(loop, 0, &d);
+    int rc = mo__deferred_alloc(loop, sizeof(mo_call_id), &d);
     if (rc) return rc;
     append(d, fn, NULL, arg);
     mo_call_id id;
@@ -624,7 +634,7 @@ int mo_defer_later(mo_loop_t *loop, int64_t delay, mo_deferred_fn fn, void *arg,
     }
     d->refs++;
     d->canceller = later_cancel;
-    d->canceller_arg = (void *)(uintptr_t)id;
+    memcpy(d + 1, &id, sizeof(id));
     *dp = d;
     return 0;
 }

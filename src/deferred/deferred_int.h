@@ -21,7 +21,8 @@ struct mo_failure {
 
 /* A copy of f (f itself is not consumed) with origin "context: ..." that
  * remembers a list member's index; out of memory gives a new reference to
- * f, without the index. */
+ * f, without the index (or, if f has an index of its own, the shared
+ * MO_ENOMEM failure). */
 mo_failure_t *mo__failure_with_index(mo_failure_t *f, const char *context, size_t index);
 
 /* ---- Deferreds (deferred.c) ----

@@ -111,7 +111,9 @@ mo_failure_t *mo_failure_wrap(mo_failure_t *f, const char *context)
 mo_failure_t *mo__failure_with_index(mo_failure_t *f, const char *context, size_t index)
 {
     struct mo_failure *w = failure_with_context(f, context);
-    if (!w) return mo_failure_ref(f);
+    /* Out of memory: f itself, unless it carries an index of its own (a
+     * list's failure inside a list), which would name the wrong member. */
+    if (!w) return f->has_index ? &mo__nomem_failure : mo_failure_ref(f);
     w->has_index = true;
     w->index = index;
     return w;

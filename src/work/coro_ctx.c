@@ -131,15 +131,20 @@ static int ctx_frame(struct mo__ctx *ctx, const struct mo__stack *s)
     return 0;
 }
 #elif defined(__aarch64__)
-/* The frame mo__ctx_swap pops (see aarch64_switch.S). */
+/* The frame mo__ctx_swap pops (see aarch64_switch.S), with the caller's
+ * floating-point control register, so a coroutine computes like its
+ * creator. */
 static int ctx_frame(struct mo__ctx *ctx, const struct mo__stack *s)
 {
     uintptr_t top = ((uintptr_t)s->lo + s->size) & ~(uintptr_t)15;
-    uint64_t *f = (uint64_t *)top - 20;
-    for (int i = 0; i < 20; i++) f[i] = 0;
+    uint64_t *f = (uint64_t *)top - 22;
+    uint64_t fpcr;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+    for (int i = 0; i < 22; i++) f[i] = 0;
     f[8] = (uintptr_t)ctx;           /* x19: the argument */
     f[9] = (uintptr_t)ctx_start;     /* x20: the function */
     f[19] = (uintptr_t)mo__ctx_boot; /* x30 */
+    f[20] = fpcr;
     ctx->sp = f;
     return 0;
 }

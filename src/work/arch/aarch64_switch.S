@@ -4,13 +4,15 @@
  *   x0 = from, x1 = to; the saved stack pointer is the struct's first member.
  *
  * Saves only what a callee must preserve: x19-x28, the frame pointer x29,
- * the link register x30 and the low halves of v8-v15 (d8-d15). The frame on
- * the suspended stack, from the saved sp upwards (160 bytes):
+ * the link register x30 and the low halves of v8-v15 (d8-d15), and the
+ * floating-point control register FPCR (rounding mode, flush-to-zero), which
+ * belongs to the context that set it as the MXCSR does on x86-64. The frame
+ * on the suspended stack, from the saved sp upwards (176 bytes):
  *   +0 d8 d9, +16 d10 d11, +32 d12 d13, +48 d14 d15,
  *   +64 x19 x20, +80 x21 x22, +96 x23 x24, +112 x25 x26, +128 x27 x28,
- *   +144 x29 x30
+ *   +144 x29 x30, +160 fpcr, +168 unused (sp stays 16-byte aligned)
  * coro_ctx.c builds the same frame for a new context, with x30 pointing at
- * mo__ctx_boot, x19 = argument and x20 = function.
+ * mo__ctx_boot, x19 = argument, x20 = function and the creator's FPCR.
  */
 /* Built with -DMO_CTX_UCONTEXT, the portable switch in coro_ctx.c is used. */
 #ifndef MO_CTX_UCONTEXT
@@ -29,7 +31,7 @@
 mo__ctx_swap:
     .cfi_startproc
     MO_BTI_C
-    sub     sp, sp, #160
+    sub     sp, sp, #176
     stp     d8, d9, [sp, #0]
     stp     d10, d11, [sp, #16]
     stp     d12, d13, [sp, #32]
@@ -40,6 +42,8 @@ mo__ctx_swap:
     stp     x25, x26, [sp, #112]
     stp     x27, x28, [sp, #128]
     stp     x29, x30, [sp, #144]
+    mrs     x9, fpcr
+    str     x9, [sp, #160]
     mov     x9, sp
     str     x9, [x0]
     ldr     x9, [x1]
@@ -54,7 +58,14 @@ mo__ctx_swap:
     ldp     x25, x26, [sp, #112]
     ldp     x27, x28, [sp, #128]
     ldp     x29, x30, [sp, #144]
-    add     sp, sp, #160
+    /* Writing FPCR can stall the pipeline: only when it differs. */
+    ldr     x9, [sp, #160]
+    mrs     x10, fpcr
+    cmp     x9, x10
+    b.eq    1f
+    msr     fpcr, x9
+1:
+    add     sp, sp, #176
     ret
     .cfi_endproc
     .size   mo__ctx_swap, .-mo__ctx_swap
