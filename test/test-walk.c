@@ -248,7 +248,7 @@ static void test_names_remove_bounds(void **state)
 {
     (void)state;
     mo_walk_name v[3] = {{"a", 1, 8}, {"b", 1, 8}, {"c", 1, 8}};
-    mo_walk_names names = {v, 3, 0};
+    mo_walk_names names = {.names = v, .count = 3};
     mo_walk_names_remove(&names, 3); /* out of range: ignored */
     mo_walk_names_remove(NULL, 0);
     assert_int_equal(names.count, 3);

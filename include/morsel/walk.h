@@ -13,18 +13,43 @@
  * the order the file system lists them (getdents order); "." and ".." are
  * never listed.
  *
- * Symbolic links are never followed, not even `top` itself: a symlink to a
- * directory is listed with type MO_WALK_LNK and not entered, so a walk
- * cannot loop. (As with find, a `top` that ends in "/" names the directory
- * the link points to.) Directories are opened relative to their parent's
- * descriptor (openat with O_NOFOLLOW), read with large getdents64 batches and
- * typed from d_type; a no-follow fstatat is made only for a file system that
- * gives no type. The walk keeps at most MO_WALK_MAX_FDS descriptors open
- * however deep the tree is: past that depth an ancestor's descriptor is
- * closed after its device and inode are recorded, and re-opened as ".." of
- * its child when the walk climbs back; if the re-opened directory is not the
- * same one (the tree was moved under the walk), that is an MO_ENOENT error
- * on the ancestor's path.
+ * Symbolic links are not followed, not even `top` itself, unless the walk
+ * is asked to (MO_WALK_FOLLOW, below): a symlink to a directory is listed
+ * with type MO_WALK_LNK and not entered, so a walk cannot loop. (As with
+ * find, a `top` that ends in "/" names the directory the link points to.)
+ * Directories are opened relative to their parent's descriptor (openat with
+ * O_NOFOLLOW), read with large getdents64 batches and typed from d_type; a
+ * no-follow fstatat is made only for a file system that gives no type. The
+ * walk keeps at most MO_WALK_MAX_FDS descriptors open however deep the tree
+ * is: past that depth an ancestor's descriptor is closed after its device
+ * and inode are recorded, and re-opened when the walk climbs back (as ".."
+ * of its child, or by its path from the nearest ancestor still open, or
+ * from `top`); if the re-opened directory is not the same one (the tree was
+ * moved under the walk), that is an MO_ENOENT error on the ancestor's path.
+ * When the process runs out of descriptors (EMFILE, ENFILE), the walk closes
+ * the oldest ones it holds the same way, keeps fewer from then on, and goes
+ * on, as find does: it needs two free descriptors (parallel mode: three)
+ * to make progress, and fails with MO_EMFILE only when it has no more to
+ * give back.
+ *
+ * Following symbolic links (MO_WALK_FOLLOW) is find -L's walk: `top` and
+ * every listed symlink are resolved; a symlink is listed with its target's
+ * type (MO_WALK_DIR for a link to a directory, which the walk then enters,
+ * unless visit() removes it), and only a dangling one keeps type
+ * MO_WALK_LNK. A symlink whose resolution fails with ELOOP (a link to
+ * itself, a cycle of links) and a link to a directory that is already on
+ * the path from `top` to the one being listed (a file system loop: a link
+ * to an ancestor or to the directory itself, or a directory below such a
+ * link that is its own ancestor) are not listed: each is an MO_ELOOP error
+ * on its path (reported to on_error, or stopping the walk), once per path
+ * where it is met, and never entered. A directory on the current path
+ * reached another way (a bind mount of an ancestor) is the same MO_ELOOP
+ * error, found when it is entered. Staying on one file system
+ * (MO_WALK_XDEV) is find -xdev's walk: a directory whose device differs
+ * from `top`'s is listed in its parent but not entered (no visit(), no
+ * error). Each costs one fstat() per directory entered; MO_WALK_FOLLOW
+ * also one stat() per listed symlink and subdirectory (find -L stats every
+ * name).
  *
  * Parallel mode (MO_WALK_PARALLEL) reads directories on the loop's worker
  * pool (pool.h, mo_loop_pool()), several at once, and calls visit() on the
@@ -101,6 +126,10 @@ typedef struct mo_walk_names {
     size_t count;
     /* MO_WALK_PIECES only: 1 if more pieces of this directory follow. */
     int more;
+    /* The directory's depth: 0 for `top`, 1 for its subdirectories, ...;
+     * its names are at depth + 1 (find's -maxdepth counts the same way).
+     * (Added in 0.2; the fields above keep their place.) */
+    size_t depth;
 } mo_walk_names;
 
 /* Removes names->names[i], keeping the others in order. O(count); to remove
@@ -127,7 +156,13 @@ enum mo_walk_flags {
     /* Read directories on the loop's worker pool, several at once; visit()
      * still runs on the loop thread, one directory at a time, in no
      * promised order. See the top of this file. */
-    MO_WALK_PARALLEL = 2
+    MO_WALK_PARALLEL = 2,
+    /* Follow symbolic links, `top` included, with loop detection by device
+     * and inode (find -L). See the top of this file. */
+    MO_WALK_FOLLOW = 4,
+    /* Do not enter directories on another file system than `top`'s (find
+     * -xdev). See the top of this file. */
+    MO_WALK_XDEV = 8
 };
 
 /* Options of a walk; zero-initialise, then set what you need. */
@@ -155,7 +190,9 @@ typedef struct mo_walk_totals {
  * - with a failure when an error stopped it: its code is the negative errno
  *   (MO_ENOENT: a directory vanished, or an ancestor was moved away under a
  *   deep walk; MO_EACCES: unreadable; MO_ENOTDIR: `top`, or an entry listed
- *   as a directory, is not one (a symlink counts as not one); MO_EMFILE,
+ *   as a directory, is not one (a symlink counts as not one, unless the walk
+ *   follows them); MO_ELOOP: a loop met with MO_WALK_FOLLOW, the path being
+ *   the link's; MO_EMFILE: the walk had no descriptor left to give back;
  *   MO_ENOMEM, ...), its origin "mo_walk", and its message exactly the full
  *   path of the directory concerned, as visit() would name it;
  * - with MO_ECANCELED when it is cancelled (mo_deferred_cancel()): the walk
