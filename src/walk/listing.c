@@ -139,20 +139,30 @@ int mo__walk_list_parse(struct mo__walk_list *l, size_t from, struct mo__walk_sc
     size_t most = l->count + (l->used - from) / 24 + 1;
     if (mo__walk_grow((void **)&l->names, &l->ncap, most, sizeof(mo_walk_name)) != 0)
         return MO_ENOMEM;
-    /* Following symlinks, links and directories are resolved too. */
-    uint8_t link = scan->flags & MO_WALK_FOLLOW ? DT_LNK : DT_UNKNOWN;
-    uint8_t dir = scan->flags & MO_WALK_FOLLOW ? DT_DIR : DT_UNKNOWN;
-    for (size_t off = from; off < l->used;) {
-        struct kdirent64 *d = (struct kdirent64 *)(l->buf + off);
+    /* The d_types to resolve with a stat: bit t for type t (all < 16).
+     * Following symlinks, links and directories too. */
+    unsigned resolve = 1u << DT_UNKNOWN;
+    if (scan->flags & MO_WALK_FOLLOW) resolve |= 1u << DT_LNK | 1u << DT_DIR;
+    /* In locals: stores to names[] could alias the structs' fields. */
+    mo_walk_name *names = l->names;
+    const char *buf = l->buf;
+    size_t count = l->count, dirs = 0, loops = 0;
+    for (size_t off = from, end = l->used; off < end;) {
+        const struct kdirent64 *d = (const struct kdirent64 *)(buf + off);
         off += d->d_reclen;
         const char *s = d->d_name;
         if (s[0] == '.' && (s[1] == '\0' || (s[1] == '.' && s[2] == '\0'))) continue;
         uint8_t type = d->d_type;
-        if (type == DT_UNKNOWN || type == link || type == dir) type = name_type(scan, s, type);
-        scan->dirs += type == DT_DIR;
-        scan->loops += type == MO__WALK_LOOP;
-        l->names[l->count++] = (mo_walk_name){s, (uint32_t)strlen(s), type};
+        if (resolve & 1u << (type & 15)) {
+            type = name_type(scan, s, type);
+            loops += type == MO__WALK_LOOP;
+        }
+        dirs += type == DT_DIR;
+        names[count++] = (mo_walk_name){s, (uint32_t)strlen(s), type};
     }
+    l->count = count;
+    scan->dirs += dirs;
+    scan->loops += loops;
     return 0;
 }
 

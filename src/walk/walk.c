@@ -68,9 +68,8 @@ void mo_walk_names_remove(mo_walk_names *names, size_t i)
 
 /* ---- buffers ---- */
 
-int mo__walk_grow(void **p, size_t *cap, size_t need, size_t size)
+int mo__walk_realloc(void **p, size_t *cap, size_t need, size_t size)
 {
-    if (need <= *cap) return 0;
     size_t n = *cap ? *cap : 16;
     while (n < need) n *= 2;
     if (n > SIZE_MAX / size) return MO_ENOMEM;
@@ -79,14 +78,6 @@ int mo__walk_grow(void **p, size_t *cap, size_t need, size_t size)
     *p = q;
     *cap = n;
     return 0;
-}
-
-void mo__walk_shrink(void **p, size_t *cap, size_t size, size_t keep)
-{
-    if (*cap * size <= keep) return;
-    mo__free(*p);
-    *p = NULL;
-    *cap = 0;
 }
 
 static void frame_close(struct frame *f)
@@ -288,12 +279,11 @@ static int walk_skip(struct mo__walk *w, int err)
     return err ? err : walk_pop(w);
 }
 
-/* A frame just opened, with MO_WALK_FOLLOW or MO_WALK_XDEV: records its id;
+/* A frame just opened (MO_WALK_FOLLOW, MO_WALK_XDEV): records its id;
  * leaves it if it is on another file system, or already on the path (a
  * loop that came another way than a symlink: a bind mount). */
 static int frame_check(struct mo__walk *w, struct frame *f)
 {
-    if (!(w->flags & (MO_WALK_FOLLOW | MO_WALK_XDEV))) return MO__WALK_GO;
     int err = mo__walk_id_of(f->fd, &f->id);
     if (err) return walk_skip(w, err);
     if (w->depth == 1) w->top_dev = f->id.dev;
@@ -322,7 +312,8 @@ static int walk_push(struct mo__walk *w, const mo_walk_name *name)
     evict_ancestor(w, w->depth - 1);
     struct frame *f = top_frame(w);
     f->fd = walk_openat(w, f[-1].fd, name->name);
-    return f->fd >= 0 ? frame_check(w, f) : walk_skip(w, open_error(w, -errno));
+    if (f->fd < 0) return walk_skip(w, open_error(w, -errno));
+    return w->flags & (MO_WALK_FOLLOW | MO_WALK_XDEV) ? frame_check(w, f) : MO__WALK_GO;
 }
 
 /* ---- the phases of the top frame ---- */
@@ -401,7 +392,7 @@ static int phase_open(struct mo__walk *w, struct frame *f)
     f->fd = openat(AT_FDCWD, w->path, w->oflags);
     if (f->fd < 0) return walk_skip(w, open_error(w, -errno));
     f->phase = PH_READ;
-    return frame_check(w, f);
+    return w->flags & (MO_WALK_FOLLOW | MO_WALK_XDEV) ? frame_check(w, f) : MO__WALK_GO;
 }
 
 /* Enters the next subdirectory left in the listing, scanning at most

@@ -136,11 +136,22 @@ void mo__walk_abort(struct mo__walk *w, int err);
 /* Grows *p (an array of *cap elements of `size` bytes) to hold at least
  * `need`, doubling. MO_ENOMEM leaves it as it was. Loop thread or a job's
  * own worker: it touches only what it is given. */
-int mo__walk_grow(void **p, size_t *cap, size_t need, size_t size);
+int mo__walk_realloc(void **p, size_t *cap, size_t need, size_t size);
+
+static inline int mo__walk_grow(void **p, size_t *cap, size_t need, size_t size)
+{
+    return need <= *cap ? 0 : mo__walk_realloc(p, cap, need, size);
+}
 
 /* Frees *p if it grew past `keep` bytes (a huge directory made it large);
  * the next use grows it again. */
-void mo__walk_shrink(void **p, size_t *cap, size_t size, size_t keep);
+static inline void mo__walk_shrink(void **p, size_t *cap, size_t size, size_t keep)
+{
+    if (*cap * size <= keep) return;
+    mo__free(*p);
+    *p = NULL;
+    *cap = 0;
+}
 
 /* ---- shared by the two engines: directories (listing.c) ----
  * Each of these touches only what it is given: loop thread or a worker. */
