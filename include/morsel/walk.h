@@ -23,9 +23,11 @@
  * walk keeps at most MO_WALK_MAX_FDS descriptors open however deep the tree
  * is: past that depth an ancestor's descriptor is closed after its device
  * and inode are recorded, and re-opened when the walk climbs back (as ".."
- * of its child, or by its path from the nearest ancestor still open, or
- * from `top`); if the re-opened directory is not the same one (the tree was
- * moved under the walk), that is an MO_ENOENT error on the ancestor's path.
+ * of its child, or, when that is another directory or there is no
+ * descriptor for it, by its path from `top`, relative to the working
+ * directory if `top` is); if the re-opened directory is not the same one
+ * (the tree was moved under the walk), that is an MO_ENOENT error on the
+ * ancestor's path.
  * When the process runs out of descriptors (EMFILE, ENFILE), the walk closes
  * the oldest ones it holds the same way, keeps fewer from then on, and goes
  * on, as find does: it needs two free descriptors (parallel mode: three)
@@ -53,30 +55,32 @@
  *
  * Parallel mode (MO_WALK_PARALLEL) reads directories on the loop's worker
  * pool (pool.h, mo_loop_pool()), several at once, and calls visit() on the
- * loop thread, one directory at a time, in no promised order (a directory
- * is still visited before anything below it). A job reads a few sibling
+ * loop thread, one directory at a time, in no promised order (a directory is
+ * still visited before anything below it). A job reads a few sibling
  * directories (up to 16; fewer when few are pending, so that every worker
- * gets some): a worker opens each with openat(O_NOFOLLOW) relative to the
- * parent's descriptor, which the loop thread keeps open (and never closes)
- * while a job uses it, reads its whole listing with 64 KiB getdents64
- * calls into a buffer the job owns (with MO_WALK_PIECES: up to 32 KiB per
- * job per round, each piece visited before the next is read), and types
- * the names; the loop thread only visits listings and hands out the
- * subdirectories left in them. Bounds: at most MO_WALK_MAX_DIRS
- * directories in flight (queued, being read, or read and waiting for
- * visit()), so at most that many listings buffered; descriptors: at most
- * MO_WALK_MAX_FDS parents' kept, plus at most two per directory in flight
- * and one per job. Past MO_WALK_MAX_FDS, the oldest parent's descriptor is
- * closed after its device and inode are recorded, and a job that needs it
- * opens it again, one name at a time with openat(O_NOFOLLOW) from the
- * nearest ancestor still open (the top's descriptor stays open), and
- * checks (dev, ino): a mismatch is MO_ENOENT on the directories being
- * opened. Pruning works as in sequential mode: a subdirectory removed from
- * `names` is never opened. Errors, on_error and cancelling work as in
- * sequential mode, except that the first error *processed* stops the walk
- * (reads finish in any order), and descriptors held by a read running on a
- * worker at that time are closed when that read returns (mo_loop_run()
- * returns only after that).
+ * gets some): a worker opens each with openat (O_NOFOLLOW unless the walk
+ * follows links) relative to the parent's descriptor, which the loop thread
+ * keeps open (and never closes) while a job uses it, reads its whole listing
+ * with 64 KiB getdents64 calls into a buffer the job owns (with
+ * MO_WALK_PIECES: up to 32 KiB per job per round, each piece visited before
+ * the next is read), and types the names; the loop thread only visits
+ * listings and hands out the subdirectories left in them. Bounds: at most
+ * MO_WALK_MAX_DIRS directories in flight (queued, being read, or read and
+ * waiting for visit()), so at most that many listings buffered; descriptors:
+ * at most MO_WALK_MAX_FDS parents' kept, plus at most two per directory in
+ * flight and one per job. Past MO_WALK_MAX_FDS, the oldest parent's
+ * descriptor is closed after its device and inode are recorded, and a job
+ * that needs it opens it again by the names from the nearest ancestor still
+ * open (the top's descriptor stays open if it can), and checks (dev, ino): a
+ * mismatch is MO_ENOENT on the directories being opened. When descriptors
+ * run out, the walk keeps fewer parents' descriptors and runs fewer, smaller
+ * jobs at once from then on; a job that could open nothing waits, holding no
+ * descriptor, for another to end. Pruning works as in sequential mode: a
+ * subdirectory removed from `names` is never opened. Errors, on_error and
+ * cancelling work as in sequential mode, except that the first error
+ * *processed* stops the walk (reads finish in any order), and descriptors
+ * held by a read running on a worker at that time are closed when that read
+ * returns (mo_loop_run() returns only after that).
  */
 #ifndef MORSEL_WALK_H
 #define MORSEL_WALK_H
@@ -88,8 +92,8 @@
 extern "C" {
 #endif
 
-/* Descriptors one sequential walk keeps open at most (plus one, briefly,
- * while it re-opens a parent); in parallel mode, parent descriptors kept. */
+/* Descriptors one sequential walk keeps open at most; in parallel mode,
+ * parent descriptors kept. Fewer once the process ran out of them. */
 #define MO_WALK_MAX_FDS 32
 
 /* Parallel mode: directories in flight (queued, being read, or read and
