@@ -181,7 +181,7 @@ static bool recs_same_set(struct recs *a, struct recs *b)
     recs_sort(b);
     if (a->n != b->n) return false;
     for (size_t i = 0; i < a->n; i++)
-        if (strcmp(a->v[i], b->v[i])) return false;
+        if (strcmp(a->v[i], b->v[i]) != 0) return false;
     return true;
 }
 
@@ -228,6 +228,7 @@ void seen_paths(const struct walk_seen *s, const char *top, int type, struct rec
         if (rec[0] != 'N' || (type != -1 && atoi(rec + 1) != type)) continue;
         const char *dir = strchr(rec, ' ') + 1, *sep = NULL;
         for (const char *p = dir; (p = strstr(p, "//")) != NULL; p++) sep = p;
+        assert_non_null(sep);
         char path[8400];
         size_t dlen = (size_t)(sep - dir);
         int n = snprintf(path, sizeof path, "%.*s%s%s", (int)dlen, dir,
@@ -278,7 +279,7 @@ void find_run(const char *args, struct recs *paths, struct recs *errors)
         recs_push(paths, line, (size_t)n - 1);
     pclose(f);
     FILE *e = fdopen(efd, "r");
-    for (ssize_t n; (n = getline(&line, &cap, e)) > 0;) {
+    while (getline(&line, &cap, e) > 0) {
         char path[4200];
         size_t len = find_unquote(line, path, sizeof path);
         if (len) recs_push(errors, path, len);
@@ -629,7 +630,9 @@ void ref_walk(struct recs *r, const char *dir)
         int type = ref_type(dirfd(d), e);
         recs_add(r, 'N', dir, e->d_name, type);
         if (type != DT_DIR) continue;
-        subs = realloc(subs, (nsubs + 1) * sizeof(*subs));
+        char **more = realloc(subs, (nsubs + 1) * sizeof(*subs));
+        assert_non_null(more);
+        subs = more;
         size_t n = strlen(dir) + strlen(e->d_name) + 2;
         subs[nsubs] = malloc(n);
         snprintf(subs[nsubs++], n, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/",

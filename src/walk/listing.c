@@ -71,7 +71,7 @@ int mo__walk_reopen(int base, char *rel, size_t len, int oflags, const struct mo
         fd = next;
         for (at = end; at < len && rel[at] == '/';) at++;
     }
-    struct mo__walk_id now;
+    struct mo__walk_id now = {0, 0};
     if (fd == base) return MO_EINVAL; /* rel was empty or only "/" */
     if (mo__walk_id_of(fd, &now) != 0 || !mo__walk_id_eq(&now, id)) {
         close(fd);

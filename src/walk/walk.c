@@ -225,7 +225,7 @@ static int frame_reopen_parent(struct mo__walk *w)
 {
     struct frame *f = top_frame(w), *parent = f - 1;
     int fd = walk_openat(w, f->fd, "..");
-    struct mo__walk_id id;
+    struct mo__walk_id id = {0, 0};
     if (fd >= 0 && mo__walk_id_of(fd, &id) == 0 && mo__walk_id_eq(&id, &parent->id)) {
         parent->fd = fd;
         return 0;
