@@ -199,12 +199,13 @@ void walk_in_child(struct walk_seen *seen, const char *top, const mo_walk_opts *
         if (seen->as_nobody && getuid() == 0)
             assert_true(!setgroups(0, NULL) && !setgid(65534) && !setuid(65534));
         walk_run(seen, top, opts);
-        struct child_walk r = {seen->done_err,
-                               seen->dirs,
-                               seen->names,
-                               (long)seen->errors.n,
-                               recs_same_set(&seen->recs, &ref),
-                               ""};
+        struct child_walk r;
+        memset(&r, 0, sizeof r); /* padding included: it is written out */
+        r.done_err = seen->done_err;
+        r.dirs = seen->dirs;
+        r.names = seen->names;
+        r.errors = (long)seen->errors.n;
+        r.same = recs_same_set(&seen->recs, &ref);
         memcpy(r.done_path, seen->done_path, sizeof r.done_path);
         _exit(write(pipefd[1], &r, sizeof r) == sizeof r ? 0 : 1);
     }
@@ -313,6 +314,7 @@ void make_tree(const char *root)
         for (int k = 0; k < 5; k++) {
             snprintf(p, sizeof p, "wide/w%02d/s%d", i, k);
             tree_dir(root, p);
+            snprintf(p, sizeof p, "wide/w%02d/f%d", i, k);
             tree_file(root, p);
             snprintf(p, sizeof p, "wide/w%02d/s%d/f", i, k);
             tree_file(root, p);
@@ -383,7 +385,7 @@ bool mount_in_tree(const char *root, const char *rel)
 {
     char p[4200];
     tree_path(p, sizeof p, root, rel);
-    return unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0 &&
+    return unshare(CLONE_NEWNS) == 0 && mount("none", "/", "", MS_REC | MS_PRIVATE, NULL) == 0 &&
            mount("none", p, "tmpfs", 0, "size=1m") == 0;
 }
 
