@@ -342,6 +342,138 @@ static void test_xdev_like_find(void **state)
     check_xdev_like_find(0);
 }
 
+/* ---- follow and xdev in every mode of both engines ----
+ * First written against the cli branch's engine (920cdcf), kept with this
+ * one. */
+
+static const unsigned engine_modes[] = {0, MO_WALK_PIECES, MO_WALK_PARALLEL,
+                                        MO_WALK_PARALLEL | MO_WALK_PIECES};
+
+static void test_follow_links_reports_each_loop_once(void **state)
+{
+    (void)state;
+    char root[256];
+    tree_tmpdir(root, sizeof root);
+    make_mixed(root); /* link-to-dir -> a, loop -> loop, z/up -> .. */
+    tree_link(root, "nowhere", "broken");
+    tree_link(root, "top-file", "link-to-file");
+    tree_link(root, "../..", "a/b/up2"); /* back to root from two levels down */
+    for (size_t m = 0; m < sizeof engine_modes / sizeof *engine_modes; m++) {
+        struct walk_seen s = {0};
+        mo_walk_opts opts = {.flags = engine_modes[m] | MO_WALK_FOLLOW, .on_error = seen_error};
+        walk_run(&s, root, &opts);
+        assert_int_equal(s.done_err, 0);
+        /* Links typed by their targets; a broken one stays a link. */
+        assert_int_equal(recs_count(&s.recs, "N4 %s//link-to-dir", root), 1);
+        assert_int_equal(recs_count(&s.recs, "N8 %s//link-to-file", root), 1);
+        assert_int_equal(recs_count(&s.recs, "N10 %s//broken", root), 1);
+        /* The directory behind the link is walked, under the link's path. */
+        assert_int_equal(recs_count(&s.recs, "D0 %s/link-to-dir/b/c//", root), 1);
+        /* Loops are neither listed nor entered: one error each time the
+         * walk reaches one, MO_ELOOP, on the path it was reached by. */
+        for (size_t i = 0; i < s.recs.n; i++) {
+            const char *end = s.recs.v[i] + strlen(s.recs.v[i]);
+            assert_true(strcmp(end - 6, "//loop") && strcmp(end - 4, "//up") &&
+                        strcmp(end - 5, "//up2"));
+        }
+        const char *loops[] = {"loop", "z/up", "a/b/up2", "link-to-dir/b/up2"};
+        for (size_t i = 0; i < sizeof loops / sizeof *loops; i++)
+            assert_int_equal(recs_count(&s.errors, "E%d %s/%s//", ELOOP, root, loops[i]), 1);
+        assert_int_equal(s.errors.n, 4);
+        seen_free(&s);
+    }
+    tree_rm(root);
+}
+
+/* A tree deeper than MO_WALK_MAX_FDS reached through a link: the walk
+ * climbs back through evicted ancestors, which ".." cannot reach (it leads
+ * to the link target's parent), so they are re-opened by their path. */
+static void test_follow_deep_through_a_link(void **state)
+{
+    (void)state;
+    char root[256], top[300];
+    tree_tmpdir(root, sizeof root);
+    tree_dir(root, "real");
+    tree_deep(root, "real", 3 * MO_WALK_MAX_FDS);
+    tree_dir(root, "top");
+    tree_dir(root, "top/x"); /* the link's parent: evicted, and ".." of real is not it */
+    tree_link(root, "../../real", "top/x/link");
+    tree_file(root, "top/x/after");
+    snprintf(top, sizeof top, "%s/top", root);
+    for (size_t m = 0; m < sizeof engine_modes / sizeof *engine_modes; m++) {
+        struct walk_seen s = {0};
+        mo_walk_opts opts = {.flags = engine_modes[m] | MO_WALK_FOLLOW, .on_error = seen_error};
+        walk_run(&s, top, &opts);
+        assert_mo(0, s.done_err);
+        assert_int_equal(s.errors.n, 0);
+        assert_int_equal(recs_count(&s.recs, "N4 %s/x//link", top), 1);
+        assert_int_equal(recs_count(&s.recs, "D0 %s/x/link/d//", top), 1);
+        size_t d = 0;
+        for (size_t i = 0; i < s.recs.n; i++) {
+            const char *rec = s.recs.v[i];
+            d += !strncmp(rec, "N4 ", 3) && !strcmp(rec + strlen(rec) - 3, "//d");
+        }
+        assert_int_equal(d, 3 * MO_WALK_MAX_FDS);
+        /* Bounded: the loop's, MO_WALK_MAX_FDS, a few more. */
+        if (!(engine_modes[m] & MO_WALK_PARALLEL))
+            assert_in_range(s.max_fds, 0, s.fds_before + MO_WALK_MAX_FDS + 4);
+        seen_free(&s);
+    }
+    tree_rm(root);
+}
+
+/* A file system mounted inside the tree: listed, not entered, in every
+ * mode, with and without following links. */
+static void test_xdev_stays_on_one_file_system(void **state)
+{
+    (void)state;
+    char root[256];
+    tree_tmpdir(root, sizeof root);
+    tree_dir(root, "m");
+    tree_dir(root, "d");
+    tree_file(root, "d/f");
+    if (!mount_in_tree(root, "m")) {
+        tree_rm(root);
+        skip(); /* not permitted to mount here */
+    }
+    tree_dir(root, "m/inner");
+    tree_file(root, "m/inner/f");
+    tree_link(root, "m", "link-to-mount");
+    for (size_t m = 0; m < sizeof engine_modes / sizeof *engine_modes; m++) {
+        for (int follow = 0; follow < 2; follow++) {
+            struct walk_seen s = {0};
+            unsigned flags = engine_modes[m] | MO_WALK_XDEV | (follow ? MO_WALK_FOLLOW : 0);
+            mo_walk_opts opts = {.flags = flags, .on_error = seen_error};
+            walk_run(&s, root, &opts);
+            assert_int_equal(s.done_err, 0);
+            assert_int_equal(s.errors.n, 0);
+            assert_int_equal(recs_count(&s.recs, "N4 %s//m", root), 1);
+            assert_int_equal(recs_count(&s.recs, "N4 %s/m//inner", root), 0);
+            assert_int_equal(recs_count(&s.recs, "D0 %s/d//", root), 1);
+            assert_int_equal(recs_count(&s.recs, "N%d %s//link-to-mount", follow ? 4 : 10, root),
+                             1);
+            seen_free(&s);
+        }
+        /* Without it, the mount is walked. */
+        struct walk_seen s = {0};
+        mo_walk_opts opts = {.flags = engine_modes[m]};
+        walk_run(&s, root, &opts);
+        assert_int_equal(recs_count(&s.recs, "N4 %s/m//inner", root), 1);
+        seen_free(&s);
+    }
+    unmount_in_tree(root, "m");
+    tree_rm(root);
+}
+
+/* A link nobody may follow (its target's directory is not searchable) is
+ * listed, untyped, and its error reported, as find -L does; both engines. */
+static void test_follow_unsearchable_like_find(void **state)
+{
+    (void)state;
+    check_follow_unsearchable_like_find(0);
+    check_follow_unsearchable_like_find(MO_WALK_PARALLEL);
+}
+
 /* ---- the public API: mo_walk() and its Deferred ---- */
 
 struct outcome {
@@ -529,4 +661,8 @@ MO_TEST_MAIN(
     cmocka_unit_test(test_walk_bad_arguments), cmocka_unit_test(test_loop_runs_between_pieces),
     cmocka_unit_test(test_few_descriptors), cmocka_unit_test(test_descriptors_run_out_mid_walk),
     cmocka_unit_test(test_no_descriptor_left), cmocka_unit_test(test_follow_like_find),
-    cmocka_unit_test(test_follow_loop_stops_walk), cmocka_unit_test(test_xdev_like_find))
+    cmocka_unit_test(test_follow_loop_stops_walk), cmocka_unit_test(test_xdev_like_find),
+    cmocka_unit_test(test_follow_links_reports_each_loop_once),
+    cmocka_unit_test(test_follow_deep_through_a_link),
+    cmocka_unit_test(test_xdev_stays_on_one_file_system),
+    cmocka_unit_test(test_follow_unsearchable_like_find))

@@ -57,6 +57,18 @@ bool recs_has(const struct recs *r, const char *fmt, ...)
     return false;
 }
 
+size_t recs_count(const struct recs *r, const char *fmt, ...)
+{
+    char rec[8400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rec, sizeof rec, fmt, ap);
+    va_end(ap);
+    size_t n = 0;
+    for (size_t i = 0; i < r->n; i++) n += !strcmp(r->v[i], rec);
+    return n;
+}
+
 void recs_assert_same(const struct recs *a, const struct recs *b)
 {
     for (size_t i = 0; i < a->n && i < b->n; i++) assert_string_equal(a->v[i], b->v[i]);
@@ -580,6 +592,36 @@ void check_follow_loop_stops(unsigned mode)
     snprintf(p, sizeof p, "%s/z/up", root);
     assert_string_equal(s.done_path, p);
     seen_free(&s);
+    tree_rm(root);
+}
+
+void check_follow_unsearchable_like_find(unsigned mode)
+{
+    char root[256], args[300];
+    tree_tmpdir(root, sizeof root);
+    assert_int_equal(chmod(root, 0755), 0);
+    tree_dir(root, "locked");
+    tree_dir(root, "locked/in");
+    tree_file(root, "locked/f");
+    tree_dir(root, "d");
+    tree_link(root, "locked/f", "l");
+    tree_link(root, "locked/in", "ld");
+    tree_link(root, "nowhere", "dangling");
+    char locked[300];
+    snprintf(locked, sizeof locked, "%s/locked", root);
+    assert_int_equal(chmod(locked, 0700), 0); /* root's: nobody may not search it */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (getuid() == 0) assert_true(!setgroups(0, NULL) && !setgid(65534) && !setuid(65534));
+        mo_walk_opts follow = {.flags = mode | MO_WALK_FOLLOW};
+        snprintf(args, sizeof args, "-L '%s'", root);
+        walk_like_find(root, &follow, args);
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     tree_rm(root);
 }
 

@@ -26,6 +26,8 @@ void recs_push(struct recs *r, const char *s, size_t n);
 void recs_free(struct recs *r);
 /* Whether the record printf(fmt, ...) is there. */
 bool recs_has(const struct recs *r, const char *fmt, ...);
+/* How many records are printf(fmt, ...). */
+size_t recs_count(const struct recs *r, const char *fmt, ...);
 /* The two lists are equal, in order (cmocka assertions). */
 void recs_assert_same(const struct recs *a, const struct recs *b);
 /* The two lists hold the same records (sorted in place first). */
@@ -152,6 +154,11 @@ void check_follow_like_find(unsigned mode);
 /* Following links without on_error, the first loop stops the walk with
  * MO_ELOOP on the link's path. */
 void check_follow_loop_stops(unsigned mode);
+
+/* As nobody (in a child), MO_WALK_FOLLOW is find -L where links lead into
+ * a directory nobody may search: the link is listed (untyped) and its
+ * error reported, as find -L does. */
+void check_follow_unsearchable_like_find(unsigned mode);
 
 /* MO_WALK_XDEV is find -xdev (-L -xdev with MO_WALK_FOLLOW) on a tree with
  * a tmpfs mounted in it; skipped where mounting is not permitted. */

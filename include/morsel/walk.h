@@ -46,7 +46,10 @@
  * on its path (reported to on_error, or stopping the walk), once per path
  * where it is met, and never entered. A directory on the current path
  * reached another way (a bind mount of an ancestor) is the same MO_ELOOP
- * error, found when it is entered. Staying on one file system
+ * error, found when it is entered. A symlink that cannot be examined for
+ * another reason (EACCES: where it leads is not searchable) is an error on
+ * its path too, reported before its directory's visit(), and stays listed,
+ * as MO_WALK_UNKNOWN (find -L prints it and complains). Staying on one file system
  * (MO_WALK_XDEV) is find -xdev's walk: a directory whose device differs
  * from `top`'s is listed in its parent but not entered (no visit(), no
  * error). Each costs one fstat() per directory entered; MO_WALK_FOLLOW

@@ -115,9 +115,11 @@ long mo__walk_list_read(struct mo__walk_list *l, int fd, size_t want)
 
 /* The type of a name whose record says DT_UNKNOWN, or, when the walk
  * follows symlinks (find -L), of a symlink or a directory: a symlink's
- * target's type, DT_LNK if it dangles; MO__WALK_LOOP for a symlink that
- * never resolves (ELOOP) and for a directory already on the path (which a
- * real directory can be once a symlink above it was followed). */
+ * target's type, DT_LNK if it dangles (ENOENT); marked MO_ELOOP for a
+ * symlink that never resolves and for a directory already on the path
+ * (which a real directory can be once a symlink above it was followed);
+ * marked with the error for a symlink stat() fails on otherwise (EACCES).
+ * A directory stat() fails on stays one: opening it reports why. */
 static uint8_t name_type(const struct mo__walk_scan *scan, const char *name, uint8_t type)
 {
     struct stat st;
@@ -126,10 +128,13 @@ static uint8_t name_type(const struct mo__walk_scan *scan, const char *name, uin
         type = (uint8_t)IFTODT(st.st_mode);
     }
     if (!(scan->flags & MO_WALK_FOLLOW) || (type != DT_LNK && type != DT_DIR)) return type;
-    if (fstatat(scan->dfd, name, &st, 0) != 0)
-        return errno == ELOOP ? MO__WALK_LOOP : type; /* dangling, or gone */
+    if (fstatat(scan->dfd, name, &st, 0) != 0) {
+        int err = -errno;
+        if (err == MO_ENOENT || (type == DT_DIR && err != MO_ELOOP)) return type;
+        return mo__walk_mark(err);
+    }
     struct mo__walk_id id = {st.st_dev, st.st_ino};
-    if (S_ISDIR(st.st_mode) && scan->ancestor(scan->ctx, &id)) return MO__WALK_LOOP;
+    if (S_ISDIR(st.st_mode) && scan->ancestor(scan->ctx, &id)) return mo__walk_mark(MO_ELOOP);
     return (uint8_t)IFTODT(st.st_mode);
 }
 
@@ -146,7 +151,7 @@ int mo__walk_list_parse(struct mo__walk_list *l, size_t from, struct mo__walk_sc
     /* In locals: stores to names[] could alias the structs' fields. */
     mo_walk_name *names = l->names;
     const char *buf = l->buf;
-    size_t count = l->count, dirs = 0, loops = 0;
+    size_t count = l->count, dirs = 0, marked = 0;
     for (size_t off = from, end = l->used; off < end;) {
         const struct kdirent64 *d = (const struct kdirent64 *)(buf + off);
         off += d->d_reclen;
@@ -155,14 +160,14 @@ int mo__walk_list_parse(struct mo__walk_list *l, size_t from, struct mo__walk_sc
         uint8_t type = d->d_type;
         if (resolve & 1u << (type & 15)) {
             type = name_type(scan, s, type);
-            loops += type == MO__WALK_LOOP;
+            marked += type >= MO__WALK_MARK;
         }
         dirs += type == DT_DIR;
         names[count++] = (mo_walk_name){s, (uint32_t)strlen(s), type};
     }
     l->count = count;
     scan->dirs += dirs;
-    scan->loops += loops;
+    scan->marked += marked;
     return 0;
 }
 

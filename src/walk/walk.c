@@ -50,7 +50,7 @@ struct frame {
     size_t next;
     size_t shown;      /* MO_WALK_PIECES: names given to visit() */
     size_t piece_from; /* MO_WALK_PIECES: where the records not shown yet start */
-    size_t loops;      /* loops among the names not shown yet */
+    size_t marked;     /* names not shown yet marked with an error */
     size_t dirs;       /* subdirectories listed */
 };
 
@@ -107,31 +107,33 @@ int mo__walk_fail(struct mo__walk *w, const char *path, int err)
     return mo__walk_fatal(w, path, err);
 }
 
-/* Reports the loops marked in names[0, *count) as MO_ELOOP on their paths
- * and takes them out of the listing. */
-static int report_loops(struct mo__walk *w, const char *dir, mo_walk_name *names, size_t *count)
+/* Reports the errors marked in names[0, *count) on the names' paths; a
+ * loop is taken out of the listing, another name stays, untyped. */
+static int report_marked(struct mo__walk *w, const char *dir, mo_walk_name *names, size_t *count)
 {
     size_t k = 0, dlen = strlen(dir);
     for (size_t i = 0; i < *count; i++) {
-        if (names[i].type != MO__WALK_LOOP) {
-            names[k++] = names[i];
-            continue;
+        mo_walk_name *e = &names[i];
+        int code = e->type >= MO__WALK_MARK ? mo__walk_marked_err(e->type) : 0;
+        if (code) {
+            size_t n = mo__walk_join_len(dir, dlen, e->len);
+            int err = mo__walk_grow((void **)&w->mark_path, &w->mark_cap, n + 1, 1);
+            if (err) return mo__walk_fatal(w, dir, err);
+            mo__walk_join(w->mark_path, dir, dlen, e->name, e->len);
+            if ((err = mo__walk_fail(w, w->mark_path, code)) != 0) return err;
+            if (w->cancelled) return MO_ECANCELED;
+            e->type = MO_WALK_UNKNOWN;
         }
-        size_t n = mo__walk_join_len(dir, dlen, names[i].len);
-        int err = mo__walk_grow((void **)&w->loop_path, &w->loop_cap, n + 1, 1);
-        if (err) return mo__walk_fatal(w, dir, err);
-        mo__walk_join(w->loop_path, dir, dlen, names[i].name, names[i].len);
-        if ((err = mo__walk_fail(w, w->loop_path, MO_ELOOP)) != 0) return err;
-        if (w->cancelled) return MO_ECANCELED;
+        if (code != MO_ELOOP) names[k++] = *e;
     }
     *count = k;
     return 0;
 }
 
 int mo__walk_visit(struct mo__walk *w, const char *dir, mo_walk_name *names, size_t *count,
-                   size_t loops, bool more, size_t depth)
+                   size_t marked, bool more, size_t depth)
 {
-    int err = loops ? report_loops(w, dir, names, count) : 0;
+    int err = marked ? report_marked(w, dir, names, count) : 0;
     if (err) return err;
     mo_walk_names list = {names, *count, more, depth};
     w->totals.dirs += !more;
@@ -253,7 +255,7 @@ static int frame_new(struct mo__walk *w, size_t pathlen)
     f->phase = PH_READ;
     f->pathlen = pathlen;
     f->list.used = f->list.count = 0;
-    f->next = f->shown = f->piece_from = f->loops = f->dirs = 0;
+    f->next = f->shown = f->piece_from = f->marked = f->dirs = 0;
     return 0;
 }
 
@@ -323,8 +325,8 @@ static int walk_visit(struct mo__walk *w, struct frame *f, bool more)
 {
     size_t n = f->list.count - f->shown;
     int err =
-        mo__walk_visit(w, w->path, f->list.names + f->shown, &n, f->loops, more, w->depth - 1);
-    f->loops = 0;
+        mo__walk_visit(w, w->path, f->list.names + f->shown, &n, f->marked, more, w->depth - 1);
+    f->marked = 0;
     f->list.count = f->shown + n;
     return err;
 }
@@ -353,7 +355,7 @@ static int walk_parse(struct mo__walk *w, struct frame *f, size_t from)
 {
     struct mo__walk_scan scan = {.dfd = f->fd, .flags = w->flags, .ancestor = on_path, .ctx = w};
     int err = mo__walk_list_parse(&f->list, from, &scan);
-    f->loops += scan.loops;
+    f->marked += scan.marked;
     f->dirs += scan.dirs;
     return err ? walk_fatal(w, err) : MO__WALK_GO;
 }
@@ -443,7 +445,7 @@ static void walk_free(struct mo__walk *w)
     if (w->par) mo__walk_par_free(w);
     mo__free(w->frames);
     mo__free(w->path);
-    mo__free(w->loop_path);
+    mo__free(w->mark_path);
     mo__free(w->err_path);
     mo_task_release(w->task);
     mo__free(w);

@@ -8,6 +8,7 @@
 #include "morsel/walk.h"
 #include "work/work_int.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
 
@@ -57,8 +58,8 @@ struct mo__walk_scan {
      * one being listed, that one included. */
     bool (*ancestor)(const void *ctx, const struct mo__walk_id *id);
     const void *ctx;
-    size_t dirs;  /* out: names typed MO_WALK_DIR */
-    size_t loops; /* out: names marked as loops (MO__WALK_LOOP) */
+    size_t dirs;   /* out: names typed MO_WALK_DIR */
+    size_t marked; /* out: names marked with an error (mo__walk_mark) */
 };
 
 /* A walk. Owned by its cooperator task: it is freed once the task is over,
@@ -81,8 +82,8 @@ struct mo__walk {
     /* The parallel engine (walk_par.c), or NULL. */
     struct mo__walk_par *par;
     char *err_path;
-    char *loop_path; /* a loop's path, made to report it */
-    size_t loop_cap;
+    char *mark_path; /* a marked name's path, made to report it */
+    size_t mark_cap;
     bool cancelled; /* the walk was stopped: its descriptors are closed */
     bool ended;     /* done() was called */
     bool in_step;   /* walk_task_step() is running */
@@ -119,12 +120,13 @@ int mo__walk_fail(struct mo__walk *w, const char *path, int err);
 int mo__walk_fatal(struct mo__walk *w, const char *path, int err);
 
 /* Gives visit() the listing names[0, *count) of `dir`, at `depth`, after
- * reporting the loops marked in it (scan.loops of them) and taking them
- * out; `more`: more pieces follow. On return *count is what visit() left.
- * Returns 0, MO_ECANCELED (cancelled from visit or on_error), or the error
- * that stops the walk (a loop without on_error, MO_ENOMEM). */
+ * reporting the errors marked in it (`marked` of them; loops are taken
+ * out, other names stay as MO_WALK_UNKNOWN); `more`: more pieces follow.
+ * On return *count is what visit() left. Returns 0, MO_ECANCELED
+ * (cancelled from visit or on_error), or the error that stops the walk (a
+ * marked error without on_error, MO_ENOMEM). */
 int mo__walk_visit(struct mo__walk *w, const char *dir, mo_walk_name *names, size_t *count,
-                   size_t loops, bool more, size_t depth);
+                   size_t marked, bool more, size_t depth);
 
 /* Frees the walk if nothing runs it any more (see struct mo__walk). */
 void mo__walk_maybe_free(struct mo__walk *w);
@@ -163,9 +165,21 @@ static inline int mo__walk_oflags(unsigned flags)
     return O_RDONLY | O_DIRECTORY | O_CLOEXEC | (flags & MO_WALK_FOLLOW ? 0 : O_NOFOLLOW);
 }
 
-/* A listed name's type when it is a loop (MO_WALK_FOLLOW): never given to
- * visit(); mo__walk_visit() reports it as MO_ELOOP. */
-#define MO__WALK_LOOP 0xff
+/* MO_WALK_FOLLOW: a listed name whose stat() failed carries its errno in
+ * its type until mo__walk_visit() reports it (MO_ELOOP: a loop, never
+ * listed; another error: listed as MO_WALK_UNKNOWN, as find -L lists it).
+ * No DT_* value reaches MO__WALK_MARK. */
+#define MO__WALK_MARK 0x80
+
+static inline uint8_t mo__walk_mark(int err)
+{
+    return (uint8_t)(MO__WALK_MARK | (-err < 0x7f ? -err : EIO));
+}
+
+static inline int mo__walk_marked_err(uint8_t type)
+{
+    return -(int)(type & 0x7f);
+}
 
 /* Whether an open(2) error means the process is out of descriptors. */
 static inline bool mo__walk_starved(int err)
@@ -212,7 +226,8 @@ size_t mo__walk_join(char *dst, const char *dir, size_t dlen, const char *name, 
 long mo__walk_list_read(struct mo__walk_list *l, int fd, size_t want);
 
 /* Appends the names of the records buf[from, used), "." and ".." left out,
- * typed (see struct mo__walk_scan); a name marked MO__WALK_LOOP is a loop.
+ * typed (see struct mo__walk_scan; MO_WALK_FOLLOW may mark names with an
+ * error: mo__walk_mark).
  * Returns 0 or MO_ENOMEM (no name appended). */
 int mo__walk_list_parse(struct mo__walk_list *l, size_t from, struct mo__walk_scan *scan);
 

@@ -87,7 +87,7 @@ enum ent_state {
 struct pent {
     size_t pathoff, pathlen, nameoff; /* in the job's paths; name at pathoff + nameoff */
     size_t first, n;                  /* its names in this round: names[first, first + n) */
-    size_t loops;                     /* loops among them */
+    size_t marked;                    /* names marked with an error among them */
     size_t depth;
     int fd, node_fd, err;
     uint8_t state; /* enum ent_state */
@@ -266,7 +266,7 @@ static bool ent_parse(struct pjob *j, struct pent *e, size_t from)
     struct mo__walk_scan scan = {
         .dfd = e->fd, .flags = j->flags, .ancestor = ent_on_path, .ctx = &ctx};
     if (mo__walk_list_parse(&j->list, from, &scan) != 0) ent_fail(e, MO_ENOMEM);
-    e->loops = scan.loops;
+    e->marked = scan.marked;
     return scan.dirs > 0;
 }
 
@@ -328,7 +328,7 @@ static void job_work(mo_pool_job_t *pj, void *arg)
     for (size_t i = 0; i < j->nent; i++) {
         struct pent *e = &j->ent[i];
         e->in_round = false;
-        e->n = e->loops = 0;
+        e->n = e->marked = 0;
         if ((j->flags & MO_WALK_PIECES) && j->list.used >= PAR_PIECE) continue; /* next round */
         if (e->state == ENT_NEW) {
             if (j->starved) continue;
@@ -548,7 +548,7 @@ static void job_fail_unread(struct pjob *j, int status)
     for (size_t i = 0; i < j->nent; i++) {
         struct pent *e = &j->ent[i];
         e->in_round = true;
-        e->n = e->loops = 0;
+        e->n = e->marked = 0;
         if (e->state == ENT_NEW || e->state == ENT_OPEN) ent_fail(e, status);
     }
 }
@@ -805,7 +805,7 @@ static int ent_visit(struct mo__walk *w, struct pjob *j, struct pent *e)
     if (!e->depth && e->known) w->top_dev = e->id.dev;
     bool more = e->state == ENT_OPEN;
     size_t n = e->n;
-    err = mo__walk_visit(w, path, j->list.names + e->first, &n, e->loops, more, e->depth);
+    err = mo__walk_visit(w, path, j->list.names + e->first, &n, e->marked, more, e->depth);
     if (err) return err;
     if ((err = ent_keep_subdirs(w->par, j, e, n)) != 0) return mo__walk_fatal(w, path, err);
     if (!more) ent_release(w->par, e);
