@@ -373,8 +373,8 @@ static void test_follow_links_reports_each_loop_once(void **state)
          * walk reaches one, MO_ELOOP, on the path it was reached by. */
         for (size_t i = 0; i < s.recs.n; i++) {
             const char *end = s.recs.v[i] + strlen(s.recs.v[i]);
-            assert_true(strcmp(end - 6, "//loop") && strcmp(end - 4, "//up") &&
-                        strcmp(end - 5, "//up2"));
+            assert_true(strcmp(end - 6, "//loop") != 0 && strcmp(end - 4, "//up") != 0 &&
+                        strcmp(end - 5, "//up2") != 0);
         }
         const char *loops[] = {"loop", "z/up", "a/b/up2", "link-to-dir/b/up2"};
         for (size_t i = 0; i < sizeof loops / sizeof *loops; i++)
