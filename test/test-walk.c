@@ -1,164 +1,6 @@
-/* The directory walk: os.path.walk order, pruning, types, symlinks not
- * followed (and followed, with loops reported, with MO_WALK_FOLLOW), one
- * file system (MO_WALK_XDEV), deep and huge trees, errors, cancellation,
- * slicing. */
-#include "test.h"
-
-#include "walk/walk_int.h"
-#include "walk_tree.h"
-
-#include <dirent.h>
-#include <grp.h>
-#include <sys/mount.h>
-#include <sys/wait.h>
-
-/* ---- a growable text log ---- */
-
-struct text {
-    char *s;
-    size_t len, cap;
-};
-
-static void text_add(struct text *t, const char *s, size_t n)
-{
-    if (t->len + n + 1 > t->cap) {
-        t->cap = (t->len + n + 1) * 2;
-        t->s = realloc(t->s, t->cap);
-        assert_non_null(t->s);
-    }
-    memcpy(t->s + t->len, s, n);
-    t->len += n;
-    t->s[t->len] = '\0';
-}
-
-static void text_line(struct text *t, char kind, const char *s, int type)
-{
-    char head[16];
-    snprintf(head, sizeof head, "%c%d ", kind, type);
-    text_add(t, head, strlen(head));
-    text_add(t, s, strlen(s));
-    text_add(t, "\n", 1);
-}
-
-/* ---- what a walk saw ---- */
-
-struct seen {
-    struct text log;
-    struct text errors;
-    int done_err;
-    char done_path[4200];
-    int done_calls;
-    long dirs, names, pieces;
-    int max_fds;
-    const char *prune;      /* a name visit removes */
-    int cancel_after;       /* cancel from visit at this directory (1-based), 0: never */
-    const char *remove_dir; /* removed (rm -rf) by visit before the walk enters it */
-    struct mo__walk *walk;
-    mo_loop_t *loop;
-    void *later; /* queued with cancel_later() at the 5th directory */
-};
-
-static void cancel_later(mo_loop_t *loop, void *arg);
-
-static void seen_visit(void *arg, const char *dirname, mo_walk_names *names)
-{
-    struct seen *s = arg;
-    s->dirs++;
-    s->pieces++;
-    text_line(&s->log, 'D', dirname, 0);
-    for (size_t i = 0; i < names->count; i++) {
-        if (s->prune && !strcmp(names->names[i].name, s->prune)) {
-            mo_walk_names_remove(names, i--);
-            continue;
-        }
-        assert_int_equal(strlen(names->names[i].name), names->names[i].len);
-        text_line(&s->log, 'N', names->names[i].name, names->names[i].type);
-        s->names++;
-    }
-    if (s->dirs % 16 == 0) { /* counting descriptors costs 4096 system calls */
-        int fds = tree_open_fds();
-        if (fds > s->max_fds) s->max_fds = fds;
-    }
-    if (s->remove_dir) {
-        char cmd[4300];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->remove_dir);
-        assert_int_equal(system(cmd), 0);
-        s->remove_dir = NULL;
-    }
-    if (s->cancel_after && s->dirs == s->cancel_after) assert_ok(mo__walk_cancel(s->walk));
-    if (s->later && s->dirs == 5) assert_ok(mo_call_soon(s->loop, cancel_later, s->later));
-}
-
-static void seen_error(void *arg, const char *path, int err)
-{
-    struct seen *s = arg;
-    text_line(&s->errors, 'E', path, -err);
-}
-
-static void seen_done(void *arg, int err, const char *path, const mo_walk_totals *totals)
-{
-    struct seen *s = arg;
-    (void)totals;
-    s->done_calls++;
-    s->done_err = err;
-    snprintf(s->done_path, sizeof s->done_path, "%s", path ? path : "");
-}
-
-/* Walks `top` to the end on a real-clock loop. */
-static void walk_run(struct seen *s, const char *top, const mo_walk_opts *opts)
-{
-    mo_loop_t *loop = mo_test_loop();
-    s->loop = loop;
-    s->done_err = 1;
-    assert_ok(mo__walk_start(loop, top, seen_visit, s, opts, seen_done, s, &s->walk));
-    assert_int_equal(s->done_calls, 0);
-    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
-    assert_int_equal(s->done_calls, 1);
-    mo_loop_free(loop);
-}
-
-static void seen_free(struct seen *s)
-{
-    free(s->log.s);
-    free(s->errors.s);
-}
-
-/* ---- the reference: os.path.walk with opendir/readdir ---- */
-
-static int ref_type(int dfd, const struct dirent *d)
-{
-    struct stat st;
-    if (d->d_type != DT_UNKNOWN) return d->d_type;
-    return fstatat(dfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? (int)IFTODT(st.st_mode) : 0;
-}
-
-static void ref_walk(struct text *t, const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    assert_true(fd >= 0);
-    DIR *d = fdopendir(fd);
-    assert_non_null(d);
-    char **subs = NULL;
-    size_t nsubs = 0;
-    text_line(t, 'D', dir, 0);
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        int type = ref_type(dirfd(d), e);
-        text_line(t, 'N', e->d_name, type);
-        if (type != DT_DIR) continue;
-        subs = realloc(subs, (nsubs + 1) * sizeof(*subs));
-        size_t n = strlen(dir) + strlen(e->d_name) + 2;
-        subs[nsubs] = malloc(n);
-        snprintf(subs[nsubs++], n, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/",
-                 e->d_name);
-    }
-    closedir(d);
-    for (size_t i = 0; i < nsubs; i++) {
-        ref_walk(t, subs[i]);
-        free(subs[i]);
-    }
-    free(subs);
-}
+/* The directory walk: os.path.walk order, pruning, types, symlinks never
+ * followed, deep and huge trees, errors, cancellation, slicing. */
+#include "walk_harness.h"
 
 /* A small tree with a bit of everything. */
 static void make_mixed(const char *root)
@@ -190,21 +32,16 @@ static void test_order_matches_os_path_walk(void **state)
     char root[256];
     tree_tmpdir(root, sizeof root);
     make_mixed(root);
-    struct seen s = {0};
+    struct walk_seen s = {0};
     walk_run(&s, root, NULL);
     assert_int_equal(s.done_err, 0);
-    struct text ref = {0};
+    struct recs ref = {0};
     ref_walk(&ref, root);
-    assert_string_equal(s.log.s, ref.s);
+    recs_assert_same(&s.recs, &ref);
     assert_int_equal(s.dirs, 8); /* root a b c empty z e1 e2 */
-    free(ref.s);
+    recs_free(&ref);
     seen_free(&s);
     tree_rm(root);
-}
-
-static int has_line(const struct text *t, const char *line)
-{
-    return t->s && strstr(t->s, line) != NULL;
 }
 
 static void test_types_and_symlinks_not_followed(void **state)
@@ -213,18 +50,16 @@ static void test_types_and_symlinks_not_followed(void **state)
     char root[256];
     tree_tmpdir(root, sizeof root);
     make_mixed(root);
-    struct seen s = {0};
+    struct walk_seen s = {0};
     walk_run(&s, root, NULL);
-    assert_true(has_line(&s.log, "\nN10 link-to-dir\n"));
-    assert_true(has_line(&s.log, "\nN10 loop\n"));
-    assert_true(has_line(&s.log, "\nN10 up\n"));
-    assert_true(has_line(&s.log, "\nN1 fifo\n"));
-    assert_true(has_line(&s.log, "\nN12 sock\n"));
-    assert_true(has_line(&s.log, "\nN8 top-file\n"));
-    assert_true(has_line(&s.log, "\nN4 a\n"));
-    char p[300];
-    snprintf(p, sizeof p, "D0 %s/link-to-dir\n", root);
-    assert_false(has_line(&s.log, p));
+    assert_true(recs_has(&s.recs, "N10 %s//link-to-dir", root));
+    assert_true(recs_has(&s.recs, "N10 %s//loop", root));
+    assert_true(recs_has(&s.recs, "N10 %s/z//up", root));
+    assert_true(recs_has(&s.recs, "N1 %s//fifo", root));
+    assert_true(recs_has(&s.recs, "N12 %s//sock", root));
+    assert_true(recs_has(&s.recs, "N8 %s//top-file", root));
+    assert_true(recs_has(&s.recs, "N4 %s//a", root));
+    assert_false(recs_has(&s.recs, "D0 %s/link-to-dir//", root));
     seen_free(&s);
     tree_rm(root);
 }
@@ -232,16 +67,14 @@ static void test_types_and_symlinks_not_followed(void **state)
 static void test_prune_by_removing_names(void **state)
 {
     (void)state;
-    char root[256], p[300];
+    char root[256];
     tree_tmpdir(root, sizeof root);
     make_mixed(root);
-    struct seen s = {.prune = "b"};
+    struct walk_seen s = {.prune = "b"};
     walk_run(&s, root, NULL);
     assert_int_equal(s.done_err, 0);
-    snprintf(p, sizeof p, "D0 %s/a/b\n", root);
-    assert_false(has_line(&s.log, p));
-    snprintf(p, sizeof p, "D0 %s/a/empty\n", root);
-    assert_true(has_line(&s.log, p));
+    assert_false(recs_has(&s.recs, "D0 %s/a/b//", root));
+    assert_true(recs_has(&s.recs, "D0 %s/a/empty//", root));
     assert_int_equal(s.dirs, 6);
     seen_free(&s);
     tree_rm(root);
@@ -251,7 +84,7 @@ static void test_names_remove_bounds(void **state)
 {
     (void)state;
     mo_walk_name v[3] = {{"a", 1, 8}, {"b", 1, 8}, {"c", 1, 8}};
-    mo_walk_names names = {v, 3, 0};
+    mo_walk_names names = {.names = v, .count = 3};
     mo_walk_names_remove(&names, 3); /* out of range: ignored */
     mo_walk_names_remove(NULL, 0);
     assert_int_equal(names.count, 3);
@@ -267,12 +100,13 @@ static void test_empty_directory_and_trailing_slash(void **state)
     tree_tmpdir(root, sizeof root);
     tree_dir(root, "sub");
     snprintf(top, sizeof top, "%s/", root);
-    struct seen s = {0};
+    struct walk_seen s = {0};
     walk_run(&s, top, NULL);
     assert_int_equal(s.done_err, 0);
-    char want[700];
-    snprintf(want, sizeof want, "D0 %s/\nN4 sub\nD0 %s/sub\n", root, root);
-    assert_string_equal(s.log.s, want);
+    assert_int_equal(s.recs.n, 3);
+    assert_true(recs_has(&s.recs, "D0 %s///", root));
+    assert_true(recs_has(&s.recs, "N4 %s///sub", root));
+    assert_true(recs_has(&s.recs, "D0 %s/sub//", root));
     seen_free(&s);
     tree_rm(root);
 }
@@ -280,39 +114,14 @@ static void test_empty_directory_and_trailing_slash(void **state)
 static void test_top_errors(void **state)
 {
     (void)state;
-    char root[256], p[300];
-    tree_tmpdir(root, sizeof root);
-    tree_file(root, "file");
-    tree_dir(root, "dir");
-    tree_link(root, "dir", "link");
-    struct {
-        const char *rel;
-        int err;
-    } cases[] = {{"nope", MO_ENOENT}, {"file", MO_ENOTDIR}, {"link", MO_ENOTDIR}};
-    for (size_t i = 0; i < 3; i++) {
-        struct seen s = {0};
-        snprintf(p, sizeof p, "%s/%s", root, cases[i].rel);
-        walk_run(&s, p, NULL);
-        assert_mo(cases[i].err, s.done_err);
-        assert_string_equal(s.done_path, p);
-        assert_int_equal(s.dirs, 0);
-        seen_free(&s);
-    }
-    /* With a trailing slash, the link names its directory, as for find. */
-    struct seen s = {0};
-    snprintf(p, sizeof p, "%s/link/", root);
-    walk_run(&s, p, NULL);
-    assert_int_equal(s.done_err, 0);
-    assert_int_equal(s.dirs, 1);
-    seen_free(&s);
-    tree_rm(root);
+    check_top_errors(0);
 }
 
 static void test_bad_arguments(void **state)
 {
     (void)state;
     mo_loop_t *loop = mo_test_loop();
-    struct seen s = {0};
+    struct walk_seen s = {0};
     struct mo__walk *w;
     mo_walk_opts bad_flags = {.flags = 0x100}, bad_slice = {.slice = -1};
     assert_mo(MO_EINVAL, mo__walk_start(NULL, "/", seen_visit, &s, NULL, seen_done, &s, &w));
@@ -333,7 +142,7 @@ static void test_deep_tree_bounded_descriptors(void **state)
     tree_deep(root, "", 10000);
     tree_file(root, "f");
     int before = tree_open_fds();
-    struct seen s = {0};
+    struct walk_seen s = {0};
     walk_run(&s, root, NULL);
     assert_int_equal(s.done_err, 0);
     assert_int_equal(s.dirs, 10001);
@@ -350,28 +159,7 @@ static void test_deep_tree_bounded_descriptors(void **state)
 static void test_directory_removed_during_walk(void **state)
 {
     (void)state;
-    char root[256], gone[300];
-    for (int keep_going = 0; keep_going < 2; keep_going++) {
-        tree_tmpdir(root, sizeof root);
-        make_mixed(root);
-        snprintf(gone, sizeof gone, "%s/a", root);
-        struct seen s = {.remove_dir = gone};
-        mo_walk_opts opts = {.on_error = keep_going ? seen_error : NULL};
-        walk_run(&s, root, &opts);
-        char want[400];
-        snprintf(want, sizeof want, "E%d %s\n", ENOENT, gone);
-        if (keep_going) {
-            assert_int_equal(s.done_err, 0);
-            assert_string_equal(s.errors.s, want);
-            assert_int_equal(s.dirs, 4); /* root z e1 e2 */
-        } else {
-            assert_mo(MO_ENOENT, s.done_err);
-            assert_string_equal(s.done_path, gone);
-            assert_null(s.errors.s);
-        }
-        seen_free(&s);
-        tree_rm(root);
-    }
+    check_removed_during_walk(0);
 }
 
 static void test_cancel_from_visit_closes_descriptors(void **state)
@@ -381,7 +169,7 @@ static void test_cancel_from_visit_closes_descriptors(void **state)
     tree_tmpdir(root, sizeof root);
     tree_deep(root, "", 100);
     int before = tree_open_fds();
-    struct seen s = {.cancel_after = 50};
+    struct walk_seen s = {.cancel_after = 50};
     walk_run(&s, root, NULL);
     assert_mo(MO_ECANCELED, s.done_err);
     assert_int_equal(s.dirs, 50);
@@ -392,7 +180,7 @@ static void test_cancel_from_visit_closes_descriptors(void **state)
 }
 
 struct later {
-    struct seen *s;
+    struct walk_seen *s;
     int fds_before;
 };
 
@@ -407,6 +195,14 @@ static void cancel_later(mo_loop_t *loop, void *arg)
     assert_int_equal(tree_open_fds(), l->fds_before);
 }
 
+/* At the 5th directory: a cancel queued for a later pass of the loop. */
+static void queue_cancel(struct walk_seen *s, const char *dirname, mo_walk_names *names)
+{
+    (void)dirname;
+    (void)names;
+    if (s->dirs == 5) assert_ok(mo_call_soon(s->loop, cancel_later, s->hook_arg));
+}
+
 /* A cancel between two slices: the walk has started, not finished. */
 static void test_cancel_between_slices(void **state)
 {
@@ -415,9 +211,10 @@ static void test_cancel_between_slices(void **state)
     tree_tmpdir(root, sizeof root);
     tree_deep(root, "", 300);
     mo_loop_t *loop = mo_test_loop();
-    struct seen s = {.done_err = 1, .loop = loop};
+    struct walk_seen s = {
+        .done_err = 1, .loop = loop, .hook = queue_cancel, .top_len = strlen(root)};
     struct later l = {&s, tree_open_fds()};
-    s.later = &l;
+    s.hook_arg = &l;
     mo_walk_opts opts = {.slice = 1}; /* the shortest turn the cooperator gives */
     assert_ok(mo__walk_start(loop, root, seen_visit, &s, &opts, seen_done, &s, &s.walk));
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
@@ -437,71 +234,22 @@ static void test_odd_names(void **state)
     const char *names[] = {"with space", "new\nline", "bad\xff\xfeutf8", "-dash", "...", ".hidden"};
     for (size_t i = 0; i < 6; i++) tree_dir(root, names[i]);
     tree_file(root, "new\nline/in\nside");
-    struct seen s = {0};
+    struct walk_seen s = {0};
     walk_run(&s, root, NULL);
-    struct text ref = {0};
+    struct recs ref = {0};
     ref_walk(&ref, root);
-    assert_string_equal(s.log.s, ref.s);
+    recs_assert_same(&s.recs, &ref);
     assert_int_equal(s.dirs, 7);
-    free(ref.s);
+    recs_free(&ref);
     seen_free(&s);
     tree_rm(root);
 }
 
-/* As root, permission bits do not stop reads: a child process drops to
- * nobody, walks a tree with an unreadable directory, and reports. */
-static int walk_as_nobody(const char *root, int keep_going, char *path_out, size_t size)
-{
-    struct seen s = {0};
-    mo_walk_opts opts = {.on_error = keep_going ? seen_error : NULL};
-    walk_run(&s, root, &opts);
-    int err =
-        keep_going ? (s.errors.s && strstr(s.errors.s, "/locked\n") ? EACCES : 0) : -s.done_err;
-    size_t n = strnlen(s.done_path, size - 1);
-    memcpy(path_out, s.done_path, n);
-    path_out[n] = '\0';
-    if (keep_going && s.dirs != 3) err = 99;
-    seen_free(&s);
-    return err;
-}
-
+/* As root, permission bits do not stop reads: the walk runs as nobody. */
 static void test_unreadable_directory(void **state)
 {
     (void)state;
-    char root[256], want[300];
-    tree_tmpdir(root, sizeof root);
-    assert_int_equal(chmod(root, 0755), 0);
-    tree_dir(root, "open");
-    tree_dir(root, "locked");
-    tree_dir(root, "locked/inner");
-    tree_dir(root, "z");
-    snprintf(want, sizeof want, "%s/locked", root);
-    assert_int_equal(chmod(want, 0), 0);
-    for (int keep_going = 0; keep_going < 2; keep_going++) {
-        int pipefd[2];
-        assert_int_equal(pipe(pipefd), 0);
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-            char path[300] = "";
-            close(pipefd[0]);
-            if (getuid() == 0 && (setgroups(0, NULL) || setgid(65534) || setuid(65534))) _exit(98);
-            int err = walk_as_nobody(root, keep_going, path, sizeof path);
-            if (write(pipefd[1], path, strlen(path)) < 0) _exit(97);
-            _exit(err);
-        }
-        close(pipefd[1]);
-        char got[300] = "";
-        ssize_t n = read(pipefd[0], got, sizeof got - 1);
-        got[n > 0 ? n : 0] = '\0';
-        close(pipefd[0]);
-        int status;
-        assert_int_equal(waitpid(pid, &status, 0), pid);
-        assert_true(WIFEXITED(status));
-        assert_int_equal(WEXITSTATUS(status), EACCES);
-        assert_string_equal(got, keep_going ? "" : want);
-    }
-    tree_rm(root);
+    check_unreadable(0);
 }
 
 /* A huge directory, read in pieces: each piece arrives in its own call,
@@ -509,24 +257,221 @@ static void test_unreadable_directory(void **state)
 static void test_pieces_of_a_large_directory(void **state)
 {
     (void)state;
-    char root[256], p[300];
+    char root[256];
     tree_tmpdir(root, sizeof root);
     tree_many(root, "", 20000);
     tree_dir(root, "b");
     tree_dir(root, "b/inner");
     tree_dir(root, "keep");
-    struct seen s = {.prune = "b"};
+    struct walk_seen s = {.prune = "b"};
     mo_walk_opts opts = {.flags = MO_WALK_PIECES};
     walk_run(&s, root, &opts);
     assert_int_equal(s.done_err, 0);
     assert_int_equal(s.names, 20001);
     assert_true(s.pieces > 3); /* 20,000 names do not fit one 64 KiB batch */
-    snprintf(p, sizeof p, "D0 %s/keep\n", root);
-    assert_true(has_line(&s.log, p));
-    snprintf(p, sizeof p, "D0 %s/b/inner\n", root);
-    assert_false(has_line(&s.log, p));
+    assert_true(recs_has(&s.recs, "D0 %s/keep//", root));
+    assert_false(recs_has(&s.recs, "D0 %s/b/inner//", root));
     seen_free(&s);
     tree_rm(root);
+}
+
+/* ---- few descriptors (issue 16, item 9) ---- */
+
+/* With only a few descriptors (find runs under prlimit --nofile=16), the
+ * walk gives back the ones it holds and re-opens their directories later:
+ * it sees what it sees with many, down to the documented two. */
+static void test_few_descriptors(void **state)
+{
+    (void)state;
+    check_few_descriptors(0, 2);
+    check_few_descriptors(0, 8);
+}
+
+/* Descriptors run out in the middle of a walk (visit() takes them while
+ * the walk holds a few): it gives back the ones it holds and goes on. */
+static void test_descriptors_run_out_mid_walk(void **state)
+{
+    (void)state;
+    check_descriptors_run_out(0, 10, 150, 1);
+}
+
+/* With nothing to give back the walk fails with MO_EMFILE on the directory
+ * it could not open: `top` with no descriptor free (check_no_descriptor_
+ * left), its first subdirectory with one. */
+static void test_no_descriptor_left(void **state)
+{
+    (void)state;
+    check_no_descriptor_left(0);
+    char root[256];
+    tree_tmpdir(root, sizeof root);
+    make_tree(root);
+    struct walk_seen s = {.starve = true, .spare = 1};
+    struct child_walk r;
+    walk_in_child(&s, root, NULL, &r);
+    assert_mo(MO_EMFILE, r.done_err);
+    assert_int_equal(r.dirs, 1);
+    size_t n = strlen(root);
+    assert_memory_equal(r.done_path, root, n);
+    assert_true(r.done_path[n] == '/' && !strchr(r.done_path + n + 1, '/'));
+    tree_rm(root);
+}
+
+/* ---- following links, one file system (issue 15) ---- */
+
+/* MO_WALK_FOLLOW is find -L on a hostile tree: the same paths, types and
+ * loops (each reported once, as MO_ELOOP, and not listed), also from a
+ * `top` that is a link; without it, find -P's. */
+static void test_follow_like_find(void **state)
+{
+    (void)state;
+    check_follow_like_find(0);
+}
+
+/* Without on_error, the first loop stops the walk: MO_ELOOP on the link. */
+static void test_follow_loop_stops_walk(void **state)
+{
+    (void)state;
+    check_follow_loop_stops(0);
+}
+
+/* MO_WALK_XDEV is find -xdev: a file system mounted in the tree is listed,
+ * not entered; also through a link with MO_WALK_FOLLOW (find -L -xdev). */
+static void test_xdev_like_find(void **state)
+{
+    (void)state;
+    check_xdev_like_find(0);
+}
+
+/* ---- follow and xdev in every mode of both engines ----
+ * First written against the cli branch's engine (920cdcf), kept with this
+ * one. */
+
+static const unsigned engine_modes[] = {0, MO_WALK_PIECES, MO_WALK_PARALLEL,
+                                        MO_WALK_PARALLEL | MO_WALK_PIECES};
+
+static void test_follow_links_reports_each_loop_once(void **state)
+{
+    (void)state;
+    char root[256];
+    tree_tmpdir(root, sizeof root);
+    make_mixed(root); /* link-to-dir -> a, loop -> loop, z/up -> .. */
+    tree_link(root, "nowhere", "broken");
+    tree_link(root, "top-file", "link-to-file");
+    tree_link(root, "../..", "a/b/up2"); /* back to root from two levels down */
+    for (size_t m = 0; m < sizeof engine_modes / sizeof *engine_modes; m++) {
+        struct walk_seen s = {0};
+        mo_walk_opts opts = {.flags = engine_modes[m] | MO_WALK_FOLLOW, .on_error = seen_error};
+        walk_run(&s, root, &opts);
+        assert_int_equal(s.done_err, 0);
+        /* Links typed by their targets; a broken one stays a link. */
+        assert_int_equal(recs_count(&s.recs, "N4 %s//link-to-dir", root), 1);
+        assert_int_equal(recs_count(&s.recs, "N8 %s//link-to-file", root), 1);
+        assert_int_equal(recs_count(&s.recs, "N10 %s//broken", root), 1);
+        /* The directory behind the link is walked, under the link's path. */
+        assert_int_equal(recs_count(&s.recs, "D0 %s/link-to-dir/b/c//", root), 1);
+        /* Loops are neither listed nor entered: one error each time the
+         * walk reaches one, MO_ELOOP, on the path it was reached by. */
+        for (size_t i = 0; i < s.recs.n; i++) {
+            const char *end = s.recs.v[i] + strlen(s.recs.v[i]);
+            assert_true(strcmp(end - 6, "//loop") != 0 && strcmp(end - 4, "//up") != 0 &&
+                        strcmp(end - 5, "//up2") != 0);
+        }
+        const char *loops[] = {"loop", "z/up", "a/b/up2", "link-to-dir/b/up2"};
+        for (size_t i = 0; i < sizeof loops / sizeof *loops; i++)
+            assert_int_equal(recs_count(&s.errors, "E%d %s/%s//", ELOOP, root, loops[i]), 1);
+        assert_int_equal(s.errors.n, 4);
+        seen_free(&s);
+    }
+    tree_rm(root);
+}
+
+/* A tree deeper than MO_WALK_MAX_FDS reached through a link: the walk
+ * climbs back through evicted ancestors, which ".." cannot reach (it leads
+ * to the link target's parent), so they are re-opened by their path. */
+static void test_follow_deep_through_a_link(void **state)
+{
+    (void)state;
+    char root[256], top[300];
+    tree_tmpdir(root, sizeof root);
+    tree_dir(root, "real");
+    tree_deep(root, "real", 3 * MO_WALK_MAX_FDS);
+    tree_dir(root, "top");
+    tree_dir(root, "top/x"); /* the link's parent: evicted, and ".." of real is not it */
+    tree_link(root, "../../real", "top/x/link");
+    tree_file(root, "top/x/after");
+    snprintf(top, sizeof top, "%s/top", root);
+    for (size_t m = 0; m < sizeof engine_modes / sizeof *engine_modes; m++) {
+        struct walk_seen s = {0};
+        mo_walk_opts opts = {.flags = engine_modes[m] | MO_WALK_FOLLOW, .on_error = seen_error};
+        walk_run(&s, top, &opts);
+        assert_mo(0, s.done_err);
+        assert_int_equal(s.errors.n, 0);
+        assert_int_equal(recs_count(&s.recs, "N4 %s/x//link", top), 1);
+        assert_int_equal(recs_count(&s.recs, "D0 %s/x/link/d//", top), 1);
+        size_t d = 0;
+        for (size_t i = 0; i < s.recs.n; i++) {
+            const char *rec = s.recs.v[i];
+            d += !strncmp(rec, "N4 ", 3) && !strcmp(rec + strlen(rec) - 3, "//d");
+        }
+        assert_int_equal(d, 3 * MO_WALK_MAX_FDS);
+        /* Bounded: the loop's, MO_WALK_MAX_FDS, a few more. */
+        if (!(engine_modes[m] & MO_WALK_PARALLEL))
+            assert_in_range(s.max_fds, 0, s.fds_before + MO_WALK_MAX_FDS + 4);
+        seen_free(&s);
+    }
+    tree_rm(root);
+}
+
+/* A file system mounted inside the tree: listed, not entered, in every
+ * mode, with and without following links. */
+static void test_xdev_stays_on_one_file_system(void **state)
+{
+    (void)state;
+    char root[256];
+    tree_tmpdir(root, sizeof root);
+    tree_dir(root, "m");
+    tree_dir(root, "d");
+    tree_file(root, "d/f");
+    if (!mount_in_tree(root, "m")) {
+        tree_rm(root);
+        skip(); /* not permitted to mount here */
+    }
+    tree_dir(root, "m/inner");
+    tree_file(root, "m/inner/f");
+    tree_link(root, "m", "link-to-mount");
+    for (size_t m = 0; m < sizeof engine_modes / sizeof *engine_modes; m++) {
+        for (int follow = 0; follow < 2; follow++) {
+            struct walk_seen s = {0};
+            unsigned flags = engine_modes[m] | MO_WALK_XDEV | (follow ? MO_WALK_FOLLOW : 0);
+            mo_walk_opts opts = {.flags = flags, .on_error = seen_error};
+            walk_run(&s, root, &opts);
+            assert_int_equal(s.done_err, 0);
+            assert_int_equal(s.errors.n, 0);
+            assert_int_equal(recs_count(&s.recs, "N4 %s//m", root), 1);
+            assert_int_equal(recs_count(&s.recs, "N4 %s/m//inner", root), 0);
+            assert_int_equal(recs_count(&s.recs, "D0 %s/d//", root), 1);
+            assert_int_equal(recs_count(&s.recs, "N%d %s//link-to-mount", follow ? 4 : 10, root),
+                             1);
+            seen_free(&s);
+        }
+        /* Without it, the mount is walked. */
+        struct walk_seen s = {0};
+        mo_walk_opts opts = {.flags = engine_modes[m]};
+        walk_run(&s, root, &opts);
+        assert_int_equal(recs_count(&s.recs, "N4 %s/m//inner", root), 1);
+        seen_free(&s);
+    }
+    unmount_in_tree(root, "m");
+    tree_rm(root);
+}
+
+/* A link nobody may follow (its target's directory is not searchable) is
+ * listed, untyped, and its error reported, as find -L does; both engines. */
+static void test_follow_unsearchable_like_find(void **state)
+{
+    (void)state;
+    check_follow_unsearchable_like_find(0);
+    check_follow_unsearchable_like_find(MO_WALK_PARALLEL);
 }
 
 /* ---- the public API: mo_walk() and its Deferred ---- */
@@ -700,146 +645,6 @@ static void test_loop_runs_between_pieces(void **state)
     tree_rm(root);
 }
 
-/* ---- MO_WALK_FOLLOW and MO_WALK_XDEV, in every mode of both engines ---- */
-
-static const unsigned engine_modes[] = {0, MO_WALK_PIECES, MO_WALK_PARALLEL,
-                                        MO_WALK_PARALLEL | MO_WALK_PIECES};
-
-/* How many lines of t are exactly `line` (without its newline). */
-static int count_lines(const struct text *t, const char *line)
-{
-    int n = 0;
-    size_t len = strlen(line);
-    for (const char *p = t->s; p && (p = strstr(p, line)) != NULL; p += len)
-        n += (p == t->s || p[-1] == '\n') && p[len] == '\n';
-    return n;
-}
-
-static void test_follow_links_reports_each_loop_once(void **state)
-{
-    (void)state;
-    char root[256], line[400];
-    tree_tmpdir(root, sizeof root);
-    make_mixed(root); /* link-to-dir -> a, loop -> loop, z/up -> .. */
-    tree_link(root, "nowhere", "broken");
-    tree_link(root, "top-file", "link-to-file");
-    tree_link(root, "../..", "a/b/up2"); /* back to root from two levels down */
-    for (size_t m = 0; m < sizeof engine_modes / sizeof *engine_modes; m++) {
-        struct seen s = {0};
-        mo_walk_opts opts = {.flags = engine_modes[m] | MO_WALK_FOLLOW, .on_error = seen_error};
-        walk_run(&s, root, &opts);
-        assert_int_equal(s.done_err, 0);
-        /* Links typed by their targets; a broken one stays a link. */
-        assert_int_equal(count_lines(&s.log, "N4 link-to-dir"), 1);
-        assert_int_equal(count_lines(&s.log, "N8 link-to-file"), 1);
-        assert_int_equal(count_lines(&s.log, "N10 broken"), 1);
-        /* The directory behind the link is walked, under the link's path. */
-        snprintf(line, sizeof line, "D0 %s/link-to-dir/b/c", root);
-        assert_int_equal(count_lines(&s.log, line), 1);
-        /* Loops are neither listed nor entered: one error each time the
-         * walk reaches one, MO_ELOOP, on the path it was reached by. */
-        assert_int_equal(count_lines(&s.log, "N10 loop"), 0);
-        assert_int_equal(count_lines(&s.log, "N4 up"), 0);
-        assert_int_equal(count_lines(&s.log, "N4 up2"), 0);
-        const char *loops[] = {"loop", "z/up", "a/b/up2", "link-to-dir/b/up2"};
-        for (size_t i = 0; i < sizeof loops / sizeof *loops; i++) {
-            snprintf(line, sizeof line, "E%d %s/%s", ELOOP, root, loops[i]);
-            if (count_lines(&s.errors, line) != 1)
-                fail_msg("mode %u: '%s' reported %d times; errors:\n%s", engine_modes[m], line,
-                         count_lines(&s.errors, line), s.errors.s);
-        }
-        size_t nerr = 0;
-        for (const char *p = s.errors.s; p && *p; p = strchr(p, '\n') + 1) nerr++;
-        assert_int_equal(nerr, 4);
-        seen_free(&s);
-    }
-    /* Without on_error, the first loop stops the walk with MO_ELOOP. */
-    struct seen s = {0};
-    mo_walk_opts opts = {.flags = MO_WALK_FOLLOW};
-    walk_run(&s, root, &opts);
-    assert_int_equal(s.done_err, MO_ELOOP);
-    seen_free(&s);
-    tree_rm(root);
-}
-
-/* A tree deeper than MO_WALK_MAX_FDS reached through a link: the walk
- * climbs back through evicted ancestors, which ".." cannot reach (it leads
- * to the link target's parent), so they are re-opened by name. */
-static void test_follow_deep_through_a_link(void **state)
-{
-    (void)state;
-    char root[256], top[300], line[400];
-    tree_tmpdir(root, sizeof root);
-    tree_dir(root, "real");
-    tree_deep(root, "real", 3 * MO_WALK_MAX_FDS);
-    tree_dir(root, "top");
-    tree_dir(root, "top/x"); /* the link's parent: evicted, and ".." of real is not it */
-    tree_link(root, "../../real", "top/x/link");
-    tree_file(root, "top/x/after");
-    snprintf(top, sizeof top, "%s/top", root);
-    for (size_t m = 0; m < sizeof engine_modes / sizeof *engine_modes; m++) {
-        struct seen s = {0};
-        mo_walk_opts opts = {.flags = engine_modes[m] | MO_WALK_FOLLOW, .on_error = seen_error};
-        walk_run(&s, top, &opts);
-        if (s.done_err || s.errors.s)
-            fail_msg("mode %u: error %d, errors %s", engine_modes[m], s.done_err, s.errors.s);
-        assert_int_equal(count_lines(&s.log, "N4 link"), 1);
-        assert_int_equal(count_lines(&s.log, "N4 d"), 3 * MO_WALK_MAX_FDS);
-        snprintf(line, sizeof line, "D0 %s/x/link/d", top);
-        assert_int_equal(count_lines(&s.log, line), 1);
-        /* Bounded: the loop's, MO_WALK_MAX_FDS and the top's, a few more. */
-        if (!(engine_modes[m] & MO_WALK_PARALLEL))
-            assert_in_range(s.max_fds, 0, 3 + MO_WALK_MAX_FDS + 8);
-        seen_free(&s);
-    }
-    tree_rm(root);
-}
-
-/* A file system mounted inside the tree: listed, not entered. Needs to
- * mount (root, as the tests run here and in CI); skipped otherwise. */
-static void test_xdev_stays_on_one_file_system(void **state)
-{
-    (void)state;
-    char root[256], mnt[300], line[400];
-    tree_tmpdir(root, sizeof root);
-    tree_dir(root, "m");
-    tree_dir(root, "d");
-    tree_file(root, "d/f");
-    snprintf(mnt, sizeof mnt, "%s/m", root);
-    if (mount("morsel-test", mnt, "tmpfs", 0, "size=1m") != 0) {
-        tree_rm(root);
-        skip();
-    }
-    tree_dir(root, "m/inner");
-    tree_file(root, "m/inner/f");
-    tree_link(root, "m", "link-to-mount");
-    for (size_t m = 0; m < sizeof engine_modes / sizeof *engine_modes; m++) {
-        for (int follow = 0; follow < 2; follow++) {
-            struct seen s = {0};
-            unsigned flags = engine_modes[m] | MO_WALK_XDEV | (follow ? MO_WALK_FOLLOW : 0);
-            mo_walk_opts opts = {.flags = flags, .on_error = seen_error};
-            walk_run(&s, root, &opts);
-            assert_int_equal(s.done_err, 0);
-            assert_null(s.errors.s);
-            assert_int_equal(count_lines(&s.log, "N4 m"), 1);
-            assert_int_equal(count_lines(&s.log, "N4 inner"), 0);
-            snprintf(line, sizeof line, "D0 %s/d", root);
-            assert_int_equal(count_lines(&s.log, line), 1);
-            assert_int_equal(count_lines(&s.log, follow ? "N4 link-to-mount" : "N10 link-to-mount"),
-                             1);
-            seen_free(&s);
-        }
-        /* Without it, the mount is walked. */
-        struct seen s = {0};
-        mo_walk_opts opts = {.flags = engine_modes[m]};
-        walk_run(&s, root, &opts);
-        assert_int_equal(count_lines(&s.log, "N4 inner"), 1);
-        seen_free(&s);
-    }
-    assert_int_equal(umount(mnt), 0);
-    tree_rm(root);
-}
-
 MO_TEST_MAIN(
     cmocka_unit_test(test_order_matches_os_path_walk),
     cmocka_unit_test(test_types_and_symlinks_not_followed),
@@ -854,6 +659,10 @@ MO_TEST_MAIN(
     cmocka_unit_test(test_deferred_failure_has_code_and_path),
     cmocka_unit_test(test_deferred_cancel_stops_and_closes),
     cmocka_unit_test(test_walk_bad_arguments), cmocka_unit_test(test_loop_runs_between_pieces),
+    cmocka_unit_test(test_few_descriptors), cmocka_unit_test(test_descriptors_run_out_mid_walk),
+    cmocka_unit_test(test_no_descriptor_left), cmocka_unit_test(test_follow_like_find),
+    cmocka_unit_test(test_follow_loop_stops_walk), cmocka_unit_test(test_xdev_like_find),
     cmocka_unit_test(test_follow_links_reports_each_loop_once),
     cmocka_unit_test(test_follow_deep_through_a_link),
-    cmocka_unit_test(test_xdev_stays_on_one_file_system))
+    cmocka_unit_test(test_xdev_stays_on_one_file_system),
+    cmocka_unit_test(test_follow_unsearchable_like_find))

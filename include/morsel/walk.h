@@ -14,44 +14,76 @@
  * never listed.
  *
  * Symbolic links are not followed, not even `top` itself, unless the walk
- * is given MO_WALK_FOLLOW: a symlink to a directory is listed with type
- * MO_WALK_LNK and not entered, so a walk cannot loop. (As with find, a
- * `top` that ends in "/" names the directory the link points to.) Directories are opened relative
- * to their parent's descriptor (openat with O_NOFOLLOW), read with large getdents64 batches and
- * typed from d_type; a no-follow fstatat is made only for a file system that
- * gives no type. The walk keeps at most MO_WALK_MAX_FDS descriptors open
- * however deep the tree is: past that depth an ancestor's descriptor is
- * closed after its device and inode are recorded, and re-opened as ".." of
- * its child when the walk climbs back; if the re-opened directory is not the
- * same one (the tree was moved under the walk), that is an MO_ENOENT error
- * on the ancestor's path.
+ * is asked to (MO_WALK_FOLLOW, below): a symlink to a directory is listed
+ * with type MO_WALK_LNK and not entered, so a walk cannot loop. (As with
+ * find, a `top` that ends in "/" names the directory the link points to.)
+ * Directories are opened relative to their parent's descriptor (openat with
+ * O_NOFOLLOW), read with large getdents64 batches and typed from d_type; a
+ * no-follow fstatat is made only for a file system that gives no type. The
+ * walk keeps at most MO_WALK_MAX_FDS descriptors open however deep the tree
+ * is: past that depth an ancestor's descriptor is closed after its device
+ * and inode are recorded, and re-opened when the walk climbs back (as ".."
+ * of its child, or, when that is another directory or there is no
+ * descriptor for it, by its path from `top`, relative to the working
+ * directory if `top` is); if the re-opened directory is not the same one
+ * (the tree was moved under the walk), that is an MO_ENOENT error on the
+ * ancestor's path.
+ * When the process runs out of descriptors (EMFILE, ENFILE), the walk closes
+ * the oldest ones it holds the same way, keeps fewer from then on, and goes
+ * on, as find does: it needs two free descriptors (parallel mode: three)
+ * to make progress, and fails with MO_EMFILE only when it has no more to
+ * give back.
+ *
+ * Following symbolic links (MO_WALK_FOLLOW) is find -L's walk: `top` and
+ * every listed symlink are resolved; a symlink is listed with its target's
+ * type (MO_WALK_DIR for a link to a directory, which the walk then enters,
+ * unless visit() removes it), and only a dangling one keeps type
+ * MO_WALK_LNK. A symlink whose resolution fails with ELOOP (a link to
+ * itself, a cycle of links) and a link to a directory that is already on
+ * the path from `top` to the one being listed (a file system loop: a link
+ * to an ancestor or to the directory itself, or a directory below such a
+ * link that is its own ancestor) are not listed: each is an MO_ELOOP error
+ * on its path (reported to on_error, or stopping the walk), once per path
+ * where it is met, and never entered. A directory on the current path
+ * reached another way (a bind mount of an ancestor) is the same MO_ELOOP
+ * error, found when it is entered. A symlink that cannot be examined for
+ * another reason (EACCES: where it leads is not searchable) is an error on
+ * its path too, reported before its directory's visit(), and stays listed,
+ * as MO_WALK_UNKNOWN (find -L prints it and complains). Staying on one file system
+ * (MO_WALK_XDEV) is find -xdev's walk: a directory whose device differs
+ * from `top`'s is listed in its parent but not entered (no visit(), no
+ * error). Each costs one fstat() per directory entered; MO_WALK_FOLLOW
+ * also one stat() per listed symlink and subdirectory (find -L stats every
+ * name).
  *
  * Parallel mode (MO_WALK_PARALLEL) reads directories on the loop's worker
  * pool (pool.h, mo_loop_pool()), several at once, and calls visit() on the
- * loop thread, one directory at a time, in no promised order (a directory
- * is still visited before anything below it). A job reads a few sibling
+ * loop thread, one directory at a time, in no promised order (a directory is
+ * still visited before anything below it). A job reads a few sibling
  * directories (up to 16; fewer when few are pending, so that every worker
- * gets some): a worker opens each with openat(O_NOFOLLOW) relative to the
- * parent's descriptor, which the loop thread keeps open (and never closes)
- * while a job uses it, reads its whole listing with 64 KiB getdents64
- * calls into a buffer the job owns (with MO_WALK_PIECES: up to 32 KiB per
- * job per round, each piece visited before the next is read), and types
- * the names; the loop thread only visits listings and hands out the
- * subdirectories left in them. Bounds: at most MO_WALK_MAX_DIRS
- * directories in flight (queued, being read, or read and waiting for
- * visit()), so at most that many listings buffered; descriptors: at most
- * MO_WALK_MAX_FDS parents' kept, plus at most two per directory in flight
- * and one per job. Past MO_WALK_MAX_FDS, the oldest parent's descriptor is
- * closed after its device and inode are recorded, and a job that needs it
- * opens it again, one name at a time with openat(O_NOFOLLOW) from the
- * nearest ancestor still open (the top's descriptor stays open), and
- * checks (dev, ino): a mismatch is MO_ENOENT on the directories being
- * opened. Pruning works as in sequential mode: a subdirectory removed from
- * `names` is never opened. Errors, on_error and cancelling work as in
- * sequential mode, except that the first error *processed* stops the walk
- * (reads finish in any order), and descriptors held by a read running on a
- * worker at that time are closed when that read returns (mo_loop_run()
- * returns only after that).
+ * gets some): a worker opens each with openat (O_NOFOLLOW unless the walk
+ * follows links) relative to the parent's descriptor, which the loop thread
+ * keeps open (and never closes) while a job uses it, reads its whole listing
+ * with 64 KiB getdents64 calls into a buffer the job owns (with
+ * MO_WALK_PIECES: up to 32 KiB per job per round, each piece visited before
+ * the next is read), and types the names; the loop thread only visits
+ * listings and hands out the subdirectories left in them. Bounds: at most
+ * MO_WALK_MAX_DIRS directories in flight (queued, being read, or read and
+ * waiting for visit()), so at most that many listings buffered; descriptors:
+ * at most MO_WALK_MAX_FDS parents' kept, plus at most two per directory in
+ * flight and one per job. Past MO_WALK_MAX_FDS, the oldest parent's
+ * descriptor is closed after its device and inode are recorded, and a job
+ * that needs it opens it again by the names from the nearest ancestor still
+ * open (the top's descriptor stays open if it can), and checks (dev, ino): a
+ * mismatch is MO_ENOENT on the directories being opened. When descriptors
+ * run out, the walk keeps fewer parents' descriptors and runs fewer, smaller
+ * jobs at once from then on; a job that could open nothing waits, holding no
+ * descriptor, for another to end. Pruning works as in sequential mode: a
+ * subdirectory removed from `names` is never opened. Errors, on_error and
+ * cancelling work as in sequential mode, except that the first error
+ * *processed* stops the walk (reads finish in any order), and descriptors
+ * held by a read running on a worker at that time are closed when that read
+ * returns (mo_loop_run() returns only after that).
  */
 #ifndef MORSEL_WALK_H
 #define MORSEL_WALK_H
@@ -63,8 +95,8 @@
 extern "C" {
 #endif
 
-/* Descriptors one sequential walk keeps open at most (plus one, briefly,
- * while it re-opens a parent); in parallel mode, parent descriptors kept. */
+/* Descriptors one sequential walk keeps open at most; in parallel mode,
+ * parent descriptors kept. Fewer once the process ran out of them. */
 #define MO_WALK_MAX_FDS 32
 
 /* Parallel mode: directories in flight (queued, being read, or read and
@@ -101,6 +133,10 @@ typedef struct mo_walk_names {
     size_t count;
     /* MO_WALK_PIECES only: 1 if more pieces of this directory follow. */
     int more;
+    /* The directory's depth: 0 for `top`, 1 for its subdirectories, ...;
+     * its names are at depth + 1 (find's -maxdepth counts the same way).
+     * (Added in 0.2; the fields above keep their place.) */
+    size_t depth;
 } mo_walk_names;
 
 /* Removes names->names[i], keeping the others in order. O(count); to remove
@@ -128,26 +164,11 @@ enum mo_walk_flags {
      * still runs on the loop thread, one directory at a time, in no
      * promised order. See the top of this file. */
     MO_WALK_PARALLEL = 2,
-    /* Follow symbolic links, as find -L does: `top` and every listed link
-     * are typed by what they lead to (a link to a directory is listed as
-     * MO_WALK_DIR and entered; a broken link stays MO_WALK_LNK), and
-     * directories are opened through links. A directory that leads back to
-     * itself or to one of its ancestors on the walk's path (the same device
-     * and inode: a loop) is not listed, nor is a link that leads to a loop
-     * of links: each is an MO_ELOOP error on its own path (path/name),
-     * given to on_error (or stopping the walk without it) before the
-     * directory's visit(). Each loop is thus reported once per way the walk
-     * reaches it, as find -L reports it. A name that cannot be examined
-     * for another reason (EACCES: the directory is not searchable) is an
-     * error too, and listed as MO_WALK_UNKNOWN. Costs one
-     * fstatat per listed directory or link and one fstat per directory
-     * entered. The sequential walk keeps top's descriptor open beyond
-     * MO_WALK_MAX_FDS and re-opens an evicted ancestor name by name from
-     * the nearest open one (".." is not the way back through a link). */
+    /* Follow symbolic links, `top` included, with loop detection by device
+     * and inode (find -L). See the top of this file. */
     MO_WALK_FOLLOW = 4,
-    /* Stay on top's file system, as find -xdev does: a directory on
-     * another device is listed (visit() sees its name in its parent's
-     * listing) but not entered. Costs one fstat per directory entered. */
+    /* Do not enter directories on another file system than `top`'s (find
+     * -xdev). See the top of this file. */
     MO_WALK_XDEV = 8
 };
 
@@ -176,7 +197,9 @@ typedef struct mo_walk_totals {
  * - with a failure when an error stopped it: its code is the negative errno
  *   (MO_ENOENT: a directory vanished, or an ancestor was moved away under a
  *   deep walk; MO_EACCES: unreadable; MO_ENOTDIR: `top`, or an entry listed
- *   as a directory, is not one (a symlink counts as not one); MO_EMFILE,
+ *   as a directory, is not one (a symlink counts as not one, unless the walk
+ *   follows them); MO_ELOOP: a loop met with MO_WALK_FOLLOW, the path being
+ *   the link's; MO_EMFILE: the walk had no descriptor left to give back;
  *   MO_ENOMEM, ...), its origin "mo_walk", and its message exactly the full
  *   path of the directory concerned, as visit() would name it;
  * - with MO_ECANCELED when it is cancelled (mo_deferred_cancel()): the walk

@@ -1,4 +1,6 @@
-/* The asynchronous directory walk (DESIGN rules 16–17).
+/* The asynchronous directory walk (DESIGN rules 16–17): the sequential
+ * engine, and the life cycle both engines share (a cooperator task whose
+ * steps run units of work, the end, cancelling, the Deferred).
  *
  * A sequential walk is a stack of frames, one per directory from `top` down
  * to the one being read. The top frame goes through four phases: open
@@ -15,60 +17,41 @@
  *   frame's path is path[0, pathlen) and extends its parent's.
  * - The top frame's fd is open once its open phase succeeded. A frame below
  *   the top is in its descend phase (its listing is read and visited).
- * - At most MO_WALK_MAX_FDS frames have an open fd: pushing frame i closes
- *   frame i - MO_WALK_MAX_FDS after recording its (dev, ino); popping to a
- *   closed frame re-opens it as ".." of its child and checks (dev, ino).
- *   With MO_WALK_FOLLOW, ".." is not the way back through a link: the top
- *   frame keeps its fd, and a closed frame is re-opened name by name from
- *   its nearest open ancestor.
- * - With MO_WALK_FOLLOW or MO_WALK_XDEV every frame's (dev, ino) is
- *   recorded when it is opened: the ancestors a followed directory is
- *   checked against (a loop), and top's file system.
- * - A frame's names[0, count) point into its arena; names[0, next) have been
- *   considered for descent.
+ * - The frames with an open fd are a run at the top of the stack, at most
+ *   max_fds long (MO_WALK_MAX_FDS, less once the process ran out of
+ *   descriptors): pushing frame i closes frame i - max_fds after recording
+ *   its id; popping to a closed frame re-opens it and checks its id.
+ * - With MO_WALK_FOLLOW or MO_WALK_XDEV, every frame's id is recorded when
+ *   it is opened.
+ * - A frame's names[0, count) point into its listing's records; names[0,
+ *   next) have been considered for descent; with MO_WALK_PIECES,
+ *   names[0, shown) have been given to visit() and their records start
+ *   before piece_from.
  */
 #include "walk/walk_int.h"
 
-#include <dirent.h>
-
-#include <fcntl.h>
-#include <limits.h>
+#include <errno.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
-#define WALK_BUF  (8 * 1024)                      /* bytes per getdents64 batch: ~60 us of ext4 */
-#define WALK_STEP MO_USEC(100)                    /* work per cooperator step */
-#define WALK_SCAN 8192                            /* names scanned for subdirectories per unit */
-#define WALK_KEEP (256 * 1024)                    /* a popped frame keeps buffers up to this size */
-#define WALK_IDS  (MO_WALK_FOLLOW | MO_WALK_XDEV) /* modes that record (dev, ino) */
+#define WALK_BUF  (8 * 1024)   /* bytes per getdents64 batch: ~60 us of ext4 */
+#define WALK_STEP MO_USEC(100) /* work per cooperator step */
+#define WALK_SCAN 8192         /* names scanned for subdirectories per unit */
+#define WALK_KEEP (256 * 1024) /* a popped frame keeps buffers up to this size */
 
-/* The kernel's record, as getdents64 writes it. */
-struct kdirent64 {
-    uint64_t d_ino;
-    int64_t d_off;
-    unsigned short d_reclen;
-    unsigned char d_type;
-    char d_name[];
-};
-
-enum { PH_OPEN, PH_READ, PH_VISIT, PH_DESCEND };
+enum frame_phase { PH_OPEN, PH_READ, PH_VISIT, PH_DESCEND };
 
 struct frame {
     int fd;
-    uint8_t phase;
-    bool visited; /* visit() has seen (a piece of) its listing */
-    bool has_err; /* MO_WALK_FOLLOW: names[shown, count) has error-marked names */
-    dev_t dev;    /* identity, recorded when fd is closed early (or opened: WALK_IDS) */
-    ino_t ino;
+    uint8_t phase; /* enum frame_phase */
+    struct mo__walk_id id;
     size_t pathlen;
-    mo_walk_name *names;
-    size_t count, cap, next;
-    size_t shown;      /* MO_WALK_PIECES: names already given to visit */
-    size_t piece_used; /* MO_WALK_PIECES: arena bytes before the last batch */
-    char *arena;
-    size_t used, acap;
+    struct mo__walk_list list;
+    size_t next;
+    size_t shown;      /* MO_WALK_PIECES: names given to visit() */
+    size_t piece_from; /* MO_WALK_PIECES: where the records not shown yet start */
+    size_t marked;     /* names not shown yet marked with an error */
+    size_t dirs;       /* subdirectories listed */
 };
 
 static inline struct frame *top_frame(struct mo__walk *w)
@@ -85,9 +68,8 @@ void mo_walk_names_remove(mo_walk_names *names, size_t i)
 
 /* ---- buffers ---- */
 
-int mo__walk_grow(void **p, size_t *cap, size_t need, size_t size)
+int mo__walk_realloc(void **p, size_t *cap, size_t need, size_t size)
 {
-    if (need <= *cap) return 0;
     size_t n = *cap ? *cap : 16;
     while (n < need) n *= 2;
     if (n > SIZE_MAX / size) return MO_ENOMEM;
@@ -98,55 +80,13 @@ int mo__walk_grow(void **p, size_t *cap, size_t need, size_t size)
     return 0;
 }
 
-void mo__walk_shrink(void **p, size_t *cap, size_t size, size_t keep)
-{
-    if (*cap * size <= keep) return;
-    mo__free(*p);
-    *p = NULL;
-    *cap = 0;
-}
-
-/* Makes room for `bytes` more bytes of names and `n` more entries. Names
- * already stored follow the arena if it moves. */
-static int frame_reserve(struct frame *f, size_t bytes, size_t n)
-{
-    uintptr_t old = (uintptr_t)f->arena;
-    int err = mo__walk_grow((void **)&f->names, &f->cap, f->count + n, sizeof(mo_walk_name));
-    if (!err) err = mo__walk_grow((void **)&f->arena, &f->acap, f->used + bytes, 1);
-    if (err || (uintptr_t)f->arena == old) return err;
-    for (size_t i = 0; i < f->count; i++)
-        f->names[i].name = f->arena + ((uintptr_t)f->names[i].name - old);
-    return 0;
-}
-
-/* Drops a popped frame's buffers if a huge directory made them large. */
-static void frame_trim(struct frame *f)
-{
-    mo__walk_shrink((void **)&f->arena, &f->acap, 1, WALK_KEEP);
-    mo__walk_shrink((void **)&f->names, &f->cap, sizeof(mo_walk_name), WALK_KEEP);
-}
-
 static void frame_close(struct frame *f)
 {
     if (f->fd >= 0) close(f->fd);
     f->fd = -1;
 }
 
-/* Sets the path to path[0, plen) joined with `name` as os.path.join does. */
-static int path_join(struct mo__walk *w, size_t plen, const char *name, size_t len, size_t *out)
-{
-    bool slash = plen && w->path[plen - 1] != '/';
-    size_t n = plen + slash + len;
-    int err = mo__walk_grow((void **)&w->path, &w->pcap, n + 1, 1);
-    if (err) return err;
-    if (slash) w->path[plen] = '/';
-    memcpy(w->path + plen + slash, name, len);
-    w->path[n] = '\0';
-    *out = n;
-    return 0;
-}
-
-/* ---- errors ---- */
+/* ---- errors and visits ---- */
 
 int mo__walk_fatal(struct mo__walk *w, const char *path, int err)
 {
@@ -167,6 +107,43 @@ int mo__walk_fail(struct mo__walk *w, const char *path, int err)
     return mo__walk_fatal(w, path, err);
 }
 
+/* Reports the errors marked in names[0, *count) on the names' paths; a
+ * loop is taken out of the listing, another name stays, untyped. */
+static int report_marked(struct mo__walk *w, const char *dir, mo_walk_name *names, size_t *count)
+{
+    size_t k = 0, dlen = strlen(dir);
+    for (size_t i = 0; i < *count; i++) {
+        mo_walk_name *e = &names[i];
+        int code = e->type >= MO__WALK_MARK ? mo__walk_marked_err(e->type) : 0;
+        if (code) {
+            size_t n = mo__walk_join_len(dir, dlen, e->len);
+            int err = mo__walk_grow((void **)&w->mark_path, &w->mark_cap, n + 1, 1);
+            if (err) return mo__walk_fatal(w, dir, err);
+            mo__walk_join(w->mark_path, dir, dlen, e->name, e->len);
+            if ((err = mo__walk_fail(w, w->mark_path, code)) != 0) return err;
+            if (w->cancelled) return MO_ECANCELED;
+            e->type = MO_WALK_UNKNOWN;
+        }
+        if (code != MO_ELOOP) names[k++] = *e;
+    }
+    *count = k;
+    return 0;
+}
+
+int mo__walk_visit(struct mo__walk *w, const char *dir, mo_walk_name *names, size_t *count,
+                   size_t marked, bool more, size_t depth)
+{
+    int err = marked ? report_marked(w, dir, names, count) : 0;
+    if (err) return err;
+    mo_walk_names list = {names, *count, more, depth};
+    w->totals.dirs += !more;
+    w->totals.names += list.count;
+    w->visit(w->arg, dir, &list);
+    if (w->cancelled) return MO_ECANCELED;
+    if (list.count < *count) *count = list.count;
+    return 0;
+}
+
 /* The two on the current path of the sequential walk. */
 static int walk_fatal(struct mo__walk *w, int err)
 {
@@ -178,123 +155,91 @@ static int walk_fail(struct mo__walk *w, int err)
     return mo__walk_fail(w, w->path, err);
 }
 
-/* ---- following links (MO_WALK_FOLLOW), shared by both engines ---- */
+/* ---- descriptors ---- */
 
-int mo__walk_open_flags(unsigned flags)
+/* Whether frames[0, n) hold the directory `id`. */
+static bool frames_hold(const struct mo__walk *w, size_t n, const struct mo__walk_id *id)
 {
-    int nofollow = flags & MO_WALK_FOLLOW ? 0 : O_NOFOLLOW;
-    return O_RDONLY | O_DIRECTORY | O_CLOEXEC | nofollow;
-}
-
-uint8_t mo__walk_follow_type(int dirfd, const char *name, uint8_t type, struct stat *st)
-{
-    if (type != MO_WALK_LNK && type != MO_WALK_DIR && type != MO_WALK_UNKNOWN) return type;
-    if (fstatat(dirfd, name, st, 0) == 0) return (uint8_t)IFTODT(st->st_mode);
-    int err = -errno;
-    /* A link to nothing is listed as the link it is, as find -L does. */
-    if (err == MO_ENOENT && fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW) == 0)
-        return (uint8_t)IFTODT(st->st_mode);
-    return err == MO_ENOENT ? MO_WALK_UNKNOWN : mo__walk_type_err(err);
-}
-
-int mo__walk_drop_errors(struct mo__walk *w, const char *dir, mo_walk_name *names, size_t *count)
-{
-    size_t k = 0, dlen = strlen(dir);
-    bool slash = dlen && dir[dlen - 1] != '/';
-    for (size_t i = 0; i < *count; i++) {
-        if (!(names[i].type & MO__WALK_TYPE_ERR)) {
-            names[k++] = names[i];
-            continue;
-        }
-        int code = -(names[i].type & ~MO__WALK_TYPE_ERR);
-        int err = mo__walk_grow((void **)&w->epath, &w->epcap, dlen + slash + names[i].len + 1, 1);
-        if (err) return mo__walk_fatal(w, dir, err);
-        memcpy(w->epath, dir, dlen);
-        if (slash) w->epath[dlen] = '/';
-        memcpy(w->epath + dlen + slash, names[i].name, names[i].len + 1);
-        err = mo__walk_fail(w, w->epath, code);
-        if (err || w->cancelled) return err ? err : MO_ECANCELED;
-        if (code == MO_ELOOP) continue;
-        names[k] = names[i]; /* cannot be examined, but is there: listed, untyped */
-        names[k++].type = MO_WALK_UNKNOWN;
-    }
-    *count = k;
-    return 0;
-}
-
-/* ---- the frame stack ---- */
-
-/* Closes the descriptor MO_WALK_MAX_FDS frames above frame i, after
- * recording which directory it was, so that at most that many are open
- * however deep the tree is. */
-static void evict_ancestor(struct mo__walk *w, size_t i)
-{
-    if (i < MO_WALK_MAX_FDS) return;
-    if (i == MO_WALK_MAX_FDS && (w->flags & MO_WALK_FOLLOW)) return; /* the top stays */
-    struct frame *old = &w->frames[i - MO_WALK_MAX_FDS];
-    struct stat st;
-    if (old->fd < 0) return;
-    if (!(w->flags & WALK_IDS)) { /* else recorded when opened */
-        if (fstat(old->fd, &st) != 0) return;
-        old->dev = st.st_dev;
-        old->ino = st.st_ino;
-    }
-    frame_close(old);
-}
-
-/* WALK_IDS: records the identity of the top frame, just opened. Returns 1
- * if it is on another file system than top's (MO_WALK_XDEV: not entered),
- * else 0, or an error. */
-static int frame_identify(struct mo__walk *w, struct frame *f)
-{
-    struct stat st;
-    if (!(w->flags & WALK_IDS)) return 0;
-    if (fstat(f->fd, &st) != 0) return -errno;
-    f->dev = st.st_dev;
-    f->ino = st.st_ino;
-    if (w->depth == 1) w->top_dev = st.st_dev;
-    return (w->flags & MO_WALK_XDEV) && st.st_dev != w->top_dev;
-}
-
-/* MO_WALK_FOLLOW: whether (dev, ino) is the top frame's directory or one
- * of its ancestors on the walk's path (a loop through links). */
-static bool is_ancestor(const struct mo__walk *w, const struct stat *st)
-{
-    for (size_t i = w->depth; i-- > 0;)
-        if (w->frames[i].ino == st->st_ino && w->frames[i].dev == st->st_dev) return true;
+    for (size_t i = 0; i < n; i++)
+        if (mo__walk_id_eq(&w->frames[i].id, id)) return true;
     return false;
 }
 
-/* MO_WALK_FOLLOW: re-opens frames[k], whose fd was evicted, name by name
- * from its nearest open ancestor (the top's stays open), through the
- * links the walk followed, and checks that it is the same directory. */
-static int reopen_by_names(struct mo__walk *w, size_t k)
+/* MO_WALK_FOLLOW, for mo__walk_list_parse(): whether a directory is on the
+ * current path, the directory being listed included. */
+static bool on_path(const void *ctx, const struct mo__walk_id *id)
 {
-    size_t j = k;
-    while (w->frames[j].fd < 0) j--; /* frames[0] is open */
-    int fd = w->frames[j].fd;
-    char name[NAME_MAX + 1];
-    for (size_t m = j + 1; m <= k; m++) {
-        size_t from = w->frames[m - 1].pathlen;
-        from += from && w->path[from - 1] != '/';
-        size_t len = w->frames[m].pathlen - from;
-        if (len > NAME_MAX) len = NAME_MAX; /* cannot happen: a listed name */
-        memcpy(name, w->path + from, len);
-        name[len] = '\0';
-        int next = openat(fd, name, mo__walk_open_flags(w->flags));
-        int e = errno;
-        if (fd != w->frames[j].fd) close(fd);
-        if (next < 0) return -e;
-        fd = next;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || st.st_dev != w->frames[k].dev || st.st_ino != w->frames[k].ino) {
-        close(fd);
-        return MO_ENOENT;
-    }
-    w->frames[k].fd = fd;
-    return 0;
+    const struct mo__walk *w = ctx;
+    return frames_hold(w, w->depth, id);
 }
+
+/* The process is out of descriptors: closes the oldest frame's (not
+ * `keep`) after recording its id, and keeps as many as were open, one of
+ * them for the open that failed, from then on. False if none is left. */
+static bool walk_shed(struct mo__walk *w, int keep)
+{
+    size_t open = 0;
+    struct frame *oldest = NULL;
+    for (size_t i = 0; i < w->depth; i++) {
+        struct frame *f = &w->frames[i];
+        if (f->fd < 0) continue;
+        open++;
+        if (!oldest && f->fd != keep) oldest = f;
+    }
+    if (!oldest || !mo__walk_evict(&oldest->fd, &oldest->id)) return false;
+    w->max_fds = open;
+    return true;
+}
+
+/* openat() relative to dfd, giving descriptors back (walk_shed) for as long
+ * as the process has none left; find goes on the same way. */
+static int walk_openat(struct mo__walk *w, int dfd, const char *name)
+{
+    for (;;) {
+        int fd = openat(dfd, name, w->oflags);
+        if (fd >= 0 || !mo__walk_starved(-errno) || !walk_shed(w, dfd)) return fd;
+    }
+}
+
+/* Closes the descriptor max_fds frames above frame i, after recording which
+ * directory it was, so that at most that many are open however deep the
+ * tree is. */
+static void evict_ancestor(struct mo__walk *w, size_t i)
+{
+    if (i < w->max_fds) return;
+    struct frame *old = &w->frames[i - w->max_fds];
+    mo__walk_evict(&old->fd, &old->id);
+}
+
+/* Re-opens frame k by its path from `top` (relative to the working
+ * directory if `top` is): the frames above it are closed too, as the open
+ * ones are a run at the top of the stack. */
+static int frame_reopen_by_path(struct mo__walk *w, size_t k)
+{
+    return mo__walk_reopen(AT_FDCWD, w->path, w->frames[k].pathlen, w->oflags, &w->frames[k].id);
+}
+
+/* Climbing from the top frame into its parent, whose descriptor was closed:
+ * re-opens it as ".." of the top frame, or, if that is another directory
+ * (the top frame was entered through a symlink, or the tree moved) or there
+ * is no descriptor for it, by its path. */
+static int frame_reopen_parent(struct mo__walk *w)
+{
+    struct frame *f = top_frame(w), *parent = f - 1;
+    int fd = walk_openat(w, f->fd, "..");
+    struct mo__walk_id id = {0, 0};
+    if (fd >= 0 && mo__walk_id_of(fd, &id) == 0 && mo__walk_id_eq(&id, &parent->id)) {
+        parent->fd = fd;
+        return 0;
+    }
+    if (fd >= 0) close(fd);
+    frame_close(f); /* one more descriptor for the way by path */
+    fd = frame_reopen_by_path(w, w->depth - 2);
+    parent->fd = fd >= 0 ? fd : -1;
+    return fd >= 0 ? 0 : fd;
+}
+
+/* ---- the frame stack ---- */
 
 /* Makes frames[depth] the top frame, named by path[0, pathlen), empty. */
 static int frame_new(struct mo__walk *w, size_t pathlen)
@@ -308,188 +253,181 @@ static int frame_new(struct mo__walk *w, size_t pathlen)
     struct frame *f = &w->frames[w->depth++];
     f->fd = -1;
     f->phase = PH_READ;
-    f->visited = false;
-    f->has_err = false;
     f->pathlen = pathlen;
-    f->count = f->next = f->shown = f->used = 0;
+    f->list.used = f->list.count = 0;
+    f->next = f->shown = f->piece_from = f->marked = f->dirs = 0;
     return 0;
 }
 
-/* Pops the top frame. Climbing into an ancestor whose descriptor was
- * evicted re-opens it as ".." of the frame being popped, and checks that it
- * is the same directory. Returns 1 when the walk is over. */
+/* Pops the top frame, re-opening the parent if its descriptor was closed.
+ * Returns MO__WALK_END when the walk is over. */
 static int walk_pop(struct mo__walk *w)
 {
-    struct frame *f = top_frame(w);
     int err = 0;
-    if (w->depth > 1 && f[-1].fd < 0 && (w->flags & MO_WALK_FOLLOW)) {
-        err = reopen_by_names(w, w->depth - 2);
-    } else if (w->depth > 1 && f[-1].fd < 0 && f->fd >= 0) {
-        struct stat st;
-        int fd = openat(f->fd, "..", mo__walk_open_flags(0));
-        if (fd >= 0 && (fstat(fd, &st) != 0 || st.st_dev != f[-1].dev || st.st_ino != f[-1].ino)) {
-            close(fd);
-            fd = -1;
-            errno = ENOENT;
-        }
-        f[-1].fd = fd;
-        if (fd < 0) err = -errno;
-    }
+    if (w->depth > 1 && top_frame(w)[-1].fd < 0) err = frame_reopen_parent(w);
+    struct frame *f = top_frame(w);
     frame_close(f);
-    frame_trim(f);
-    if (--w->depth == 0) return 1;
+    mo__walk_list_reset(&f->list, WALK_KEEP);
+    if (--w->depth == 0) return MO__WALK_END;
     w->path[top_frame(w)->pathlen] = '\0';
     /* Without its descriptor the parent cannot go on, even with on_error. */
-    return err ? walk_fatal(w, err) : 0;
+    return err ? walk_fatal(w, err) : MO__WALK_GO;
+}
+
+/* Reports an error on the top frame's directory, which then is left. */
+static int walk_skip(struct mo__walk *w, int err)
+{
+    err = walk_fail(w, err);
+    return err ? err : walk_pop(w);
+}
+
+/* A frame just opened (MO_WALK_FOLLOW, MO_WALK_XDEV): records its id;
+ * leaves it if it is on another file system, or already on the path (a
+ * loop that came another way than a symlink: a bind mount). */
+static int frame_check(struct mo__walk *w, struct frame *f)
+{
+    int err = mo__walk_id_of(f->fd, &f->id);
+    if (err) return walk_skip(w, err);
+    if (w->depth == 1) w->top_dev = f->id.dev;
+    if ((w->flags & MO_WALK_XDEV) && f->id.dev != w->top_dev) return walk_pop(w);
+    if ((w->flags & MO_WALK_FOLLOW) && frames_hold(w, w->depth - 1, &f->id))
+        return walk_skip(w, MO_ELOOP);
+    return MO__WALK_GO;
+}
+
+/* A symlink met where a directory was to be opened (O_NOFOLLOW's ELOOP) is
+ * not a directory to enter. */
+static int open_error(const struct mo__walk *w, int err)
+{
+    return err == MO_ELOOP && !(w->flags & MO_WALK_FOLLOW) ? MO_ENOTDIR : err;
 }
 
 /* Pushes the subdirectory `name` of the top frame and opens it relative to
  * the top frame's descriptor. If that fails, reports and pops it again. */
 static int walk_push(struct mo__walk *w, const mo_walk_name *name)
 {
-    struct frame *parent = top_frame(w);
-    size_t pathlen;
-    int err = path_join(w, parent->pathlen, name->name, name->len, &pathlen);
-    if (!err) err = frame_new(w, pathlen);
+    size_t plen = top_frame(w)->pathlen;
+    size_t n = mo__walk_join_len(w->path, plen, name->len);
+    int err = mo__walk_grow((void **)&w->path, &w->pcap, n + 1, 1);
+    if (!err) err = frame_new(w, mo__walk_join(w->path, w->path, plen, name->name, name->len));
     if (err) return err;
-    parent = top_frame(w) - 1; /* frame_new() may have moved the frames */
     evict_ancestor(w, w->depth - 1);
     struct frame *f = top_frame(w);
-    f->fd = openat(parent->fd, name->name, mo__walk_open_flags(w->flags));
-    /* A symlink put in the directory's place: not a directory to enter. */
-    err = f->fd >= 0 ? frame_identify(w, f) : -errno;
-    if (err == MO_ELOOP && !(w->flags & MO_WALK_FOLLOW)) err = MO_ENOTDIR;
-    if (err == 1) return walk_pop(w); /* MO_WALK_XDEV: another file system */
-    if (!err) return 0;
-    err = walk_fail(w, err);
-    return err ? err : walk_pop(w);
+    f->fd = walk_openat(w, f[-1].fd, name->name);
+    if (f->fd < 0) return walk_skip(w, open_error(w, -errno));
+    return w->flags & (MO_WALK_FOLLOW | MO_WALK_XDEV) ? frame_check(w, f) : MO__WALK_GO;
 }
 
 /* ---- the phases of the top frame ---- */
 
-/* Gives visit() the names not shown yet; `more` says whether more follow.
- * Returns 0, or the error that stops the walk. */
-static int walk_visit(struct mo__walk *w, struct frame *f, int more)
+/* Gives visit() the names not shown yet; `more`: more pieces follow. */
+static int walk_visit(struct mo__walk *w, struct frame *f, bool more)
 {
-    if (f->has_err) {
-        size_t n = f->count - f->shown;
-        int err = mo__walk_drop_errors(w, w->path, f->names + f->shown, &n);
-        if (err) return err;
-        f->count = f->shown + n;
-        f->has_err = false;
-    }
-    mo_walk_names names = {f->names + f->shown, f->count - f->shown, more};
-    w->totals.dirs += !f->visited;
-    f->visited = true;
-    w->totals.names += names.count;
-    w->visit(w->arg, w->path, &names);
-    if (w->cancelled) return MO_ECANCELED;
-    if (names.count > f->count - f->shown) names.count = f->count - f->shown;
-    f->count = f->shown + names.count;
-    if (!(w->flags & MO_WALK_PIECES)) return 0;
-    /* Only the subdirectories of a piece matter from now on; if it has none,
-     * its names' bytes are free again, so a huge flat directory reuses one
-     * batch's worth of arena. */
-    size_t k = f->shown;
-    for (size_t i = f->shown; i < f->count; i++)
-        if (f->names[i].type == MO_WALK_DIR) f->names[k++] = f->names[i];
-    if (k == f->shown) f->used = f->piece_used;
-    f->count = f->shown = k;
-    return 0;
+    size_t n = f->list.count - f->shown;
+    int err =
+        mo__walk_visit(w, w->path, f->list.names + f->shown, &n, f->marked, more, w->depth - 1);
+    f->marked = 0;
+    f->list.count = f->shown + n;
+    return err;
 }
 
-/* Stores the batch of n bytes in w->buf as names of the top frame. */
-static int walk_parse(struct mo__walk *w, struct frame *f, size_t n)
+/* MO_WALK_PIECES, after a piece was visited: only its subdirectories matter
+ * from now on. If it has none, its records' bytes are reused: the batch
+ * read after them (from `from` on, not parsed yet) moves down over them,
+ * so that a huge flat directory needs one batch's worth of buffer. Returns
+ * where that batch starts. */
+static size_t piece_forget(struct frame *f, size_t from)
 {
-    /* A record is at least 24 bytes and holds its name and NUL. */
-    int err = frame_reserve(f, n, n / 24 + 1);
-    if (err) return err;
-    f->piece_used = f->used;
-    for (size_t off = 0; off < n;) {
-        struct kdirent64 *d = (struct kdirent64 *)(w->buf + off);
-        off += d->d_reclen;
-        const char *s = d->d_name;
-        if (s[0] == '.' && (s[1] == '\0' || (s[1] == '.' && s[2] == '\0'))) continue;
-        size_t len = strlen(s);
-        uint8_t type = d->d_type;
-        struct stat st;
-        if (w->flags & MO_WALK_FOLLOW) {
-            type = mo__walk_follow_type(f->fd, s, type, &st);
-            if (type == MO_WALK_DIR && is_ancestor(w, &st)) type = mo__walk_type_err(MO_ELOOP);
-            f->has_err |= (type & MO__WALK_TYPE_ERR) != 0;
-        } else if (type == DT_UNKNOWN && fstatat(f->fd, s, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-            type = (uint8_t)IFTODT(st.st_mode);
-        }
-        char *dst = f->arena + f->used;
-        memcpy(dst, s, len + 1);
-        f->used += len + 1;
-        f->names[f->count++] = (mo_walk_name){dst, (uint32_t)len, type};
-    }
-    return 0;
+    struct mo__walk_list *l = &f->list;
+    size_t k = f->shown;
+    for (size_t i = f->shown; i < l->count; i++)
+        if (l->names[i].type == MO_WALK_DIR) l->names[k++] = l->names[i];
+    bool kept = k > f->shown;
+    l->count = f->shown = k;
+    if (kept) return f->piece_from = from;
+    memmove(l->buf + f->piece_from, l->buf + from, l->used - from);
+    l->used -= from - f->piece_from;
+    return f->piece_from;
+}
+
+/* Types the records from `from` on as names of the top frame. */
+static int walk_parse(struct mo__walk *w, struct frame *f, size_t from)
+{
+    struct mo__walk_scan scan = {.dfd = f->fd, .flags = w->flags, .ancestor = on_path, .ctx = w};
+    int err = mo__walk_list_parse(&f->list, from, &scan);
+    f->marked += scan.marked;
+    f->dirs += scan.dirs;
+    return err ? walk_fatal(w, err) : MO__WALK_GO;
 }
 
 /* Reads one batch. At the end of the listing, or after a read error the
  * caller chose to skip, the frame moves on to its visit. */
 static int phase_read(struct mo__walk *w, struct frame *f)
 {
-    long n = syscall(SYS_getdents64, f->fd, w->buf, WALK_BUF);
+    size_t from = f->list.used;
+    long n = mo__walk_list_read(&f->list, f->fd, WALK_BUF);
     if (n <= 0) {
         f->phase = PH_VISIT;
-        return n < 0 ? walk_fail(w, -errno) : 0;
+        return n < 0 ? walk_fail(w, (int)n) : MO__WALK_GO;
     }
-    if ((w->flags & MO_WALK_PIECES) && f->shown < f->count) {
-        int err = walk_visit(w, f, 1);
+    if ((w->flags & MO_WALK_PIECES) && f->shown < f->list.count) {
+        int err = walk_visit(w, f, true);
         if (err) return err;
+        from = piece_forget(f, from);
     }
-    return walk_parse(w, f, (size_t)n);
+    return walk_parse(w, f, from);
+}
+
+/* The listing is visited: on to its subdirectories. A frame that has some
+ * stays while the walk goes below it: it gives back its unused buffer. */
+static int phase_visit(struct mo__walk *w, struct frame *f)
+{
+    int err = walk_visit(w, f, false);
+    f->phase = PH_DESCEND;
+    if (f->dirs) mo__walk_list_fit(&f->list);
+    return err;
 }
 
 /* Opens `top`: the only directory not opened relative to its parent. */
 static int phase_open(struct mo__walk *w, struct frame *f)
 {
-    f->fd = openat(AT_FDCWD, w->path, mo__walk_open_flags(w->flags));
-    int err = f->fd >= 0 ? frame_identify(w, f) : -errno;
-    if (!err) {
-        f->phase = PH_READ;
-        return 0;
-    }
-    /* O_NOFOLLOW on a symlink answers ELOOP: to the caller it is not a
-     * directory that can be walked. */
-    if (err == MO_ELOOP && !(w->flags & MO_WALK_FOLLOW)) err = MO_ENOTDIR;
-    err = walk_fail(w, err);
-    return err ? err : walk_pop(w);
+    f->fd = openat(AT_FDCWD, w->path, w->oflags);
+    if (f->fd < 0) return walk_skip(w, open_error(w, -errno));
+    f->phase = PH_READ;
+    return w->flags & (MO_WALK_FOLLOW | MO_WALK_XDEV) ? frame_check(w, f) : MO__WALK_GO;
 }
 
 /* Enters the next subdirectory left in the listing, scanning at most
  * WALK_SCAN names; pops the frame when none is left. */
 static int phase_descend(struct mo__walk *w, struct frame *f)
 {
-    size_t end = f->count - f->next > WALK_SCAN ? f->next + WALK_SCAN : f->count;
+    size_t count = f->list.count;
+    size_t end = count - f->next > WALK_SCAN ? f->next + WALK_SCAN : count;
     for (size_t i = f->next; i < end; i++) {
-        if (f->names[i].type != MO_WALK_DIR) continue;
+        if (f->list.names[i].type != MO_WALK_DIR) continue;
         f->next = i + 1;
-        return walk_push(w, &f->names[i]);
+        return walk_push(w, &f->list.names[i]);
     }
     f->next = end;
-    return end == f->count ? walk_pop(w) : 0;
+    return end == count ? walk_pop(w) : MO__WALK_GO;
 }
 
-/* One unit of work: a system call or a bounded scan. Returns 0 to go on, 1
- * when the walk is over, or the error that stops it. */
+/* One unit of work: a system call or a bounded scan. Returns an enum
+ * mo__walk_unit, or the error that stops the walk. */
 static int walk_unit(struct mo__walk *w)
 {
     struct frame *f = top_frame(w);
-    switch (f->phase) {
+    switch ((enum frame_phase)f->phase) {
     case PH_OPEN:
         return phase_open(w, f);
     case PH_READ:
         return phase_read(w, f);
     case PH_VISIT:
-        f->phase = PH_DESCEND;
-        return walk_visit(w, f, 0);
-    default:
-        return phase_descend(w, f);
+        return phase_visit(w, f);
+    case PH_DESCEND:
+        break;
     }
+    return phase_descend(w, f);
 }
 
 /* ---- life cycle ---- */
@@ -503,16 +441,12 @@ static void walk_close_all(struct mo__walk *w)
 static void walk_free(struct mo__walk *w)
 {
     walk_close_all(w);
-    for (size_t i = 0; i < w->finit; i++) {
-        mo__free(w->frames[i].names);
-        mo__free(w->frames[i].arena);
-    }
+    for (size_t i = 0; i < w->finit; i++) mo__walk_list_free(&w->frames[i].list);
     if (w->par) mo__walk_par_free(w);
     mo__free(w->frames);
     mo__free(w->path);
-    mo__free(w->buf);
+    mo__free(w->mark_path);
     mo__free(w->err_path);
-    mo__free(w->epath);
     mo_task_release(w->task);
     mo__free(w);
 }
@@ -537,8 +471,8 @@ void mo__walk_abort(struct mo__walk *w, int err)
     mo_task_stop(w->task); /* last: it may free the walk */
 }
 
-/* One unit of either engine: 0 to go on, 1 when over, 2 to wait (parallel
- * mode), or the error that stops the walk. */
+/* One unit of either engine: an enum mo__walk_unit, or the error that
+ * stops the walk. */
 static int walk_any_unit(struct mo__walk *w)
 {
     return w->par ? mo__walk_par_unit(w) : walk_unit(w);
@@ -557,19 +491,19 @@ static int walk_task_step(mo_task_t *task, void *arg)
     int64_t end = mo_hrtime() + WALK_STEP;
     int r;
     do r = walk_any_unit(w);
-    while (r == 0 && !w->cancelled && mo_hrtime() < end);
+    while (r == MO__WALK_GO && !w->cancelled && mo_hrtime() < end);
     w->in_step = false;
     if (w->task_over) { /* cancelled from visit(), and the task stopped */
         mo__walk_maybe_free(w);
         return MO_DONE;
     }
-    if (r == 2 && !w->cancelled) { /* a job's completion resumes the task */
+    if (r == MO__WALK_WAIT && !w->cancelled) { /* a job's completion resumes the task */
         w->paused = true;
         mo_task_pause(task);
         return MO_CONTINUE;
     }
-    if (r == 0 && !w->cancelled) return MO_CONTINUE;
-    if (!w->ended) walk_end(w, r == 1 ? 0 : r);
+    if (r == MO__WALK_GO && !w->cancelled) return MO_CONTINUE;
+    if (!w->ended) walk_end(w, r == MO__WALK_END ? 0 : r);
     return MO_DONE;
 }
 
@@ -625,7 +559,6 @@ static int walk_setup(struct mo__walk *w, const char *top)
     if (err) return err;
     memcpy(w->path, top, len + 1);
     if (w->flags & MO_WALK_PARALLEL) return mo__walk_par_new(w);
-    if (!(w->buf = mo__malloc(WALK_BUF))) return MO_ENOMEM;
     if ((err = frame_new(w, len)) != 0) return err;
     w->frames[0].phase = PH_OPEN;
     return 0;
@@ -645,6 +578,8 @@ static int walk_new(mo_loop_t *loop, const char *top, mo_walk_visit_fn visit, vo
                            .arg = arg,
                            .on_error = o.on_error,
                            .flags = o.flags,
+                           .oflags = mo__walk_oflags(o.flags),
+                           .max_fds = MO_WALK_MAX_FDS,
                            .slice = o.slice};
     int err = walk_setup(w, top);
     if (err) {
