@@ -957,42 +957,6 @@ static void test_list_member_dropped_unfired(void **state)
 
 /* ---- allocations: counted, and failed one by one ---- */
 
-static struct {
-    long mallocs, live, fail_at; /* fail_at: fail the n-th allocation (1-based), 0: never */
-} al;
-
-static bool al_fail(void)
-{
-    al.mallocs++;
-    return al.fail_at && al.mallocs == al.fail_at;
-}
-static void *al_malloc(size_t n)
-{
-    if (al_fail()) return NULL;
-    void *p = malloc(n);
-    if (p) al.live++;
-    return p;
-}
-static void *al_calloc(size_t c, size_t n)
-{
-    if (al_fail()) return NULL;
-    void *p = calloc(c, n);
-    if (p) al.live++;
-    return p;
-}
-static void *al_realloc(void *p, size_t n)
-{
-    if (al_fail()) return NULL;
-    void *q = realloc(p, n);
-    if (q && !p) al.live++;
-    return q;
-}
-static void al_free(void *p)
-{
-    if (p) al.live--;
-    free(p);
-}
-
 static void noop_cb(mo_result_t *r, void *arg)
 {
     (void)r;
@@ -1002,23 +966,23 @@ static void noop_cb(mo_result_t *r, void *arg)
 static void test_one_allocation_per_deferred(void **state)
 {
     (void)state;
-    assert_ok(mo_replace_allocator(al_malloc, al_realloc, al_calloc, al_free));
+    mo_test_alloc_install();
     mo_loop_t *loop = fresh_loop();
-    al.mallocs = 0;
-    long live = al.live;
+    mo_test_alloc_fail_at(0, 0);
+    long live = mo_test_alloc_live();
     mo_deferred_t *d = NULL;
     assert_ok(mo_deferred_new(loop, NULL, NULL, &d));
     assert_ok(mo_deferred_add_callbacks(d, noop_cb, noop_cb, NULL));
     assert_ok(mo_deferred_callback(d, NULL, NULL));
     mo_deferred_unref(d);
-    assert_int_equal(al.mallocs, 1);
-    assert_int_equal(al.live, live);
+    assert_int_equal(mo_test_alloc_calls(), 1);
+    assert_int_equal(mo_test_alloc_live(), live);
     /* Three pairs still fit inline. */
     assert_ok(mo_deferred_new(loop, NULL, NULL, &d));
     for (int i = 0; i < 3; i++) assert_ok(mo_deferred_add_callback(d, noop_cb, NULL));
     assert_ok(mo_deferred_callback(d, NULL, NULL));
     mo_deferred_unref(d);
-    assert_int_equal(al.mallocs, 2);
+    assert_int_equal(mo_test_alloc_calls(), 2);
     mo_loop_free(loop);
 }
 
@@ -1085,28 +1049,27 @@ static void silent_hook(mo_loop_t *loop, const mo_failure_t *f, void *arg)
 static void test_out_of_memory_each_allocation_in_turn(void **state)
 {
     (void)state;
-    assert_ok(mo_replace_allocator(al_malloc, al_realloc, al_calloc, al_free));
+    mo_test_alloc_install();
     mo_loop_t *loop = fresh_loop();
     int reported = 0;
     assert_ok(mo_loop_set_error_hook(loop, silent_hook, &reported));
     /* A warm-up run lets the loop grow its timer slab (kept until the loop
      * is freed); a second counts the allocations; then each fails in turn. */
     assert_int_equal(oom_scenario(loop), 0);
-    long live = al.live;
-    al.mallocs = 0;
+    long live = mo_test_alloc_live();
+    mo_test_alloc_fail_at(0, 0);
     assert_int_equal(oom_scenario(loop), 0);
-    long total = al.mallocs;
+    long total = mo_test_alloc_calls();
     assert_true(total >= 8);
-    assert_int_equal(al.live, live);
+    assert_int_equal(mo_test_alloc_live(), live);
     for (long k = 1; k <= total; k++) {
-        al.mallocs = 0;
-        al.fail_at = k;
+        mo_test_alloc_fail_at(k, 0);
         int failed = oom_scenario(loop);
-        al.fail_at = 0;
+        mo_test_alloc_fail_at(0, 0);
         if (failed < 1)
             fail_msg("allocation %ld of %ld failed but no call said MO_ENOMEM", k, total);
-        if (al.live != live)
-            fail_msg("allocation %ld failing leaked %ld blocks", k, al.live - live);
+        if (mo_test_alloc_live() != live)
+            fail_msg("allocation %ld failing leaked %ld blocks", k, mo_test_alloc_live() - live);
     }
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
     mo_loop_free(loop);
@@ -1115,16 +1078,16 @@ static void test_out_of_memory_each_allocation_in_turn(void **state)
 /* Waiting when the inner Deferred has no room left for its RESUME link. */
 static void oom_wait_cb(mo_result_t *r, void *arg)
 {
-    al.fail_at = al.mallocs + 1;
+    mo_test_alloc_fail_at(1, 0); /* the next allocation */
     assert_mo(MO_ENOMEM, mo_result_wait(r, mo_deferred_ref(arg)));
-    al.fail_at = 0;
+    mo_test_alloc_fail_at(0, 0);
     note(1, r);
 }
 
 static void test_out_of_memory_in_wait(void **state)
 {
     (void)state;
-    assert_ok(mo_replace_allocator(al_malloc, al_realloc, al_calloc, al_free));
+    mo_test_alloc_install();
     mo_loop_t *loop = fresh_loop();
     mo_deferred_t *outer = new_d(loop), *inner = new_d(loop);
     for (int i = 0; i < 3; i++)

@@ -97,26 +97,12 @@ static void test_references(void **state)
 }
 
 /* ---- out of memory ---- */
-static int fail_allocations;
-static void *failing_malloc(size_t n)
-{
-    return fail_allocations ? NULL : malloc(n);
-}
-static void *failing_realloc(void *p, size_t n)
-{
-    return fail_allocations ? NULL : realloc(p, n);
-}
-static void *failing_calloc(size_t c, size_t n)
-{
-    return fail_allocations ? NULL : calloc(c, n);
-}
-
 static void test_out_of_memory_gives_shared_enomem(void **state)
 {
     (void)state;
-    assert_ok(mo_replace_allocator(failing_malloc, failing_realloc, failing_calloc, free));
+    mo_test_alloc_install();
     mo_failure_t *ok = mo_failure_new(MO_EIO, "before", NULL);
-    fail_allocations = 1;
+    mo_test_alloc_fail_at(1, 1);
     mo_failure_t *f = mo_failure_new(MO_EIO, "x", "message %d", 1);
     assert_non_null(f);
     assert_int_equal(mo_failure_code(f), MO_ENOMEM);
@@ -129,7 +115,7 @@ static void test_out_of_memory_gives_shared_enomem(void **state)
     /* Wrapping without memory keeps the error, loses only the context. */
     assert_ptr_equal(mo_failure_wrap(ok, "ctx"), ok);
     assert_string_equal(mo_failure_origin(ok), "before");
-    fail_allocations = 0;
+    mo_test_alloc_fail_at(0, 0);
     mo_failure_unref(ok);
 }
 

@@ -356,36 +356,16 @@ static void test_ready_queue_grows(void **state)
 }
 
 /* ---- out of memory: fail each allocation in turn ---- */
-static long alloc_budget = -1; /* allocations left before failing; -1: never fail */
-static void *budget_malloc(size_t n)
-{
-    if (alloc_budget == 0) return NULL;
-    if (alloc_budget > 0) alloc_budget--;
-    return malloc(n);
-}
-static void *budget_realloc(void *p, size_t n)
-{
-    if (alloc_budget == 0) return NULL;
-    if (alloc_budget > 0) alloc_budget--;
-    return realloc(p, n);
-}
-static void *budget_calloc(size_t c, size_t n)
-{
-    if (alloc_budget == 0) return NULL;
-    if (alloc_budget > 0) alloc_budget--;
-    return calloc(c, n);
-}
-
 static void test_out_of_memory(void **state)
 {
     (void)state;
     assert_mo(MO_EINVAL, mo_replace_allocator(NULL, realloc, calloc, free));
-    assert_ok(mo_replace_allocator(budget_malloc, budget_realloc, budget_calloc, free));
+    mo_test_alloc_install();
     /* mo_loop_new: every failing allocation gives MO_ENOMEM, nothing leaks. */
     int succeeded = 0;
     for (long k = 0; k < 20 && !succeeded; k++) {
         mo_loop_t *loop = NULL;
-        alloc_budget = k;
+        mo_test_alloc_fail_at(k + 1, 1);
         int err = mo_loop_new(&loop, 0);
         if (err == 0) {
             succeeded = 1;
@@ -397,18 +377,18 @@ static void test_out_of_memory(void **state)
     assert_true(succeeded);
     /* The ready queue and the timer slab: growth failures are reported and
      * leave what was queued intact. */
-    alloc_budget = -1;
+    mo_test_alloc_fail_at(0, 0);
     mo_loop_t *loop = mo_test_virtual_loop();
     int n = 0, queued = 0, timers = 0, err;
-    alloc_budget = 0;
+    mo_test_alloc_fail_at(1, 1);
     while ((err = mo_call_soon(loop, count_cb, &n)) == 0) queued++;
     assert_mo(MO_ENOMEM, err);
     assert_mo(MO_ENOMEM, mo_call_later(loop, 5, count_cb, &n, NULL));
-    alloc_budget = -1;
+    mo_test_alloc_fail_at(0, 0);
     for (; timers < 600; timers++) assert_ok(mo_call_later(loop, 5, count_cb, &n, NULL));
-    alloc_budget = 0;
+    mo_test_alloc_fail_at(1, 1);
     assert_mo(MO_ENOMEM, mo_call_from_thread(loop, count_cb, &n));
-    alloc_budget = -1;
+    mo_test_alloc_fail_at(0, 0);
     assert_ok(mo_loop_advance(loop, 5));
     assert_int_equal(n, queued + timers);
     mo_loop_free(loop);
@@ -416,23 +396,6 @@ static void test_out_of_memory(void **state)
 
 /* Once the queues and the slab have grown, scheduling, cancelling and
  * running calls allocate nothing. */
-static long allocations;
-static void *counting_malloc(size_t n)
-{
-    allocations++;
-    return malloc(n);
-}
-static void *counting_realloc(void *p, size_t n)
-{
-    allocations++;
-    return realloc(p, n);
-}
-static void *counting_calloc(size_t c, size_t n)
-{
-    allocations++;
-    return calloc(c, n);
-}
-
 static void steady_round(mo_loop_t *loop, int *n)
 {
     mo_call_id ids[1000];
@@ -448,7 +411,7 @@ static void steady_round(mo_loop_t *loop, int *n)
 static void test_no_allocation_in_steady_state(void **state)
 {
     (void)state;
-    assert_ok(mo_replace_allocator(counting_malloc, counting_realloc, counting_calloc, free));
+    mo_test_alloc_install();
     mo_loop_t *loop = mo_test_virtual_loop();
     /* Each advance must drain the whole queue, however slow the machine
      * (valgrind): otherwise leftovers pile up and the queue grows. */
@@ -456,9 +419,9 @@ static void test_no_allocation_in_steady_state(void **state)
     int n = 0;
     steady_round(loop, &n); /* warm-up: the structures grow */
     steady_round(loop, &n);
-    long before = allocations;
+    long before = mo_test_alloc_calls();
     for (int r = 0; r < 20; r++) steady_round(loop, &n);
-    assert_int_equal(allocations - before, 0);
+    assert_int_equal(mo_test_alloc_calls() - before, 0);
     assert_int_equal(n, 22 * 2500);
     mo_loop_free(loop);
 }

@@ -1129,23 +1129,6 @@ static void test_offload_bad_input(void **state)
 /* The job is part of the task: after a first round warms the pool and the
  * loop up, offloads allocate nothing. Each test runs in its own process,
  * so the allocator can be replaced before first use. */
-static atomic_long allocs;
-static void *count_malloc(size_t n)
-{
-    atomic_fetch_add(&allocs, 1);
-    return malloc(n);
-}
-static void *count_realloc(void *p, size_t n)
-{
-    atomic_fetch_add(&allocs, 1);
-    return realloc(p, n);
-}
-static void *count_calloc(size_t c, size_t n)
-{
-    atomic_fetch_add(&allocs, 1);
-    return calloc(c, n);
-}
-
 struct rounds {
     struct piece piece;
     int left;
@@ -1165,7 +1148,7 @@ static int rounds_step(mo_task_t *task, void *arg)
 static void test_offload_allocates_nothing(void **state)
 {
     (void)state;
-    assert_ok(mo_replace_allocator(count_malloc, count_realloc, count_calloc, free));
+    mo_test_alloc_install();
     mo_loop_t *loop = mo_test_loop();
     /* One worker: its completions always come through the same lane of
      * mo_call_from_thread(), whose first chunk the warm-up allocates. */
@@ -1176,9 +1159,9 @@ static void test_offload_allocates_nothing(void **state)
     mo_task_t *t;
     assert_ok(mo_cooperate(loop, rounds_step, &r, &opts, &t));
     while (r.left > 40) assert_ok(mo_loop_run(loop, MO_RUN_ONCE));
-    long before = atomic_load(&allocs);
+    long before = mo_test_alloc_calls();
     while (r.left > 0) assert_ok(mo_loop_run(loop, MO_RUN_ONCE));
-    assert_int_equal(atomic_load(&allocs) - before, 0);
+    assert_int_equal(mo_test_alloc_calls() - before, 0);
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
     assert_int_equal(outcome(t, NULL), 1);
     assert_ok(mo_pool_free(pool, 0));
