@@ -273,6 +273,7 @@ static int count_up(mo_coro_t *co, void *arg)
 static int outcome(mo_task_t *t, void **valuep, const char **msgp)
 {
     mo_deferred_t *d = mo_task_deferred(t);
+    mo__coop_verify(mo_deferred_loop(d)); /* the task states agree with the ring and the list */
     void *v = NULL;
     const mo_failure_t *f = NULL;
     int err = mo_deferred_result(d, &v, &f);

@@ -14,6 +14,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <signal.h>
 
 /* ---- helpers ---- */
 
@@ -64,12 +67,14 @@ static mo_loop_t *clocked_loop(struct fake_clock *clock, int64_t slice)
 static void one_pass(mo_loop_t *loop)
 {
     assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    mo__coop_verify(loop);
 }
 
 /* The outcome of a task's Deferred: 1 value, -code failure, 0 unfired. */
 static int outcome(mo_task_t *t, void **valuep)
 {
     mo_deferred_t *d = mo_task_deferred(t);
+    mo__coop_verify(mo_deferred_loop(d)); /* the task states agree with the ring and the list */
     void *v = NULL;
     const mo_failure_t *f = NULL;
     int err = mo_deferred_result(d, &v, &f);
@@ -628,6 +633,108 @@ static void test_loop_free_fails_tasks(void **state)
     assert_ok(mo_cooperate(loop, stepper_step, &s, NULL, NULL));
     mo_loop_free(loop); /* ASan/valgrind: nothing leaks */
     assert_int_equal(s.calls, 0);
+}
+
+/* ---- stopping is quiet; failing is not (DESIGN rule 20) ---- */
+
+static void count_reports(mo_loop_t *loop, const mo_failure_t *f, void *arg)
+{
+    (void)loop;
+    int *n = arg;
+    *n += mo_failure_code(f) == MO_ECANCELED ? 1 : 100; /* which kind, in one number */
+}
+
+static int fails_eio(mo_task_t *task, void *arg)
+{
+    (void)task;
+    (void)arg;
+    return MO_EIO;
+}
+
+static void fail_with_eio(mo_result_t *r, void *arg)
+{
+    (void)arg;
+    mo_result_fail(r, MO_EIO, "errback", NULL);
+}
+
+/* mo_task_stop(), mo_cooperator_stop() and mo_loop_free() on tasks nobody
+ * watches say nothing: cancelling work nobody observes is not an error.
+ * Before the fix each printed "unhandled error in Deferred: ...
+ * operation canceled". */
+static void test_stopping_unobserved_tasks_is_quiet(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    int reports = 0;
+    assert_ok(mo_loop_set_error_hook(loop, count_reports, &reports));
+    struct stepper s[4] = {{0}};
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, stepper_step, &s[0], NULL, &t)); /* no callback on its Deferred */
+    assert_ok(mo_task_stop(t));
+    mo_task_release(t);
+    assert_ok(mo_cooperate(loop, stepper_step, &s[1], NULL, NULL)); /* cannot be watched */
+    assert_ok(mo_cooperate(loop, stepper_step, &s[2], NULL, NULL));
+    one_pass(loop);
+    assert_int_equal(mo_cooperator_stop(loop), 2);
+    one_pass(loop);
+    assert_int_equal(reports, 0);
+    assert_ok(mo_cooperate(loop, stepper_step, &s[3], NULL, NULL));
+    mo_loop_free(loop); /* stops it */
+    assert_int_equal(reports, 0);
+}
+
+/* A task that failed with nobody watching is still reported, once, when
+ * its Deferred goes; so is a failure a callback makes of the stop. */
+static void test_unobserved_failures_are_reported(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    int reports = 0;
+    assert_ok(mo_loop_set_error_hook(loop, count_reports, &reports));
+    assert_ok(mo_cooperate(loop, fails_eio, NULL, NULL, NULL));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(reports, 100);
+    struct stepper s = {0};
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, stepper_step, &s, NULL, &t));
+    mo_deferred_t *d = mo_task_deferred(t);
+    assert_ok(mo_deferred_add_errback(d, fail_with_eio, NULL));
+    assert_ok(mo_task_stop(t));
+    mo_deferred_unref(d);
+    mo_task_release(t);
+    assert_int_equal(reports, 200);
+    /* A task that failed before the loop is freed is reported by the free. */
+    assert_ok(mo_cooperate(loop, fails_eio, NULL, NULL, &t));
+    one_pass(loop);
+    assert_int_equal(mo_task_state(t), MO_TASK_DONE);
+    mo_task_release(t);
+    assert_int_equal(reports, 300);
+    mo_loop_free(loop);
+}
+
+/* mo__coop_verify() is not a check that cannot fail: a task whose pause
+ * count disagrees with the ring makes it abort. */
+static void test_verify_catches_a_broken_ring(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct stepper s = {0};
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, stepper_step, &s, NULL, &t));
+    mo__coop_verify(loop);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        fclose(stderr); /* the child's message is expected */
+        t->pauses = 1;  /* paused behind the cooperator's back: still in the ring */
+        mo__coop_verify(loop);
+        _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    mo_task_release(t);
+    mo_loop_free(loop);
 }
 
 /* ---- waiting on Deferreds ---- */
@@ -1265,6 +1372,9 @@ MO_TEST_MAIN(
     cmocka_unit_test(test_step_stops_own_task), cmocka_unit_test(test_release_handle_task_runs_on),
     cmocka_unit_test(test_stop_cooperator_fails_all_then_runs_new),
     cmocka_unit_test(test_loop_free_fails_tasks),
+    cmocka_unit_test(test_stopping_unobserved_tasks_is_quiet),
+    cmocka_unit_test(test_unobserved_failures_are_reported),
+    cmocka_unit_test(test_verify_catches_a_broken_ring),
     cmocka_unit_test(test_wait_sleeps_until_deferred_fires),
     cmocka_unit_test(test_wait_failure_fails_task),
     cmocka_unit_test(test_stop_while_waiting_cancels_awaited),

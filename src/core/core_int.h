@@ -23,6 +23,21 @@
 
 #define mo__container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
+/* ---- internal invariants (error.c) ----
+ * MO__CHECK is for the mo__*_verify() functions the tests call: always on.
+ * MO__ASSERT guards an invariant inside the library in debug builds (no
+ * NDEBUG: the Debug and sanitizer builds of the tests); release builds
+ * compile it out. Either prints where and what, then aborts: a failed check
+ * is a bug in morsel, never a caller's error (those are MO_E* returns). */
+_Noreturn void mo__check_failed(const char *where, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+#define MO__CHECK(cond, ...) ((cond) ? (void)0 : mo__check_failed(__func__, __VA_ARGS__))
+#ifdef NDEBUG
+#define MO__ASSERT(cond, ...) ((void)sizeof(!(cond)))
+#else
+#define MO__ASSERT(cond, ...) MO__CHECK(cond, __VA_ARGS__)
+#endif
+
 /* ---- allocation seam (alloc.c) ----
  * Every allocation of the library goes through these. mo__free() keeps
  * errno, so an error path may free before it returns -errno. */

@@ -180,7 +180,8 @@ static void drop_links(mo_deferred_t *d, mo_deferred_t **queue)
 
 static void destroy(mo_deferred_t *d, mo_deferred_t **queue)
 {
-    if (d->fired && !d->paused && d->res.failure) report_unhandled(d->loop, d->res.failure);
+    const mo_failure_t *f = d->fired && !d->paused ? d->res.failure : NULL;
+    if (f && !(d->quiet && f->code == MO_ECANCELED)) report_unhandled(d->loop, f);
     drop_links(d, queue);
     result_clear(&d->res);
     if (d->is_list) mo__dlist_fini(d);
@@ -373,6 +374,12 @@ int mo_deferred_errback(mo_deferred_t *d, mo_failure_t *failure)
         return MO_EINVAL;
     }
     return fire(d, (struct mo_result){.failure = failure});
+}
+
+int mo__deferred_errback_quiet(mo_deferred_t *d, mo_failure_t *failure)
+{
+    if (!d->fired) d->quiet = 1;
+    return mo_deferred_errback(d, failure);
 }
 
 int mo_deferred_fail(mo_deferred_t *d, int code, const char *origin, const char *fmt, ...)

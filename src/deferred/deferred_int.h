@@ -64,6 +64,7 @@ struct mo_deferred {
     uint32_t scratch; /* mo_deferred_list(): reservations per member */
     uint32_t head, len, cap;
     uint8_t fired, cancelled, paused, on_stack, is_list;
+    uint8_t quiet; /* an MO_ECANCELED failure left unhandled is not reported */
     struct mo_result res;
     mo_canceller_fn canceller;
     void *canceller_arg;
@@ -93,6 +94,11 @@ void mo__result_move(struct mo_result *to, struct mo_result *from);
 void mo__deferred_run(mo_deferred_t *d);
 /* Fires d (unfired, not on a stack) with `res` and runs the chain. */
 void mo__deferred_fire(mo_deferred_t *d, struct mo_result res);
+/* mo_deferred_errback() for a stop that nobody may be watching (a task
+ * stopped; DESIGN rule 20): an MO_ECANCELED failure that ends d's chain
+ * unhandled is then not reported. Any other failure a callback puts in its
+ * place still is. */
+int mo__deferred_errback_quiet(mo_deferred_t *d, mo_failure_t *failure);
 
 /* ---- Deferred lists (deferred_list.c) ---- */
 /* The LIST link of a member fired: settles the entry and returns the list
