@@ -9,7 +9,9 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 struct job {
     mo_pool_job_t job;
@@ -89,6 +91,78 @@ static void test_new_free_bad_input(void **state)
     assert_mo(MO_EINVAL, mo_pool_free(NULL, 0));
     assert_mo(MO_EINVAL, mo_pool_free(pool, 0x100));
     assert_ok(mo_pool_free(pool, 0));
+}
+
+/* ---- the workers' priority ---- */
+
+struct seen_sched {
+    mo_pool_job_t job;
+    int policy, nice;
+};
+
+static void work_read_sched(mo_pool_job_t *pj, void *arg)
+{
+    (void)pj;
+    struct seen_sched *s = arg;
+    s->policy = sched_getscheduler(0);
+    errno = 0;
+    s->nice = getpriority(PRIO_PROCESS, (id_t)gettid());
+}
+
+static void done_nothing(mo_loop_t *loop, mo_pool_job_t *pj, int status, void *arg)
+{
+    (void)loop, (void)pj, (void)status, (void)arg;
+}
+
+/* What a worker of a pool made with these options runs at. */
+static struct seen_sched worker_sched(mo_loop_t *loop, const struct mo_pool_opts *opts)
+{
+    mo_pool_t *pool = NULL;
+    struct seen_sched s = {.policy = -1};
+    assert_ok(mo_pool_new_with(&pool, opts));
+    assert_ok(mo_pool_submit(pool, loop, &s.job, work_read_sched, done_nothing, &s));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_ok(mo_pool_free(pool, 0));
+    return s;
+}
+
+/* mo_pool_new_with(): NORMAL runs as the creator, LOW ten nice levels
+ * below it, IDLE under SCHED_IDLE; the default pool is LOW. */
+static void test_pool_priorities(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    int mine = getpriority(PRIO_PROCESS, (id_t)gettid());
+    int low = mine + 10 > 19 ? 19 : mine + 10;
+    struct seen_sched s = worker_sched(loop, NULL);
+    assert_int_equal(s.policy, SCHED_OTHER);
+    assert_int_equal(s.nice, mine);
+    s = worker_sched(loop, &(struct mo_pool_opts){.threads = 1, .priority = MO_POOL_PRIORITY_LOW});
+    assert_int_equal(s.policy, SCHED_OTHER);
+    assert_int_equal(s.nice, low);
+    s = worker_sched(loop, &(struct mo_pool_opts){.priority = MO_POOL_PRIORITY_IDLE});
+    assert_int_equal(s.policy, SCHED_IDLE);
+    /* The default pool. */
+    mo_pool_t *def;
+    assert_ok(mo_loop_pool(loop, &def));
+    s = (struct seen_sched){.policy = -1};
+    assert_ok(mo_pool_submit(def, loop, &s.job, work_read_sched, done_nothing, &s));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(s.policy, SCHED_OTHER);
+    assert_int_equal(s.nice, low);
+    /* Options: threads 0 is the default count; bad values are refused. */
+    mo_pool_t *pool = NULL;
+    assert_ok(mo_pool_new_with(&pool, &(struct mo_pool_opts){0}));
+    assert_int_equal(mo_pool_threads(pool), mo_pool_default_threads());
+    assert_ok(mo_pool_free(pool, 0));
+    pool = NULL;
+    assert_mo(MO_EINVAL, mo_pool_new_with(NULL, NULL));
+    assert_mo(MO_EINVAL, mo_pool_new_with(&pool, &(struct mo_pool_opts){.priority = 3}));
+    assert_mo(MO_EINVAL, mo_pool_new_with(&pool, &(struct mo_pool_opts){.priority = -1}));
+    assert_mo(MO_EINVAL,
+              mo_pool_new_with(&pool, &(struct mo_pool_opts){.threads = MO_POOL_MAX_THREADS + 1}));
+    assert_null(pool);
+    mo_loop_free(loop);
 }
 
 static void test_jobs_run_on_workers_done_on_loop(void **state)
@@ -445,11 +519,6 @@ static void work_wait_partner(mo_pool_job_t *job, void *arg)
     atomic_store(&p->partner_seen[me], atomic_load(&p->started[!me]));
 }
 
-static void done_nothing(mo_loop_t *loop, mo_pool_job_t *job, int status, void *arg)
-{
-    (void)loop, (void)job, (void)status, (void)arg;
-}
-
 /* After a burst of cheap jobs (workers then take big batches), two jobs
  * that each wait for the other to start still run side by side: a worker
  * leaving a job behind wakes another, whatever its history. */
@@ -688,7 +757,7 @@ static void test_defer_to_thread_bad_input(void **state)
     mo_loop_free(loop);
 }
 
-MO_TEST_MAIN(cmocka_unit_test(test_new_free_bad_input),
+MO_TEST_MAIN(cmocka_unit_test(test_new_free_bad_input), cmocka_unit_test(test_pool_priorities),
              cmocka_unit_test(test_jobs_run_on_workers_done_on_loop),
              cmocka_unit_test(test_submit_bad_input), cmocka_unit_test(test_submit_during_shutdown),
              cmocka_unit_test(test_cancel_queued_and_running),

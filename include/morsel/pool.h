@@ -67,7 +67,9 @@ struct mo_pool_job {
 #define MO_POOL_MAX_THREADS 1024
 
 /* Creates a pool of `nthreads` workers (1 to MO_POOL_MAX_THREADS; see
- * mo_pool_default_threads()) and stores it in *poolp. The caller owns it and
+ * mo_pool_default_threads()) at the creating thread's priority
+ * (MO_POOL_PRIORITY_NORMAL; mo_pool_new_with() chooses another) and stores
+ * it in *poolp. The caller owns it and
  * frees it with mo_pool_free(), before or after the loops using it: a loop
  * freed first waits in mo_loop_close() for its jobs on this pool, so none
  * completes into a freed loop.
@@ -75,6 +77,37 @@ struct mo_pool_job {
  * MO_ENOMEM, MO_EAGAIN (the system refused to create a thread; no pool is
  * created). Any thread. */
 MO_EXTERN int mo_pool_new(mo_pool_t **poolp, unsigned nthreads);
+
+/* How a pool's workers are scheduled relative to the thread that creates
+ * the pool (whose priority and policy new threads inherit). */
+enum mo_pool_priority {
+    /* As the creating thread: jobs compete with the loop for the CPU. */
+    MO_POOL_PRIORITY_NORMAL = 0,
+    /* Nice value 10 above the creating thread's (capped at 19): when the
+     * loop wakes with every core busy, the scheduler favours it, though a
+     * worker may still finish its time slice first (milliseconds). The
+     * loop's default pool (mo_loop_pool()) runs at this priority. */
+    MO_POOL_PRIORITY_LOW = 1,
+    /* SCHED_IDLE: the workers get only the CPU time nobody else wants, so a
+     * loop thread that wakes runs at once (a 1 ms heartbeat with CPU-bound
+     * pieces on every core: p99 2.0 ms at LOW, 0.24 ms at IDLE, on 2
+     * cores). The price: on a machine busy with other work the jobs may
+     * wait a long time. Falls back to LOW if the system refuses the policy. */
+    MO_POOL_PRIORITY_IDLE = 2
+};
+
+/* Options of mo_pool_new_with(); NULL options mean all defaults (zeroes). */
+struct mo_pool_opts {
+    unsigned threads; /* workers, up to MO_POOL_MAX_THREADS; 0: mo_pool_default_threads() */
+    int priority;     /* an enum mo_pool_priority; 0: MO_POOL_PRIORITY_NORMAL */
+};
+
+/* mo_pool_new() with options: the number of workers and their priority.
+ * Each worker sets its priority itself when it starts (best effort: a
+ * refused change leaves it as the creator's, or LOW for a refused IDLE).
+ * Errors: MO_EINVAL (NULL poolp, threads above MO_POOL_MAX_THREADS, an
+ * unknown priority), MO_ENOMEM, MO_EAGAIN (as mo_pool_new()). Any thread. */
+MO_EXTERN int mo_pool_new_with(mo_pool_t **poolp, const struct mo_pool_opts *opts);
 
 /* The number of online CPUs (at least 1): the default pool's size. */
 MO_EXTERN unsigned mo_pool_default_threads(void);
@@ -103,9 +136,10 @@ MO_EXTERN int mo_pool_free(mo_pool_t *pool, unsigned flags);
 /* The loop's default pool, created on the first call with
  * mo_pool_default_threads() workers; mo_loop_close(), and so mo_loop_free(),
  * frees it, finishing its jobs first (and waits for the loop's jobs on
- * other pools too). Its workers run at nice +10 (best
- * effort), below the loop thread, so that CPU-bound jobs on every core do
- * not delay the loop; pools from mo_pool_new() keep the creator's priority. Stores it in *poolp.
+ * other pools too). Its workers run at MO_POOL_PRIORITY_LOW, below the
+ * loop thread, so that CPU-bound jobs on every core do not delay the loop
+ * much; for IDLE, submit to a pool of your own (mo_pool_new_with()).
+ * Stores it in *poolp.
  * Errors: MO_EINVAL (NULL argument), MO_ENOMEM, MO_EAGAIN (no thread could be created),
  * MO_ESHUTDOWN (the loop is closed and has no default pool). Loop
  * thread. */

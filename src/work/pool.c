@@ -68,7 +68,7 @@ struct mo_pool {
     _Alignas(MO__CACHELINE) atomic_int kick; /* the spinner watches this line only */
     _Alignas(MO__CACHELINE) atomic_bool cancel_queued;
     unsigned nthreads; /* set before any worker starts */
-    int nice;          /* workers' nice value, set before any worker starts */
+    int priority;      /* enum mo_pool_priority, set before any worker starts */
     unsigned nstarted;
     struct mo__worker *workers;
 };
@@ -284,12 +284,31 @@ static void run_batch(struct mo_pool *p, mo_pool_job_t **batch, unsigned n)
     }
 }
 
+/* How far below its creator a LOW worker runs. */
+#define MO__POOL_LOW_NICE 10
+
+/* The worker lowers its own priority (pool.h); best effort: without the
+ * right to change it the pool still works. On Linux the nice value is per
+ * thread, and a new thread starts with its creator's. */
+static void worker_set_priority(int priority)
+{
+    if (priority == MO_POOL_PRIORITY_IDLE &&
+        pthread_setschedparam(pthread_self(), SCHED_IDLE, &(struct sched_param){0}) == 0)
+        return;
+    if (priority == MO_POOL_PRIORITY_NORMAL) return;
+    id_t tid = (id_t)gettid();
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, tid);
+    if (nice == -1 && errno) return;
+    nice = nice + MO__POOL_LOW_NICE > 19 ? 19 : nice + MO__POOL_LOW_NICE;
+    (void)setpriority(PRIO_PROCESS, tid, nice);
+}
+
 static void *worker_main(void *arg)
 {
     struct mo__worker *self = arg;
     struct mo_pool *p = self->pool;
-    /* Best effort: without the right to change it the pool still works. */
-    if (p->nice) (void)setpriority(PRIO_PROCESS, (id_t)gettid(), p->nice);
+    worker_set_priority(p->priority);
     mo_pool_job_t *batch[MO__POOL_BATCH];
     unsigned want = 1, n;
     while ((n = worker_take(self, batch, want)) != 0) {
@@ -373,12 +392,13 @@ static void stop_workers(struct mo_pool *p)
     for (unsigned i = 0; i < p->nstarted; i++) pthread_join(p->workers[i].thread, NULL);
 }
 
-static int pool_create(mo_pool_t **poolp, unsigned nthreads, int nice)
+static int pool_create(mo_pool_t **poolp, unsigned nthreads, int priority)
 {
     if (!poolp || nthreads == 0 || nthreads > MO_POOL_MAX_THREADS) return MO_EINVAL;
+    if (priority < MO_POOL_PRIORITY_NORMAL || priority > MO_POOL_PRIORITY_IDLE) return MO_EINVAL;
     struct mo_pool *p = aligned_zalloc(sizeof(*p));
     if (!p) return MO_ENOMEM;
-    p->nice = nice;
+    p->priority = priority;
     p->ring = mo__malloc(MO__POOL_RING_INITIAL * sizeof(uintptr_t)); /* pointers */
     p->workers = aligned_zalloc(nthreads * sizeof(*p->workers));
     if (!p->ring || !p->workers) {
@@ -417,15 +437,21 @@ int mo_pool_free(mo_pool_t *pool, unsigned flags)
 
 int mo_pool_new(mo_pool_t **poolp, unsigned nthreads)
 {
-    return pool_create(poolp, nthreads, 0);
+    return pool_create(poolp, nthreads, MO_POOL_PRIORITY_NORMAL);
+}
+
+int mo_pool_new_with(mo_pool_t **poolp, const struct mo_pool_opts *opts)
+{
+    struct mo_pool_opts o = opts ? *opts : (struct mo_pool_opts){0};
+    return pool_create(poolp, o.threads ? o.threads : mo_pool_default_threads(), o.priority);
 }
 
 /* The default pool serves one loop whose responsiveness is the point, so
  * its workers run below the loop thread's priority: with CPU-bound pieces
  * on every core, the loop gets a core back when it wakes instead of
  * queueing behind them (offloaded 20 ms pieces: heartbeat p99 3 ms at
- * equal priority). */
-#define MO__DEFAULT_POOL_NICE 10
+ * equal priority). LOW, not IDLE: the default pool must not starve when
+ * the machine is busy with other work. */
 
 static const struct mo__hooks default_pool_hooks;
 
@@ -445,7 +471,7 @@ int mo_loop_pool(mo_loop_t *loop, mo_pool_t **poolp)
     mo_pool_t *pool = mo__loop_state(loop, &default_pool_hooks);
     if (!pool) {
         if (loop->closed) return MO_ESHUTDOWN;
-        int err = pool_create(&pool, mo_pool_default_threads(), MO__DEFAULT_POOL_NICE);
+        int err = pool_create(&pool, mo_pool_default_threads(), MO_POOL_PRIORITY_LOW);
         if (err) return err;
         if ((err = mo__loop_attach(loop, &default_pool_hooks, pool)) != 0) {
             mo_pool_free(pool, 0);
