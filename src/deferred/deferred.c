@@ -15,24 +15,6 @@
 #include <stdio.h>
 #include <string.h>
 
-void mo__link_resume(mo_result_t *result, void *arg)
-{
-    (void)result;
-    (void)arg;
-}
-
-void mo__link_chain(mo_result_t *result, void *arg)
-{
-    (void)result;
-    (void)arg;
-}
-
-void mo__link_list(mo_result_t *result, void *arg)
-{
-    (void)result;
-    (void)arg;
-}
-
 static inline struct mo__link *links(mo_deferred_t *d)
 {
     return d->cap > MO__INLINE_LINKS ? d->u.heap : d->u.inl;
@@ -165,13 +147,13 @@ static void drop_links(mo_deferred_t *d, mo_deferred_t **queue)
 {
     for (uint32_t i = d->head; i < d->len; i++) {
         struct mo__link *l = &links(d)[i];
-        if (l->cb == mo__link_resume) {
+        if (l->kind == MO__LINK_RESUME) {
             mo_deferred_t *outer = l->arg;
             if (outer->waiting == d) outer->waiting = NULL;
             release(outer, queue);
-        } else if (l->cb == mo__link_chain) {
+        } else if (l->kind == MO__LINK_CHAIN) {
             release(l->arg, queue);
-        } else if (l->cb == mo__link_list) {
+        } else if (l->kind == MO__LINK_LIST) {
             release(mo__dlist_member_dropped(l->arg), queue);
         }
     }
@@ -231,9 +213,15 @@ int mo__deferred_reserve(mo_deferred_t *d, uint32_t n)
     return 0;
 }
 
-static void append(mo_deferred_t *d, mo_deferred_fn cb, mo_deferred_fn eb, void *arg)
+static void append(mo_deferred_t *d, struct mo__link link)
 {
-    links(d)[d->len++] = (struct mo__link){cb, eb, arg};
+    links(d)[d->len++] = link;
+}
+
+/* An internal link to `arg`. */
+static struct mo__link internal(enum mo__link_kind kind, void *arg)
+{
+    return (struct mo__link){.arg = arg, .kind = kind};
 }
 
 /* The callback handed back `d->res.wait`: drop the outcome and take the
@@ -246,7 +234,7 @@ static void take_wait(mo_deferred_t *d)
     if (settled(inner)) {
         mo__result_move(&d->res, &inner->res);
     } else if (mo__deferred_reserve(inner, 1) == 0) {
-        append(inner, mo__link_resume, NULL, d);
+        append(inner, internal(MO__LINK_RESUME, d));
         d->refs++;
         d->paused = 1;
         d->waiting = inner;
@@ -275,23 +263,18 @@ static mo_deferred_t *chain_fire(mo_deferred_t *d, mo_deferred_t *other)
 /* An internal link: returns the Deferred it hands the outcome to, if any. */
 static mo_deferred_t *run_internal(mo_deferred_t *d, const struct mo__link *l)
 {
-    if (l->cb == mo__link_resume) {
+    if (l->kind == MO__LINK_RESUME) {
         mo_deferred_t *outer = l->arg;
         mo__result_move(&outer->res, &d->res);
         outer->paused = 0;
         outer->waiting = NULL;
         return outer;
     }
-    if (l->cb == mo__link_chain) return chain_fire(d, l->arg);
+    if (l->kind == MO__LINK_CHAIN) return chain_fire(d, l->arg);
     mo_deferred_t *release_it = NULL;
     mo_deferred_t *next = mo__dlist_member_fired(d, l->arg, &release_it);
     mo_deferred_unref(release_it);
     return next;
-}
-
-static bool is_internal(mo_deferred_fn cb)
-{
-    return cb == mo__link_resume || cb == mo__link_chain || cb == mo__link_list;
 }
 
 /* Runs d's links until none is left, d pauses, or one hands the outcome on;
@@ -300,7 +283,7 @@ static mo_deferred_t *step(mo_deferred_t *d)
 {
     while (!d->paused && d->head < d->len) {
         struct mo__link l = links(d)[d->head++];
-        if (is_internal(l.cb)) {
+        if (l.kind != MO__LINK_USER) {
             mo_deferred_t *next = run_internal(d, &l);
             if (next) return next;
             continue;
@@ -393,11 +376,11 @@ int mo_deferred_fail(mo_deferred_t *d, int code, const char *origin, const char 
     return fire(d, (struct mo_result){.failure = f});
 }
 
-int mo__deferred_add(mo_deferred_t *d, mo_deferred_fn cb, mo_deferred_fn eb, void *arg)
+int mo__deferred_add(mo_deferred_t *d, const struct mo__link *link)
 {
     int rc = mo__deferred_reserve(d, 1);
     if (rc) return rc;
-    append(d, cb, eb, arg);
+    append(d, *link);
     mo__deferred_run(d);
     return 0;
 }
@@ -405,7 +388,7 @@ int mo__deferred_add(mo_deferred_t *d, mo_deferred_fn cb, mo_deferred_fn eb, voi
 int mo_deferred_add_callbacks(mo_deferred_t *d, mo_deferred_fn cb, mo_deferred_fn eb, void *arg)
 {
     if (!d || (!cb && !eb)) return MO_EINVAL;
-    return mo__deferred_add(d, cb, eb, arg);
+    return mo__deferred_add(d, &(struct mo__link){cb, eb, arg, MO__LINK_USER});
 }
 
 int mo_deferred_add_callback(mo_deferred_t *d, mo_deferred_fn cb, void *arg)
@@ -433,7 +416,7 @@ int mo_deferred_chain(mo_deferred_t *d, mo_deferred_t *other)
     int rc = mo__deferred_reserve(d, 1);
     if (rc) return rc;
     other->refs++;
-    append(d, mo__link_chain, NULL, other);
+    append(d, internal(MO__LINK_CHAIN, other));
     mo__deferred_run(d);
     return 0;
 }
@@ -622,7 +605,7 @@ int mo_defer_later(mo_loop_t *loop, int64_t delay, mo_deferred_fn fn, void *arg,
     mo_deferred_t *d;
     int rc = mo__deferred_alloc(loop, 0, &d);
     if (rc) return rc;
-    append(d, fn, NULL, arg);
+    append(d, (struct mo__link){fn, NULL, arg, MO__LINK_USER});
     mo_call_id id;
     rc = mo_call_later(loop, delay, later_fire, d, &id);
     if (rc) {

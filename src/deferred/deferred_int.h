@@ -40,15 +40,26 @@ mo_failure_t *mo__failure_with_index(mo_failure_t *f, const char *context, size_
  *   which holds a reference); a Deferred is on at most one stack. Only the
  *   loop that owns a stack runs its links, so links added meanwhile are
  *   run by that loop, never recursively.
- * - Internal links are told apart by their cb, one of the sentinels below;
- *   their arg is a Deferred (or list entry) they hold a reference to.
+ * - A link's `kind` says what it is: a user's callback pair, or one of the
+ *   internal links, whose arg is a Deferred (or list entry) they hold a
+ *   reference to and whose cb and eb are NULL. (Kinds used to be told apart
+ *   by the addresses of empty sentinel functions, which identical-code
+ *   folding may merge.)
  */
 #define MO__INLINE_LINKS 3
+
+enum mo__link_kind {
+    MO__LINK_USER,   /* cb/eb(result, arg), as added by mo_deferred_add_callbacks() */
+    MO__LINK_RESUME, /* arg: the outer Deferred waiting on this one (mo_result_wait) */
+    MO__LINK_CHAIN,  /* arg: the Deferred this one fires (mo_deferred_chain) */
+    MO__LINK_LIST    /* arg: this member's entry in a Deferred list */
+};
 
 struct mo__link {
     mo_deferred_fn cb;
     mo_deferred_fn eb;
     void *arg;
+    uintptr_t kind; /* enum mo__link_kind; a full word keeps a link 32 bytes, aligned */
 };
 
 struct mo_result {
@@ -76,18 +87,13 @@ struct mo_deferred {
     } u;
 };
 
-/* Sentinels for internal links; never called. */
-void mo__link_resume(mo_result_t *result, void *arg);
-void mo__link_chain(mo_result_t *result, void *arg);
-void mo__link_list(mo_result_t *result, void *arg);
-
 /* Creates a Deferred with `extra` bytes after it (for a list's state). */
 int mo__deferred_alloc(mo_loop_t *loop, size_t extra, mo_deferred_t **dp);
 /* Makes room for n more links without allocating later. */
 int mo__deferred_reserve(mo_deferred_t *d, uint32_t n);
 /* Appends a link; runs the chain if d is settled. MO_ENOMEM possible if
  * nothing was reserved. */
-int mo__deferred_add(mo_deferred_t *d, mo_deferred_fn cb, mo_deferred_fn eb, void *arg);
+int mo__deferred_add(mo_deferred_t *d, const struct mo__link *link);
 /* Moves d's outcome into `to` (empty), leaving d a NULL value. */
 void mo__result_move(struct mo_result *to, struct mo_result *from);
 /* Runs d's chain now unless d is unfired, paused, or already being run. */
