@@ -427,7 +427,7 @@ static int await_later(mo_coro_t *co, void *arg)
 {
     struct awaiter *a = arg;
     mo_deferred_t *d;
-    assert_ok(mo_defer_later(a->loop, a->delay, later_value, a, &d));
+    assert_ok(mo_deferred_call_later(a->loop, a->delay, later_value, a, &d));
     mo_dtor_fn dtor = NULL;
     a->await_rc = mo_await(co, d, &a->value, &dtor);
     a->unwound = true;
@@ -606,9 +606,9 @@ static int bad_calls(mo_coro_t *co, void *arg)
     mo_deferred_t *d;
     void *v;
     assert_mo(MO_EINVAL, mo_await(co, NULL, NULL, NULL));
-    assert_ok(mo_defer_succeed(loop, NULL, NULL, &d));
+    assert_ok(mo_deferred_new_succeeded(loop, NULL, NULL, &d));
     assert_mo(MO_EINVAL, mo_await(co, d, &v, NULL)); /* d released */
-    assert_ok(mo_defer_succeed(loop, NULL, NULL, &d));
+    assert_ok(mo_deferred_new_succeeded(loop, NULL, NULL, &d));
     assert_ok(mo_await(co, d, NULL, NULL));
     leaked_co = co;
     return 0;
@@ -662,7 +662,7 @@ static void test_yield_outside_coro_einval(void **state)
     assert_non_null(co);
     assert_mo(MO_EINVAL, mo_yield(co));
     mo_deferred_t *d;
-    assert_ok(mo_defer_succeed(loop, NULL, NULL, &d));
+    assert_ok(mo_deferred_new_succeeded(loop, NULL, NULL, &d));
     assert_mo(MO_EINVAL, mo_await(co, d, NULL, NULL));
     assert_ok(mo_task_stop(t));
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
@@ -910,7 +910,7 @@ static void test_coro_stop_while_offload_queued(void **state)
     assert_ok(mo_pool_new(&pool, 1));
     struct piece blocker = {0};
     mo_deferred_t *d;
-    assert_ok(mo_pool_defer(pool, loop, held_thread_fn, &blocker, &d));
+    assert_ok(mo_deferred_call_on_pool(pool, loop, held_thread_fn, &blocker, &d));
     while (!atomic_load(&blocker.started)) sched_yield();
     struct holder h = {.piece = {.input = 4}, .rc = -1};
     struct mo_coro_opts opts = {.pool = pool};
@@ -930,13 +930,13 @@ static void test_coro_stop_while_offload_queued(void **state)
     mo_loop_free(loop);
 }
 
-/* mo_await() on mo_defer_to_thread()'s Deferred: the same, with
+/* mo_await() on mo_deferred_call_on_pool()'s Deferred: the same, with
  * allocations, and a Deferred the coroutine could cancel. */
 static int await_thread(mo_coro_t *co, void *arg)
 {
     struct holder *h = arg;
     mo_deferred_t *d;
-    int rc = mo_defer_to_thread(h->loop, piece_fn, &h->piece, &d);
+    int rc = mo_deferred_call_on_pool(NULL, h->loop, piece_fn, &h->piece, &d);
     if (rc) return rc;
     void *v;
     mo_dtor_fn dtor;

@@ -254,7 +254,7 @@ static void test_bad_input(void **state)
     assert_ok(mo_loop_set_io_interval(loop, 0));
     assert_mo(MO_EINVAL, mo_loop_release(loop)); /* no hold */
     assert_mo(MO_EINVAL, mo_loop_hold(NULL));
-    assert_mo(MO_EINVAL, mo_loop_alive(NULL));
+    assert_int_equal(mo_loop_alive(NULL), 0); /* not MO_EINVAL: that reads as true */
     assert_mo(MO_EINVAL, mo_loop_close(NULL));
     assert_int_equal(mo_loop_now(NULL), 0);
     mo_loop_free(real);

@@ -544,7 +544,7 @@ static void test_pool_is_work_conserving(void **state)
     free(j);
 }
 
-/* ---- mo_defer_to_thread ---- */
+/* ---- mo_deferred_call_on_pool ---- */
 
 struct tc {
     pthread_t loop_thread;
@@ -598,7 +598,7 @@ static void test_defer_to_thread_value(void **state)
     struct tc t = tc_new(0, 1, 0, 1);
     mo_deferred_t *d;
     atomic_store(&dtor_calls, 0);
-    assert_ok(mo_defer_to_thread(loop, thread_fn, &t, &d));
+    assert_ok(mo_deferred_call_on_pool(NULL, loop, thread_fn, &t, &d));
     assert_int_equal(mo_deferred_fired(d), 0);
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
     void *value;
@@ -620,9 +620,9 @@ static void test_defer_to_thread_failures(void **state)
     struct tc mixed = tc_new(MO_EPERM, 1, 0, 1); /* a value with a failure code */
     mo_deferred_t *d1, *d2, *d3;
     atomic_store(&dtor_calls, 0);
-    assert_ok(mo_defer_to_thread(loop, thread_fn, &plain, &d1));
-    assert_ok(mo_defer_to_thread(loop, thread_fn, &rich, &d2));
-    assert_ok(mo_defer_to_thread(loop, thread_fn, &mixed, &d3));
+    assert_ok(mo_deferred_call_on_pool(NULL, loop, thread_fn, &plain, &d1));
+    assert_ok(mo_deferred_call_on_pool(NULL, loop, thread_fn, &rich, &d2));
+    assert_ok(mo_deferred_call_on_pool(NULL, loop, thread_fn, &mixed, &d3));
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
     const mo_failure_t *f;
     assert_ok(mo_deferred_result(d1, NULL, &f));
@@ -657,9 +657,9 @@ static void test_defer_to_thread_cancel_queued(void **state)
     struct tc blocker = tc_new(0, 0, 0, 0), queued = tc_new(0, 1, 0, 1);
     mo_deferred_t *d1, *d2;
     atomic_store(&dtor_calls, 0);
-    assert_ok(mo_pool_defer(pool, loop, thread_fn, &blocker, &d1));
+    assert_ok(mo_deferred_call_on_pool(pool, loop, thread_fn, &blocker, &d1));
     while (!atomic_load(&blocker.started)) sched_yield();
-    assert_ok(mo_pool_defer(pool, loop, thread_fn, &queued, &d2));
+    assert_ok(mo_deferred_call_on_pool(pool, loop, thread_fn, &queued, &d2));
     assert_ok(mo_deferred_cancel(d2));
     const mo_failure_t *f;
     assert_ok(mo_deferred_result(d2, NULL, &f)); /* errbacked at once */
@@ -686,7 +686,7 @@ static void test_defer_to_thread_cancel_running(void **state)
     struct tc t = tc_new(0, 1, 0, 0);
     mo_deferred_t *d;
     atomic_store(&dtor_calls, 0);
-    assert_ok(mo_defer_to_thread(loop, thread_fn, &t, &d));
+    assert_ok(mo_deferred_call_on_pool(NULL, loop, thread_fn, &t, &d));
     while (!atomic_load(&t.started)) sched_yield();
     assert_ok(mo_deferred_cancel(d));
     const mo_failure_t *f;
@@ -713,9 +713,9 @@ static void test_defer_to_thread_pool_cancel_queued(void **state)
     assert_ok(mo_pool_new(&pool, 1));
     struct tc blocker = tc_new(0, 0, 0, 0), queued = tc_new(0, 0, 0, 1);
     mo_deferred_t *d1, *d2;
-    assert_ok(mo_pool_defer(pool, loop, thread_fn, &blocker, &d1));
+    assert_ok(mo_deferred_call_on_pool(pool, loop, thread_fn, &blocker, &d1));
     while (!atomic_load(&blocker.started)) sched_yield();
-    assert_ok(mo_pool_defer(pool, loop, thread_fn, &queued, &d2));
+    assert_ok(mo_deferred_call_on_pool(pool, loop, thread_fn, &queued, &d2));
     struct free_thread ft = {pool, MO_POOL_CANCEL_QUEUED, -1};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, free_main, &ft), 0);
@@ -746,16 +746,53 @@ static void test_defer_to_thread_bad_input(void **state)
     mo_loop_t *loop = mo_test_loop();
     struct tc t = tc_new(0, 0, 0, 1);
     mo_deferred_t *d = NULL;
-    assert_mo(MO_EINVAL, mo_defer_to_thread(NULL, thread_fn, &t, &d));
-    assert_mo(MO_EINVAL, mo_defer_to_thread(loop, NULL, &t, &d));
-    assert_mo(MO_EINVAL, mo_defer_to_thread(loop, thread_fn, &t, NULL));
-    assert_mo(MO_EINVAL, mo_pool_defer(NULL, NULL, thread_fn, &t, &d));
+    assert_mo(MO_EINVAL, mo_deferred_call_on_pool(NULL, NULL, thread_fn, &t, &d));
+    assert_mo(MO_EINVAL, mo_deferred_call_on_pool(NULL, loop, NULL, &t, &d));
+    assert_mo(MO_EINVAL, mo_deferred_call_on_pool(NULL, loop, thread_fn, &t, NULL));
+    assert_mo(MO_EINVAL, mo_deferred_call_on_pool(NULL, NULL, thread_fn, &t, &d));
     assert_ok(mo_loop_close(loop));
-    assert_mo(MO_ESHUTDOWN, mo_defer_to_thread(loop, thread_fn, &t, &d));
+    assert_mo(MO_ESHUTDOWN, mo_deferred_call_on_pool(NULL, loop, thread_fn, &t, &d));
     assert_null(d);
     assert_int_equal(atomic_load(&t.ran), 0);
     mo_loop_free(loop);
 }
+
+static void later_noop(mo_result_t *r, void *arg)
+{
+    (void)r, (void)arg;
+}
+
+static void handled(mo_result_t *r, void *arg)
+{
+    (void)arg;
+    mo_result_set(r, NULL, NULL);
+}
+
+/* The names renamed in this release still work, for one release. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+static void test_deprecated_names_still_work(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct tc t = tc_new(0, 0, 0, 1);
+    mo_deferred_t *d[5] = {NULL};
+    assert_ok(mo_defer_to_thread(loop, thread_fn, &t, &d[0]));
+    assert_ok(mo_pool_defer(NULL, loop, thread_fn, &t, &d[1]));
+    assert_ok(mo_defer_succeed(loop, NULL, NULL, &d[2]));
+    assert_ok(mo_defer_fail(loop, mo_failure_new(MO_EIO, "old", NULL), &d[3]));
+    assert_ok(mo_defer_later(loop, 0, later_noop, NULL, &d[4]));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    for (int i = 0; i < 5; i++) {
+        const mo_failure_t *f = NULL;
+        assert_ok(mo_deferred_result(d[i], NULL, &f));
+        assert_int_equal(mo_failure_code(f), i == 3 ? MO_EIO : 0);
+        if (f) assert_ok(mo_deferred_add_errback(d[i], handled, NULL));
+        mo_deferred_unref(d[i]);
+    }
+    mo_loop_free(loop);
+}
+#pragma GCC diagnostic pop
 
 MO_TEST_MAIN(cmocka_unit_test(test_new_free_bad_input), cmocka_unit_test(test_pool_priorities),
              cmocka_unit_test(test_jobs_run_on_workers_done_on_loop),
@@ -774,4 +811,5 @@ MO_TEST_MAIN(cmocka_unit_test(test_new_free_bad_input), cmocka_unit_test(test_po
              cmocka_unit_test(test_defer_to_thread_cancel_running),
              cmocka_unit_test(test_defer_to_thread_pool_cancel_queued),
              cmocka_unit_test(test_defer_to_thread_bad_input),
-             cmocka_unit_test(test_pool_is_work_conserving))
+             cmocka_unit_test(test_pool_is_work_conserving),
+             cmocka_unit_test(test_deprecated_names_still_work))

@@ -762,7 +762,7 @@ static int waiter_step(mo_task_t *task, void *arg)
     struct waiter *w = arg;
     if (w->phase++ == 0) {
         mo_deferred_t *d;
-        assert_ok(mo_defer_later(w->loop, w->delay, later_value, w, &d));
+        assert_ok(mo_deferred_call_later(w->loop, w->delay, later_value, w, &d));
         w->awaited = mo_deferred_ref(d);
         return mo_task_wait(task, d);
     }
@@ -852,7 +852,7 @@ static int wait_fired(mo_task_t *task, void *arg)
     struct fired *f = arg;
     if (f->phase++ == 0) {
         mo_deferred_t *d;
-        assert_ok(mo_defer_succeed(f->loop, f, NULL, &d));
+        assert_ok(mo_deferred_new_succeeded(f->loop, f, NULL, &d));
         return mo_task_wait(task, d);
     }
     mo_dtor_fn dtor;

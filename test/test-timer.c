@@ -68,7 +68,7 @@ static void test_bad_input(void **state)
     assert_mo(MO_ENOENT, mo_call_cancel(loop, (UINT64_C(1) << 32) | 7)); /* never given out */
     assert_mo(MO_EINVAL, mo_call_cancel(NULL, 1));
     assert_mo(MO_EINVAL, mo_call_time(loop, 1, NULL));
-    assert_mo(MO_EINVAL, mo_call_active(NULL, 1));
+    assert_int_equal(mo_call_active(NULL, 1), 0); /* not MO_EINVAL: that reads as true */
     assert_int_equal(mo_call_active(loop, 12345), 0);
     /* The largest delay that fits is accepted and never runs. */
     assert_ok(mo_call_later(loop, INT64_MAX - mo_loop_now(loop), mo_test_log_cb, NULL, &id));

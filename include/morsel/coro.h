@@ -100,7 +100,7 @@ MO_EXTERN int mo_await(mo_coro_t *co, mo_deferred_t *d, void **valuep, mo_dtor_f
  * mo_coro_failure() gives fn's failure, or one of fn's code), as mo_await()
  * does; MO_ECANCELED if the pool was freed with MO_POOL_CANCEL_QUEUED
  * before fn ran. No allocation: the job is part of the task.
- * `mo_await(co, d, ...)` on a Deferred from mo_defer_to_thread() does the
+ * `mo_await(co, d, ...)` on a Deferred from mo_deferred_call_on_pool() does the
  * same with two allocations, and lets the caller cancel the Deferred.
  * Errors (nothing submitted, co not suspended): MO_EINVAL (NULL co or fn,
  * only one of valuep/dtorp NULL, not called from inside co), MO_ECANCELED

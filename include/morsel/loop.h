@@ -158,7 +158,8 @@ MO_EXTERN int mo_loop_hold(mo_loop_t *loop);
 MO_EXTERN int mo_loop_release(mo_loop_t *loop);
 
 /* 1 if the loop has work that could make a callback run (see
- * mo_loop_run()), else 0. MO_EINVAL for NULL. Loop thread. */
+ * mo_loop_run()), else 0; 0 for NULL (a predicate never answers with an
+ * error code, which would read as true). Loop thread. */
 MO_EXTERN int mo_loop_alive(const mo_loop_t *loop);
 
 /* Queues fn(loop, arg) to run soon, after everything already queued:
@@ -203,7 +204,7 @@ MO_EXTERN int mo_call_reset(mo_loop_t *loop, mo_call_id id, int64_t delay);
 MO_EXTERN int mo_call_delay(mo_loop_t *loop, mo_call_id id, int64_t by);
 
 /* 1 if the call is pending, 0 if it ran, is running, was cancelled, or was
- * never given out; MO_EINVAL for a NULL loop. Loop thread. */
+ * never given out, and 0 for a NULL loop. Loop thread. */
 MO_EXTERN int mo_call_active(const mo_loop_t *loop, mo_call_id id);
 
 /* Stores a pending call's deadline in *when. Errors: as mo_call_cancel(),

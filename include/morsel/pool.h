@@ -162,9 +162,9 @@ MO_EXTERN int mo_pool_submit(mo_pool_t *pool, mo_loop_t *loop, mo_pool_job_t *jo
  * already ran, or already cancelled). Loop thread of the job's loop. */
 MO_EXTERN int mo_pool_cancel(mo_pool_job_t *job);
 
-/* ---- Deferreds from threads (Twisted's deferToThread) ---- */
+/* ---- Deferreds from worker threads (Twisted's deferToThread) ---- */
 
-/* Work for mo_defer_to_thread(), run on a worker thread; it must not touch
+/* Work for mo_deferred_call_on_pool(), run on a worker thread; it must not touch
  * the loop. To succeed, return 0, optionally storing a result in *valuep
  * and its destructor in *dtorp (both start NULL): the Deferred then owns
  * the value. To fail, return a non-zero code (a negative MO_E* or an
@@ -175,26 +175,31 @@ MO_EXTERN int mo_pool_cancel(mo_pool_job_t *job);
  * with a failure code, a failure with 0) is destroyed. */
 typedef int (*mo_thread_fn)(void *arg, void **valuep, mo_dtor_fn *dtorp, mo_failure_t **failurep);
 
-/* Runs fn(arg, ...) on the loop's default pool (see mo_loop_pool()) and
- * stores in *dp a Deferred, with one reference for the caller, that fires
- * on the loop thread with fn's value or failure. Cancelling the Deferred
- * (mo_deferred_cancel) before a worker has taken the job takes the job back:
- * fn never runs, and the Deferred errbacks with MO_ECANCELED. Cancelling it
- * while fn runs errbacks it with MO_ECANCELED at once; fn completes, and
- * its value is destroyed (or its failure released) when it does. If the
- * pool is freed with MO_POOL_CANCEL_QUEUED before fn ran, the Deferred
- * errbacks with MO_ECANCELED. The loop stays alive until fn has returned.
- * One allocation besides the Deferred. Errors (fn will not run, nothing is
- * stored): MO_EINVAL (NULL loop, fn or dp), MO_ESHUTDOWN (the loop is
- * closed), MO_ENOMEM, MO_EAGAIN (the default pool could not start).
+/* Calls fn(arg, ...) on a worker of `pool` (NULL: the loop's default pool,
+ * see mo_loop_pool()) and gives its outcome as a Deferred (Twisted's
+ * deferToThread): stores in *dp a Deferred, with one reference for the
+ * caller, that fires on the loop thread with fn's value or failure.
+ * Cancelling the Deferred (mo_deferred_cancel) before a worker has taken
+ * the job takes the job back: fn never runs, and the Deferred errbacks with
+ * MO_ECANCELED. Cancelling it while fn runs errbacks it with MO_ECANCELED
+ * at once; fn completes, and its value is destroyed (or its failure
+ * released) when it does. If the pool is freed with MO_POOL_CANCEL_QUEUED
+ * before fn ran, the Deferred errbacks with MO_ECANCELED. The loop stays
+ * alive until fn has returned. One allocation besides the Deferred, made
+ * here: once this returned 0, the outcome reaches the loop whatever memory
+ * is left (if memory runs out on the worker's side, the Deferred errbacks
+ * with MO_ENOMEM). Errors (fn will not run, nothing is stored): MO_EINVAL
+ * (NULL loop, fn or dp), MO_ESHUTDOWN (the loop is closed, or the pool is
+ * being freed), MO_ENOMEM, MO_EAGAIN (the default pool could not start).
  * Loop thread. */
-MO_EXTERN int mo_defer_to_thread(mo_loop_t *loop, mo_thread_fn fn, void *arg, mo_deferred_t **dp);
+MO_EXTERN int mo_deferred_call_on_pool(mo_pool_t *pool, mo_loop_t *loop, mo_thread_fn fn, void *arg,
+                                       mo_deferred_t **dp);
 
-/* mo_defer_to_thread() on a given pool (NULL: the loop's default pool).
- * Errors: as mo_defer_to_thread(), plus MO_ESHUTDOWN when the pool is being
- * freed. Loop thread. */
+/* Deprecated names, kept for one release (CHANGELOG.md). */
+MO_EXTERN int mo_defer_to_thread(mo_loop_t *loop, mo_thread_fn fn, void *arg, mo_deferred_t **dp)
+    MO_DEPRECATED("use mo_deferred_call_on_pool(NULL, ...)");
 MO_EXTERN int mo_pool_defer(mo_pool_t *pool, mo_loop_t *loop, mo_thread_fn fn, void *arg,
-                            mo_deferred_t **dp);
+                            mo_deferred_t **dp) MO_DEPRECATED("renamed mo_deferred_call_on_pool()");
 
 #ifdef __cplusplus
 }

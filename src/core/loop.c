@@ -183,7 +183,7 @@ static bool loop_has_work(mo_loop_t *loop)
 
 int mo_loop_alive(const mo_loop_t *loop)
 {
-    if (!loop) return MO_EINVAL;
+    if (!loop) return 0; /* not MO_EINVAL, which would read as true */
     mo_loop_t *l = (mo_loop_t *)loop;
     return l->ready.head != l->ready.tail || l->io.active || l->holds || l->expected ||
            l->timers.count || mo__wake_pending(&l->wake);

@@ -492,7 +492,7 @@ int mo_call_delay(mo_loop_t *loop, mo_call_id id, int64_t by)
 
 int mo_call_active(const mo_loop_t *loop, mo_call_id id)
 {
-    if (!loop) return MO_EINVAL;
+    if (!loop) return 0; /* not MO_EINVAL, which would read as true */
     struct mo__timer *t;
     return timer_lookup(loop, id, &t) == 0;
 }

@@ -439,7 +439,7 @@ int mo_deferred_cancel(mo_deferred_t *d)
 
 int mo_deferred_fired(const mo_deferred_t *d)
 {
-    if (!d) return MO_EINVAL;
+    if (!d) return 0; /* not MO_EINVAL, which would read as true */
     return d->fired ? 1 : 0;
 }
 
@@ -555,7 +555,7 @@ int mo_result_wait(mo_result_t *result, mo_deferred_t *d)
 
 /* ---- ready-made Deferreds ---- */
 
-int mo_defer_succeed(mo_loop_t *loop, void *value, mo_dtor_fn dtor, mo_deferred_t **dp)
+int mo_deferred_new_succeeded(mo_loop_t *loop, void *value, mo_dtor_fn dtor, mo_deferred_t **dp)
 {
     int rc = loop && dp ? mo__deferred_alloc(loop, 0, dp) : MO_EINVAL;
     if (rc) {
@@ -568,7 +568,7 @@ int mo_defer_succeed(mo_loop_t *loop, void *value, mo_dtor_fn dtor, mo_deferred_
     return 0;
 }
 
-int mo_defer_fail(mo_loop_t *loop, mo_failure_t *failure, mo_deferred_t **dp)
+int mo_deferred_new_failed(mo_loop_t *loop, mo_failure_t *failure, mo_deferred_t **dp)
 {
     int rc = loop && dp && failure ? mo__deferred_alloc(loop, 0, dp) : MO_EINVAL;
     if (rc) {
@@ -580,7 +580,7 @@ int mo_defer_fail(mo_loop_t *loop, mo_failure_t *failure, mo_deferred_t **dp)
     return 0;
 }
 
-/* mo_defer_later(): the delayed call holds a reference to d and its id
+/* mo_deferred_call_later(): the delayed call holds a reference to d and its id
  * lives in canceller_arg (a call id fits a pointer on the 64-bit targets
  * morsel supports). */
 _Static_assert(sizeof(uintptr_t) >= sizeof(mo_call_id), "a call id must fit in a pointer");
@@ -599,7 +599,8 @@ static void later_cancel(mo_deferred_t *d, void *arg)
     if (mo_call_cancel(d->loop, (mo_call_id)(uintptr_t)arg) == 0) d->refs--; /* the call's */
 }
 
-int mo_defer_later(mo_loop_t *loop, int64_t delay, mo_deferred_fn fn, void *arg, mo_deferred_t **dp)
+int mo_deferred_call_later(mo_loop_t *loop, int64_t delay, mo_deferred_fn fn, void *arg,
+                           mo_deferred_t **dp)
 {
     if (!loop || !fn || !dp || delay < 0) return MO_EINVAL;
     mo_deferred_t *d;
@@ -617,4 +618,21 @@ int mo_defer_later(mo_loop_t *loop, int64_t delay, mo_deferred_fn fn, void *arg,
     d->canceller_arg = (void *)(uintptr_t)id;
     *dp = d;
     return 0;
+}
+
+/* ---- deprecated names ---- */
+
+int mo_defer_succeed(mo_loop_t *loop, void *value, mo_dtor_fn dtor, mo_deferred_t **dp)
+{
+    return mo_deferred_new_succeeded(loop, value, dtor, dp);
+}
+
+int mo_defer_fail(mo_loop_t *loop, mo_failure_t *failure, mo_deferred_t **dp)
+{
+    return mo_deferred_new_failed(loop, failure, dp);
+}
+
+int mo_defer_later(mo_loop_t *loop, int64_t delay, mo_deferred_fn fn, void *arg, mo_deferred_t **dp)
+{
+    return mo_deferred_call_later(loop, delay, fn, arg, dp);
 }

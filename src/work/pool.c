@@ -114,7 +114,7 @@ static void futex_wake(_Atomic uint32_t *word)
 }
 
 /* Under lock, when jobs wait: kicks the spinner, or picks a sleeper for
- * wake() to wake once the lock is released. */
+ * wake_worker() to wake once the lock is released. */
 static struct mo__worker *need_worker(struct mo_pool *p)
 {
     if (p->spinning) {
@@ -127,7 +127,7 @@ static struct mo__worker *need_worker(struct mo_pool *p)
     return w;
 }
 
-static void wake(struct mo__worker *w)
+static void wake_worker(struct mo__worker *w)
 {
     if (!w) return;
     atomic_store_explicit(&w->awake, 1, memory_order_release);
@@ -260,7 +260,7 @@ static unsigned worker_take(struct mo__worker *self, mo_pool_job_t **batch, unsi
             /* Jobs left behind: another worker should see to them. */
             struct mo__worker *w = p->head != p->tail ? need_worker(p) : NULL;
             pool_unlock(p);
-            wake(w);
+            wake_worker(w);
             return n;
         }
         if (atomic_load_explicit(&p->closing, memory_order_relaxed)) {
@@ -387,7 +387,7 @@ static void stop_workers(struct mo_pool *p)
     pool_unlock(p);
     for (struct mo__worker *w = sleepers, *next; w; w = next) {
         next = w->next_idle;
-        wake(w);
+        wake_worker(w);
     }
     for (unsigned i = 0; i < p->nstarted; i++) pthread_join(p->workers[i].thread, NULL);
 }
@@ -506,7 +506,7 @@ int mo_pool_submit(mo_pool_t *pool, mo_loop_t *loop, mo_pool_job_t *job, mo_pool
     }
     pool_unlock(pool);
     if (err) return err;
-    wake(w);
+    wake_worker(w);
     mo__loop_expect(loop, 1);
     return 0;
 }

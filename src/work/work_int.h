@@ -45,7 +45,7 @@ bool mo__pool_closing(mo_pool_t *pool);
 /* ---- calls on the pool (thread_call.c) ----
  *
  * A mo_thread_fn call made by a pool worker, its outcome kept for the loop
- * thread: the one record behind mo_defer_to_thread() and mo_task_offload().
+ * thread: the one record behind mo_deferred_call_on_pool() and mo_task_offload().
  * fn and arg are written before the submission; code, value, dtor and
  * failure by the worker, then read on the loop thread once the job's done
  * runs (the pool's hand-back orders the two). */
