@@ -768,6 +768,50 @@ static void handled(mo_result_t *r, void *arg)
     mo_result_set(r, NULL, NULL);
 }
 
+/* Under lasting out-of-memory every done still runs and the loop ends.
+ * Before the fix a worker retried posting its completion through
+ * mo_call_from_thread() every millisecond, forever (its lane had no chunk
+ * and none could be allocated), and mo_loop_run() never returned. */
+static void test_lasting_out_of_memory_completes_every_job(void **state)
+{
+    (void)state;
+    mo_test_alloc_install();
+    alarm(60); /* a hang fails here rather than at ctest's timeout */
+    mo_loop_t *loop = mo_test_loop();
+    mo_pool_t *pool;
+    assert_ok(mo_pool_new(&pool, 2));
+    enum { N = 64 };
+    struct job *j = jobs_new(N);
+    for (int i = 0; i < N; i++)
+        assert_ok(mo_pool_submit(pool, loop, &j[i].job, work_block, done_record, &j[i]));
+    struct tc ok = tc_new(0, 0, 0, 0), bad = tc_new(MO_EIO, 0, 0, 0);
+    mo_deferred_t *d_ok, *d_bad;
+    assert_ok(mo_deferred_call_on_pool(pool, loop, thread_fn, &ok, &d_ok));
+    assert_ok(mo_deferred_call_on_pool(pool, loop, thread_fn, &bad, &d_bad));
+    mo_test_alloc_fail_at(1, 1); /* from here on, every allocation fails */
+    for (int i = 0; i < N; i++) atomic_store(&j[i].go, 1);
+    atomic_store(&ok.go, 1);
+    atomic_store(&bad.go, 1);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    for (int i = 0; i < N; i++) assert_int_equal(j[i].done, 1);
+    const mo_failure_t *f = NULL;
+    assert_ok(mo_deferred_result(d_ok, NULL, &f));
+    assert_null(f);
+    assert_ok(mo_deferred_result(d_bad, NULL, &f));
+    /* fn gave only a code; the failure made for it on the loop thread is
+     * the shared out-of-memory one. */
+    assert_int_equal(mo_failure_code(f), MO_ENOMEM);
+    assert_true(mo_test_alloc_failed() > 0);
+    mo_test_alloc_fail_at(0, 0);
+    assert_ok(mo_deferred_add_errback(d_bad, handled, NULL));
+    mo_deferred_unref(d_ok);
+    mo_deferred_unref(d_bad);
+    assert_ok(mo_pool_free(pool, 0));
+    mo_loop_free(loop);
+    free(j);
+    alarm(0);
+}
+
 /* The names renamed in this release still work, for one release. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
@@ -812,4 +856,5 @@ MO_TEST_MAIN(cmocka_unit_test(test_new_free_bad_input), cmocka_unit_test(test_po
              cmocka_unit_test(test_defer_to_thread_pool_cancel_queued),
              cmocka_unit_test(test_defer_to_thread_bad_input),
              cmocka_unit_test(test_pool_is_work_conserving),
-             cmocka_unit_test(test_deprecated_names_still_work))
+             cmocka_unit_test(test_deprecated_names_still_work),
+             cmocka_unit_test(test_lasting_out_of_memory_completes_every_job))

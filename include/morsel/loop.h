@@ -239,6 +239,15 @@ MO_EXTERN int mo_io_stop(mo_loop_t *loop, mo_io_id id);
  * freed: join posting threads before mo_loop_free(). */
 MO_EXTERN int mo_call_from_thread(mo_loop_t *loop, mo_call_fn fn, void *arg);
 
+/* Private to morsel (its fields are not API): the node of a call posted
+ * from another thread without allocating. Pool jobs embed one, so that a
+ * finished job always reaches its loop, whatever memory is left. */
+struct mo_post_ {
+    struct mo_post_ *next_;
+    mo_call_fn fn_;
+    void *arg_;
+};
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,8 +9,11 @@
  *
  * A job's life: mo_pool_submit() queues it from a loop thread; a worker runs
  * work(job, arg); then done(loop, job, status, arg) runs on that loop's
- * thread, through mo_call_from_thread(). While a loop has jobs outstanding
- * it holds itself alive (mo_loop_run() does not return for lack of work).
+ * thread, posted like mo_call_from_thread() (after the calls work() posted
+ * with it) but through a node inside the job: handing a job back needs no
+ * memory, so under lasting out-of-memory every done still runs and the
+ * loop still ends. While a loop has jobs outstanding it holds itself alive
+ * (mo_loop_run() does not return for lack of work).
  * Workers take cheap jobs in batches and hand their completions back in
  * batches, so a burst of tiny jobs costs a few atomic operations per batch,
  * not per job; a job that runs long is taken alone, so the jobs behind it
@@ -61,6 +64,7 @@ struct mo_pool_job {
     struct mo_pool *pool_;
     int state_;
     int status_;
+    struct mo_post_ post_; /* hands the finished job back: no allocation */
 };
 
 /* Limits on the number of worker threads of one pool. */
