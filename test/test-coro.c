@@ -14,6 +14,7 @@
 
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -170,8 +171,8 @@ static void test_stack_alloc_rounds_and_rejects_zero(void **state)
     assert_mo(MO_ENOMEM, mo__stack_alloc(&st, SIZE_MAX - 10));
     assert_ok(mo__stack_alloc(&st, 1));
     assert_int_equal(st.size, page);
-    assert_int_equal(st.map_size, 2 * page);
-    assert_ptr_equal((char *)st.map + page, st.lo);
+    assert_int_equal(st.map_size, MO_CORO_GUARD_SIZE + page);
+    assert_ptr_equal((char *)st.map + MO_CORO_GUARD_SIZE, st.lo);
     memset(st.lo, 0xab, st.size); /* the whole usable part is writable */
     mo__stack_free(&st);
     assert_null(st.map);
@@ -235,6 +236,124 @@ static void test_stack_overflow_faults_on_guard(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 42);
+}
+
+/* The guard region is MO_CORO_GUARD_SIZE, not one page: a write 48 KiB
+ * below the stack (where a 64 KiB local array on a 16 KiB stack begins)
+ * faults instead of landing in the mapping below. Before the fix the guard
+ * was one page, and the write went into the neighbour. The neighbour is
+ * mapped right below on purpose, as the next coroutine's stack would be. */
+static char *volatile far_write_target; /* read by the handler */
+
+static void on_far_segv(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)uc;
+    _exit((char *)si->si_addr == far_write_target ? 42 : 43);
+}
+
+static void far_write_child(void)
+{
+    static char altstack[64 * 1024];
+    stack_t ss = {.ss_sp = altstack, .ss_size = sizeof(altstack)};
+    struct sigaction sa = {.sa_sigaction = on_far_segv, .sa_flags = SA_SIGINFO | SA_ONSTACK};
+    if (sigaltstack(&ss, NULL) != 0 || sigaction(SIGSEGV, &sa, NULL) != 0) _exit(3);
+    struct mo__stack st;
+    size_t n = 256 * 1024;
+    char *below = MAP_FAILED;
+    /* A stack with room below it for the neighbour; a stack whose room is
+     * taken (by the sanitizers' mappings, say) stays mapped, so the next
+     * one comes lower. */
+    for (int tries = 0; below == MAP_FAILED && tries < 64; tries++) {
+        if (mo__stack_alloc(&st, 16 * 1024) != 0) _exit(3);
+        below = mmap((char *)st.map - n, n, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    }
+    if (below != (char *)st.map - n) _exit(4);
+    memset(below, 0x5a, n);
+    far_write_target = (char *)st.lo - 48 * 1024;
+    *(volatile char *)far_write_target = 1;
+    _exit(*far_write_target == 1 ? 44 : 45); /* it landed in the neighbour */
+}
+
+static void test_stack_guard_catches_a_far_write(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) far_write_child();
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 42); /* 44: the neighbour was written */
+}
+
+/* Through the public API: a coroutine with a 16 KiB stack that declares a
+ * 64 KiB array faults (the child's handler exits 42) rather than writing
+ * into the coroutine mapped below it, whose stack keeps its pattern. */
+static volatile char *idle_pattern; /* the neighbour's stack, checked by the handler */
+
+static int big_frame(mo_coro_t *co, void *arg)
+{
+    (void)arg;
+    while (!idle_pattern) /* the neighbour first writes its pattern */
+        if (mo_yield(co) != 0) return MO_ECANCELED;
+    volatile char buf[64 * 1024];
+    buf[0] = 1; /* the lowest byte first: far below a 16 KiB stack */
+    for (size_t i = 1; i < sizeof(buf); i++) buf[i] = buf[i - 1];
+    return buf[sizeof(buf) - 1] == 1 ? 0 : MO_EIO;
+}
+
+static int idle_coro(mo_coro_t *co, void *arg)
+{
+    volatile char pattern[4096];
+    (void)arg;
+    memset((char *)pattern, 0x5a, sizeof(pattern));
+    idle_pattern = pattern;
+    while (mo_yield(co) == 0) {
+    }
+    for (size_t i = 0; i < sizeof(pattern); i++)
+        if (pattern[i] != 0x5a) _exit(44); /* corrupted by the neighbour */
+    return 0;
+}
+
+static void on_frame_segv(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig, (void)si, (void)uc;
+    for (size_t i = 0; idle_pattern && i < 4096; i++)
+        if (idle_pattern[i] != 0x5a) _exit(44); /* faulted, but only after writing into it */
+    _exit(42);
+}
+
+static void big_frame_child(void)
+{
+    static char altstack[64 * 1024];
+    stack_t ss = {.ss_sp = altstack, .ss_size = sizeof(altstack)};
+    struct sigaction sa = {.sa_sigaction = on_frame_segv, .sa_flags = SA_SIGINFO | SA_ONSTACK};
+    if (sigaltstack(&ss, NULL) != 0 || sigaction(SIGSEGV, &sa, NULL) != 0) _exit(3);
+    mo_loop_t *loop;
+    if (mo_loop_new(&loop, MO_LOOP_VIRTUAL_CLOCK) != 0) _exit(3);
+    mo_task_t *idle;
+    struct mo_coro_opts small = {.stack_size = 16 * 1024};
+    /* Mapped first, so the next mapping (the idle one) lands below it. */
+    if (mo_coro_spawn(loop, big_frame, NULL, &small, NULL) != 0) _exit(3);
+    if (mo_coro_spawn(loop, idle_coro, NULL, NULL, &idle) != 0) _exit(3);
+    mo_loop_run(loop, MO_RUN_NOWAIT);
+    mo_task_stop(idle);
+    mo_loop_run(loop, MO_RUN_DEFAULT);
+    _exit(0); /* no fault, no corruption seen: the overflow went elsewhere */
+}
+
+static void test_big_frame_on_small_stack_faults(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) big_frame_child();
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 42); /* 44: the neighbour's stack was written */
 }
 
 /* ---- coroutines ---- */
@@ -1066,6 +1185,8 @@ MO_TEST_MAIN(
     cmocka_unit_test(test_ctx_keeps_fp_control_per_context),
     cmocka_unit_test(test_stack_alloc_rounds_and_rejects_zero),
     cmocka_unit_test(test_stack_overflow_faults_on_guard),
+    cmocka_unit_test(test_stack_guard_catches_a_far_write),
+    cmocka_unit_test(test_big_frame_on_small_stack_faults),
     cmocka_unit_test(test_coro_runs_and_returns_value),
     cmocka_unit_test(test_coros_alternate_per_slice),
     cmocka_unit_test(test_coro_recursion_yields_from_depth),
