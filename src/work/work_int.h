@@ -69,6 +69,31 @@ void mo__thread_call_run(struct mo__thread_call *c);
 mo_failure_t *mo__thread_call_take(struct mo__thread_call *c, int status, const char *origin,
                                    void **vp, mo_dtor_fn *dtorp);
 
+/* ---- naming code addresses (symtab.c) ---- */
+
+#define MO__SYMTAB_OBJECTS 8
+
+struct mo__symobj {
+    char path[256];
+    const unsigned char *map; /* the whole file, read-only */
+    size_t size;
+};
+
+/* The ELF objects mapped so far, by one thread (the watchdog's). Zero it
+ * to start; mo__symtab_free() unmaps. */
+struct mo__symtab {
+    struct mo__symobj objs[MO__SYMTAB_OBJECTS];
+    unsigned n;
+};
+
+/* The name of the function that holds `addr`, from the .symtab of the
+ * object loaded there (which names static functions too), with addr's
+ * offset into it in *offp; NULL if the object has no such table (stripped)
+ * or no function there. The name lives until mo__symtab_free(). Maps the
+ * object's file on first use; never allocates through the seam. */
+const char *mo__symtab_lookup(struct mo__symtab *t, uintptr_t addr, uintptr_t *offp);
+void mo__symtab_free(struct mo__symtab *t);
+
 /* ---- the cooperator (task.c) ---- */
 
 /* Where a task is in its life; see the invariants above. */
