@@ -331,6 +331,65 @@ static void test_virtual_clock_does_not_wait(void **state)
     mo_loop_free(loop);
 }
 
+/* On a virtual clock an iteration runs one pass of the ready queue, however
+ * long its calls take on the real clock: here 50 calls of 20 us each, ten
+ * times io_interval. Before the fix an advance cut them after about 100 us
+ * of real time, so how many ran depended on the machine's speed. */
+struct slow_chain {
+    int ran, queued;
+};
+
+static void slow_cb(mo_loop_t *loop, void *arg)
+{
+    struct slow_chain *c = arg;
+    int64_t until = mo_hrtime() + MO_USEC(20);
+    while (mo_hrtime() < until) {
+    }
+    c->ran++;
+    if (c->queued < 60) { /* and one more for a later pass */
+        c->queued++;
+        assert_ok(mo_call_soon(loop, slow_cb, c));
+    }
+}
+
+static void test_virtual_clock_iteration_independent_of_speed(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct slow_chain c = {.queued = 50};
+    for (int i = 0; i < 50; i++) assert_ok(mo_call_soon(loop, slow_cb, &c));
+    assert_ok(mo_loop_advance(loop, 0));
+    assert_int_equal(c.ran, 50); /* all of the first pass, none of the next */
+    assert_ok(mo_loop_advance(loop, 0));
+    assert_int_equal(c.ran, 60);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(c.ran, 60);
+    mo_loop_free(loop);
+}
+
+/* MO_RUN_ONCE returns once the iteration ran something: here a call posted
+ * from a thread, run at the iteration's start. Before the fix it then
+ * blocked in epoll (the hold keeps the loop waitable), until an fd, a
+ * timer or another thread woke it: forever here. */
+static void test_run_once_returns_after_posted_calls(void **state)
+{
+    (void)state;
+    alarm(30); /* a hang fails here rather than at ctest's timeout */
+    mo_loop_t *loop = mo_test_loop();
+    int n = 0;
+    assert_ok(mo_loop_hold(loop));
+    assert_ok(mo_call_from_thread(loop, count_cb, &n));
+    assert_ok(mo_loop_run(loop, MO_RUN_ONCE));
+    assert_int_equal(n, 1);
+    /* A due timer counts too. */
+    assert_ok(mo_call_later(loop, 0, count_cb, &n, NULL));
+    assert_ok(mo_loop_run(loop, MO_RUN_ONCE));
+    assert_int_equal(n, 2);
+    assert_ok(mo_loop_release(loop));
+    mo_loop_free(loop);
+    alarm(0);
+}
+
 /* Many queued calls make the ring grow; order is kept across the growth,
  * including growth that happens while a pass runs. */
 static void grow_cb(mo_loop_t *loop, void *arg)
@@ -507,4 +566,6 @@ MO_TEST_MAIN(cmocka_unit_test(test_no_allocation_in_steady_state),
              cmocka_unit_test(test_bad_input), cmocka_unit_test(test_closed_loop_refuses_run),
              cmocka_unit_test(test_hold_keeps_loop_alive), cmocka_unit_test(test_run_modes),
              cmocka_unit_test(test_virtual_clock_does_not_wait),
+             cmocka_unit_test(test_virtual_clock_iteration_independent_of_speed),
+             cmocka_unit_test(test_run_once_returns_after_posted_calls),
              cmocka_unit_test(test_ready_queue_grows), cmocka_unit_test(test_out_of_memory))

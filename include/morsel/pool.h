@@ -127,10 +127,12 @@ enum mo_pool_free_flags {
 };
 
 /* Shuts the pool down and frees it: further mo_pool_submit() calls return
- * MO_ESHUTDOWN; queued jobs run (or, with MO_POOL_CANCEL_QUEUED, are
- * cancelled); running jobs finish; the workers are joined. Every job's done
- * is then posted to its loop and runs there on the loop's next iteration
- * (or in mo_loop_close()): none is dropped. (A loop cannot close while it
+ * MO_ESHUTDOWN. Jobs in flight: queued jobs run (or, with
+ * MO_POOL_CANCEL_QUEUED, are cancelled: their done gets MO_ECANCELED);
+ * running jobs finish; the workers are joined. Every job's done is then
+ * posted to its loop and runs there, on the loop's thread, in its next
+ * iteration (or in mo_loop_close()/mo_loop_free()): none is dropped, and
+ * none runs here. (A loop cannot close while it
  * has jobs out: mo_loop_close() waits for them.) Blocks until
  * running jobs return. Returns 0, MO_EINVAL (NULL or unknown flags), or
  * MO_EDEADLK (called from one of the pool's own workers: nothing is done).
