@@ -115,8 +115,13 @@ MO_EXTERN const char *mo_failure_message(const mo_failure_t *f);
 MO_EXTERN const char *mo_failure_origin(const mo_failure_t *f);
 
 /* Writes one line (no newline) into buf, always NUL-terminated when size >
- * 0, as "origin: message (NAME: description)" for MO_E* codes and
- * "origin: message (code N)" for application codes; empty parts are left
+ * 0, in one of four forms:
+ *   "origin: message (NAME: description)"  an MO_E* code, with a message;
+ *   "origin: description (NAME)"           an MO_E* code, no message;
+ *   "origin: message (code N)"             any other code, with a message;
+ *   "origin: code N"                       any other code, no message;
+ * for example "read_dir: cannot open /x (EACCES: permission denied)",
+ * "i/o error (EIO)", "app: code 9". Without an origin, "origin: " is left
  * out. Returns the length the full line needs, like snprintf (truncated if
  * >= size), or MO_EINVAL for NULL f, or NULL buf with size > 0.
  * Any thread. */
