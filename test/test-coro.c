@@ -1180,6 +1180,92 @@ static void test_watchdog_names_coroutine(void **state)
     mo_loop_free(loop);
 }
 
+/* ---- allocation failure: every allocation in turn ---- */
+
+static void oom_set(mo_result_t *r, void *arg)
+{
+    mo_result_set(r, arg, NULL);
+}
+
+struct oom_c {
+    mo_loop_t *loop;
+    int sum;
+};
+
+/* Yields, awaits a delayed Deferred, offloads a piece to the default pool,
+ * and returns what it got; each failure it meets is passed up as its
+ * result (MO_ENOMEM is the one allowed). */
+static int oom_coro(mo_coro_t *co, void *arg)
+{
+    struct oom_c *c = arg;
+    for (int i = 0; i < 3; i++)
+        if (mo_yield(co)) return MO_ECANCELED;
+    mo_deferred_t *d;
+    int rc = mo_deferred_call_later(c->loop, MO_USEC(10), oom_set, c, &d);
+    if (rc) return rc;
+    void *v;
+    mo_dtor_fn dtor;
+    if ((rc = mo_await(co, d, &v, &dtor)) != 0) return rc;
+    if (v != c) return MO_ENOTRECOVERABLE;
+    struct piece p = {.input = 4};
+    if ((rc = mo_coro_offload(co, piece_fn, &p, &v, &dtor)) != 0) return rc;
+    c->sum += *(int *)v;
+    dtor(v);
+    return mo_coro_return(co, c, NULL);
+}
+
+static void oom_hook(mo_loop_t *loop, const mo_failure_t *f, void *arg)
+{
+    (void)loop;
+    if (mo_failure_code(f) != MO_ENOMEM) ++*(int *)arg; /* only out of memory may go unhandled */
+}
+
+static int coro_oom_scenario(void *arg)
+{
+    (void)arg;
+    mo_loop_t *loop;
+    int rc = mo_loop_new(&loop, 0), failed = 0, bad = 0;
+    if (rc) return rc;
+    rc = mo_loop_set_error_hook(loop, oom_hook, &bad);
+    if (rc == MO_ENOMEM) { /* the default hook would print the expected reports */
+        mo_loop_free(loop);
+        return rc;
+    }
+    struct oom_c c[3] = {{loop, 0}, {loop, 0}, {loop, 0}};
+    mo_task_t *t[3] = {NULL};
+    struct mo_coro_opts small = {.stack_size = 16 * 1024};
+    for (int i = 0; i < 3; i++) {
+        /* The third without a handle: nobody can watch it. */
+        rc = mo_coro_spawn(loop, oom_coro, &c[i], i ? &small : NULL, i < 2 ? &t[i] : NULL);
+        if (rc == MO_ENOMEM)
+            failed = 1;
+        else if (rc)
+            return MO_ENOTRECOVERABLE;
+    }
+    if (mo_loop_run(loop, MO_RUN_DEFAULT) != 0) return MO_ENOTRECOVERABLE;
+    mo__coop_verify(loop);
+    for (int i = 0; i < 2; i++) {
+        if (!t[i]) continue;
+        void *v = NULL;
+        int r = outcome(t[i], &v, NULL);
+        if (r == MO_ENOMEM)
+            failed = 1;
+        else if (r != 1 || v != &c[i] || c[i].sum != 16)
+            return MO_ENOTRECOVERABLE;
+        mo_task_release(t[i]);
+    }
+    mo_loop_free(loop);
+    return bad ? MO_ENOTRECOVERABLE : failed ? MO_ENOMEM : 0;
+}
+
+static void test_out_of_memory_each_allocation_in_turn(void **state)
+{
+    (void)state;
+    mo_test_alloc_install();
+    long n = mo_test_oom_sweep(coro_oom_scenario, NULL, 8);
+    printf("coroutines: %ld allocations, each failed in turn\n", n);
+}
+
 MO_TEST_MAIN(
     cmocka_unit_test(test_ctx_switch_alternates), cmocka_unit_test(test_ctx_deep_recursion),
     cmocka_unit_test(test_ctx_keeps_fp_control_per_context),
@@ -1203,4 +1289,5 @@ MO_TEST_MAIN(
     cmocka_unit_test(test_coro_stop_while_offload_runs),
     cmocka_unit_test(test_coro_stop_while_offload_queued),
     cmocka_unit_test(test_coro_await_defer_to_thread),
-    cmocka_unit_test(test_coro_offload_bad_input), cmocka_unit_test(test_watchdog_names_coroutine))
+    cmocka_unit_test(test_coro_offload_bad_input), cmocka_unit_test(test_watchdog_names_coroutine),
+    cmocka_unit_test(test_out_of_memory_each_allocation_in_turn))

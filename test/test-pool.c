@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -812,6 +813,87 @@ static void test_lasting_out_of_memory_completes_every_job(void **state)
     alarm(0);
 }
 
+/* ---- allocation failure: every allocation in turn ---- */
+
+struct oom_pool {
+    struct job *jobs; /* calloc'd by the test, not through the seam */
+    struct tc calls[4];
+};
+
+static void oom_done(mo_loop_t *loop, mo_pool_job_t *pj, int status, void *arg)
+{
+    done_record(loop, pj, status, arg);
+}
+
+/* Submits to a pool of its own past the queue's first growth, runs
+ * Deferred calls on it and on the default pool (created here), runs the
+ * loop, and checks that exactly what was accepted ran, once. Returns
+ * MO_ENOMEM if any call said so, 0 if none did, MO_ENOTRECOVERABLE if
+ * something else went wrong. */
+static int pool_oom_scenario(void *arg)
+{
+    struct oom_pool *o = arg;
+    enum { N = 1100 }; /* the queue starts with 1024 slots */
+    memset(o->jobs, 0, N * sizeof(*o->jobs));
+    mo_loop_t *loop;
+    mo_pool_t *pool;
+    int rc = mo_loop_new(&loop, 0), failed = 0;
+    if (rc) return rc;
+    if ((rc = mo_pool_new(&pool, 2)) != 0) {
+        mo_loop_free(loop);
+        return rc;
+    }
+    int accepted = 0;
+    for (int i = 0; i < N; i++) {
+        o->jobs[i].loop_thread = pthread_self();
+        rc = mo_pool_submit(pool, loop, &o->jobs[i].job, work_count, oom_done, &o->jobs[i]);
+        if (rc == MO_ENOMEM)
+            failed = 1;
+        else if (rc)
+            return MO_ENOTRECOVERABLE;
+        else
+            accepted++;
+    }
+    mo_deferred_t *d[4] = {NULL};
+    for (int i = 0; i < 4; i++) {
+        o->calls[i] = tc_new(0, 0, 0, 1);
+        rc = mo_deferred_call_on_pool(i < 2 ? pool : NULL, loop, thread_fn, &o->calls[i], &d[i]);
+        if (rc == MO_ENOMEM)
+            failed = 1, d[i] = NULL;
+        else if (rc)
+            return MO_ENOTRECOVERABLE;
+    }
+    if (mo_loop_run(loop, MO_RUN_DEFAULT) != 0) return MO_ENOTRECOVERABLE;
+    int ran = 0;
+    for (int i = 0; i < N; i++) {
+        if (o->jobs[i].done > 1 || atomic_load(&o->jobs[i].worked) != o->jobs[i].done)
+            return MO_ENOTRECOVERABLE;
+        ran += o->jobs[i].done;
+    }
+    if (ran != accepted) return MO_ENOTRECOVERABLE; /* half-done: a job lost or run twice */
+    for (int i = 0; i < 4; i++) {
+        const mo_failure_t *f = NULL;
+        if (atomic_load(&o->calls[i].ran) != (d[i] != NULL)) return MO_ENOTRECOVERABLE;
+        if (!d[i]) continue;
+        if (mo_deferred_result(d[i], NULL, &f) != 0 || f) return MO_ENOTRECOVERABLE;
+        mo_deferred_unref(d[i]);
+    }
+    if (mo_pool_free(pool, 0) != 0) return MO_ENOTRECOVERABLE;
+    mo_loop_free(loop);
+    return failed ? MO_ENOMEM : 0;
+}
+
+static void test_out_of_memory_each_allocation_in_turn(void **state)
+{
+    (void)state;
+    mo_test_alloc_install();
+    struct oom_pool o = {.jobs = calloc(1100, sizeof(struct job))};
+    assert_non_null(o.jobs);
+    long n = mo_test_oom_sweep(pool_oom_scenario, &o, 5);
+    printf("pool and Deferred calls: %ld allocations, each failed in turn\n", n);
+    free(o.jobs);
+}
+
 /* The names renamed in this release still work, for one release. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
@@ -857,4 +939,5 @@ MO_TEST_MAIN(cmocka_unit_test(test_new_free_bad_input), cmocka_unit_test(test_po
              cmocka_unit_test(test_defer_to_thread_bad_input),
              cmocka_unit_test(test_pool_is_work_conserving),
              cmocka_unit_test(test_deprecated_names_still_work),
-             cmocka_unit_test(test_lasting_out_of_memory_completes_every_job))
+             cmocka_unit_test(test_lasting_out_of_memory_completes_every_job),
+             cmocka_unit_test(test_out_of_memory_each_allocation_in_turn))

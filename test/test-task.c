@@ -1276,6 +1276,108 @@ static void test_offload_allocates_nothing(void **state)
     mo_loop_free(loop);
 }
 
+/* ---- allocation failure: every allocation in turn ---- */
+
+struct oom_waiter {
+    mo_loop_t *loop;
+    int phase;
+};
+
+static void oom_later(mo_result_t *r, void *arg)
+{
+    mo_result_set(r, arg, NULL);
+}
+
+/* Waits on a delayed Deferred, then is done with its value. */
+static int oom_wait_step(mo_task_t *task, void *arg)
+{
+    struct oom_waiter *w = arg;
+    if (w->phase++ == 0) {
+        mo_deferred_t *d;
+        int rc = mo_deferred_call_later(w->loop, MO_USEC(10), oom_later, w, &d);
+        return rc ? rc : mo_task_wait(task, d);
+    }
+    mo_dtor_fn dtor;
+    return mo_task_done(task, mo_task_received(task, &dtor), NULL);
+}
+
+static void oom_hook(mo_loop_t *loop, const mo_failure_t *f, void *arg)
+{
+    (void)loop;
+    if (mo_failure_code(f) != MO_ENOMEM) ++*(int *)arg; /* only out of memory may go unhandled */
+}
+
+/* 0 if the task's Deferred fired with `want`, 1 if it failed with
+ * MO_ENOMEM, -1 otherwise. */
+static int oom_outcome(mo_task_t *t, void *want)
+{
+    mo_deferred_t *d = mo_task_deferred(t);
+    void *v = NULL;
+    const mo_failure_t *f = NULL;
+    int r = mo_deferred_result(d, &v, &f) != 0     ? -1
+            : f && mo_failure_code(f) == MO_ENOMEM ? 1
+            : f || v != want                       ? -1
+                                                   : 0;
+    mo_deferred_unref(d);
+    return r;
+}
+
+/* Every allocating call of the cooperator in one scenario: tasks that step,
+ * pause and resume, wait on a delayed Deferred, offload a piece to the
+ * default pool (created then), and one started without a handle. */
+static int task_oom_scenario(void *arg)
+{
+    (void)arg;
+    mo_loop_t *loop;
+    int rc = mo_loop_new(&loop, 0), failed = 0, bad = 0;
+#define STEP(expr)                                                                                 \
+    do {                                                                                           \
+        rc = (expr);                                                                               \
+        if (rc == MO_ENOMEM)                                                                       \
+            failed = 1;                                                                            \
+        else if (rc)                                                                               \
+            return MO_ENOTRECOVERABLE;                                                             \
+    } while (0)
+    if (rc) return rc;
+    STEP(mo_loop_set_error_hook(loop, oom_hook, &bad));
+    STEP(mo_cooperator_set_slice(loop, MO_MSEC(2)));
+    int n = 0, loose = 0;
+    struct oom_waiter w = {loop, 0};
+    struct piece piece = {.input = 3};
+    struct offloader off = {.piece = &piece, .result = -1};
+    mo_task_t *t[3] = {NULL};
+    STEP(mo_cooperate(loop, done_after_three, &n, NULL, &t[0]));
+    STEP(mo_cooperate(loop, oom_wait_step, &w, NULL, &t[1]));
+    STEP(mo_cooperate(loop, offload_step, &off, NULL, &t[2]));
+    STEP(mo_cooperate(loop, done_after_three, &loose, NULL, NULL));
+    if (t[0]) {
+        STEP(mo_task_pause(t[0]));
+        STEP(mo_task_resume(t[0]));
+    }
+    if (mo_loop_run(loop, MO_RUN_DEFAULT) != 0) return MO_ENOTRECOVERABLE;
+    mo__coop_verify(loop);
+    void *want[3] = {&n, &w, NULL};
+    for (int i = 0; i < 3; i++) {
+        if (!t[i]) continue;
+        int r = oom_outcome(t[i], want[i]);
+        if (r < 0) return MO_ENOTRECOVERABLE;
+        failed |= r;
+        mo_task_release(t[i]);
+    }
+    if (t[2] && off.result != -1 && off.result != 9) return MO_ENOTRECOVERABLE;
+    mo_loop_free(loop);
+#undef STEP
+    return bad ? MO_ENOTRECOVERABLE : failed ? MO_ENOMEM : 0;
+}
+
+static void test_out_of_memory_each_allocation_in_turn(void **state)
+{
+    (void)state;
+    mo_test_alloc_install();
+    long n = mo_test_oom_sweep(task_oom_scenario, NULL, 8);
+    printf("tasks and the cooperator: %ld allocations, each failed in turn\n", n);
+}
+
 /* ---- the watchdog names the step ---- */
 
 struct wd_seen {
@@ -1386,4 +1488,5 @@ MO_TEST_MAIN(
     cmocka_unit_test(test_pool_cancel_queued_fails_task),
     cmocka_unit_test(test_pause_while_offloaded), cmocka_unit_test(test_loop_free_with_pieces_out),
     cmocka_unit_test(test_offload_bad_input), cmocka_unit_test(test_offload_allocates_nothing),
-    cmocka_unit_test(test_watchdog_names_long_step))
+    cmocka_unit_test(test_watchdog_names_long_step),
+    cmocka_unit_test(test_out_of_memory_each_allocation_in_turn))
