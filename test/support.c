@@ -1,6 +1,10 @@
 #include "test.h"
 
 #include <pthread.h>
+#include <pwd.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -119,6 +123,27 @@ long mo_test_oom_sweep(int (*scenario)(void *arg), void *arg, long min)
         if (calls < min) fail_msg("the scenario made %ld allocations, fewer than %ld", calls, min);
         return calls;
     }
+}
+
+int mo_test_child(int (*fn)(void *arg), void *arg)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) _exit(fn(arg));
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+void mo_test_refuse_threads(void)
+{
+    if (geteuid() == 0) {
+        const struct passwd *pw = getpwnam("nobody");
+        if (!pw || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) _exit(120);
+    }
+    struct rlimit one = {1, 1};
+    if (setrlimit(RLIMIT_NPROC, &one) != 0) _exit(121);
 }
 
 int mo_test_run_on_small_stack(size_t stack_size, void *(*fn)(void *), void *arg)

@@ -745,6 +745,7 @@ static void test_coro_bad_input(void **state)
     assert_mo(MO_EINVAL, mo_coro_return(NULL, NULL, NULL));
     assert_null(mo_coro_task(NULL));
     assert_null(mo_coro_failure(NULL));
+    assert_mo(MO_EINVAL, mo_coro_fail(NULL, mo_failure_new(MO_EIO, "x", NULL))); /* released */
     mo_task_t *t;
     assert_ok(mo_coro_spawn(loop, bad_calls, loop, NULL, &t));
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));

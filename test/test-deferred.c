@@ -284,9 +284,13 @@ static void test_bad_input_is_einval(void **state)
     assert_mo(MO_EINVAL, mo_deferred_call_later(loop, -1, log_cb, NULL, &out));
     assert_mo(MO_EINVAL, mo_deferred_call_later(loop, 0, NULL, NULL, &out));
     assert_mo(MO_EINVAL, mo_deferred_call_later(NULL, 0, log_cb, NULL, &out));
+    assert_mo(MO_EINVAL, mo_deferred_call_later(loop, 0, log_cb, NULL, NULL));
+    assert_mo(MO_EINVAL, mo_deferred_new_succeeded(loop, &destroyed, count_dtor, NULL));
+    assert_int_equal(destroyed, 3); /* the value is taken even on error */
+    assert_mo(MO_EINVAL, mo_deferred_new_failed(loop, mo_failure_new(MO_EIO, NULL, NULL), NULL));
     assert_mo(MO_EINVAL, mo_loop_set_error_hook(NULL, capture_hook, NULL));
     assert_mo(MO_EINVAL, mo_result_set(NULL, &destroyed, count_dtor));
-    assert_int_equal(destroyed, 3);
+    assert_int_equal(destroyed, 4);
     assert_mo(MO_EINVAL, mo_result_set_failure(NULL, mo_failure_new(MO_EIO, NULL, NULL)));
     assert_mo(MO_EINVAL, mo_result_fail(NULL, MO_EIO, NULL, NULL));
     assert_mo(MO_EINVAL, mo_result_wait(NULL, mo_deferred_ref(d)));
@@ -926,7 +930,12 @@ static void test_empty_list_fires_at_once(void **state)
     assert_mo(MO_EINVAL, mo_deferred_list(loop, NULL, 1, 0, &l));
     assert_mo(MO_EINVAL, mo_deferred_list(NULL, ds, 1, 0, &l));
     assert_mo(MO_EINVAL, mo_deferred_list(loop, ds, 1, 0, NULL));
+    mo_loop_t *other = fresh_loop();
+    mo_deferred_t *foreign = new_d(other), *mixed[2] = {d, foreign};
+    assert_mo(MO_EINVAL, mo_deferred_list(loop, mixed, 2, 0, &l)); /* a member of another loop */
     assert_null(l);
+    mo_deferred_unref(foreign);
+    mo_loop_free(other);
     mo_deferred_unref(d);
     mo_loop_free(loop);
 }
@@ -1075,6 +1084,21 @@ static void test_out_of_memory_each_allocation_in_turn(void **state)
     mo_loop_free(loop);
 }
 
+/* The first error hook set on a loop allocates its record: without memory
+ * the default (stderr) stays. */
+static void test_error_hook_out_of_memory(void **state)
+{
+    (void)state;
+    mo_test_alloc_install();
+    mo_loop_t *loop = fresh_loop();
+    struct hook_log h = {0};
+    mo_test_alloc_fail_at(1, 1);
+    assert_mo(MO_ENOMEM, mo_loop_set_error_hook(loop, capture_hook, &h));
+    mo_test_alloc_fail_at(0, 0);
+    assert_ok(mo_loop_set_error_hook(loop, capture_hook, &h));
+    mo_loop_free(loop);
+}
+
 /* Waiting when the inner Deferred has no room left for its RESUME link. */
 static void oom_wait_cb(mo_result_t *r, void *arg)
 {
@@ -1126,6 +1150,7 @@ MO_TEST_MAIN(cmocka_unit_test(test_callback_runs_with_value),
              cmocka_unit_test(test_cancel_of_fired_does_nothing),
              cmocka_unit_test(test_cancel_of_waiting_outer_cancels_inner),
              cmocka_unit_test(test_unhandled_failure_goes_to_error_hook),
+             cmocka_unit_test(test_error_hook_out_of_memory),
              cmocka_unit_test(test_unhandled_failure_default_is_one_stderr_line),
              cmocka_unit_test(test_defer_succeed_and_fail),
              cmocka_unit_test(test_defer_later_fires_with_fn_result),

@@ -4,6 +4,7 @@
 #include "core/core_int.h"
 
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static void count_cb(mo_loop_t *loop, void *arg)
@@ -257,6 +258,9 @@ static void test_bad_input(void **state)
     assert_int_equal(mo_loop_alive(NULL), 0); /* not MO_EINVAL: that reads as true */
     assert_mo(MO_EINVAL, mo_loop_close(NULL));
     assert_int_equal(mo_loop_now(NULL), 0);
+    assert_mo(MO_EINVAL, mo_loop_release(NULL));
+    assert_mo(MO_EINVAL, mo_loop_set_timer_slack(NULL, 0));
+    mo_loop_update_time(NULL); /* ignored */
     mo_loop_free(real);
     mo_loop_free(loop);
 }
@@ -269,6 +273,7 @@ static void test_closed_loop_refuses_run(void **state)
     assert_ok(mo_loop_close(loop)); /* idempotent */
     assert_mo(MO_ESHUTDOWN, mo_loop_run(loop, MO_RUN_DEFAULT));
     assert_mo(MO_ESHUTDOWN, mo_call_from_thread(loop, count_cb, NULL));
+    assert_mo(MO_ESHUTDOWN, mo_loop_stop_from_thread(loop));
     mo_loop_free(loop);
 }
 
@@ -390,6 +395,46 @@ static void test_run_once_returns_after_posted_calls(void **state)
     alarm(0);
 }
 
+/* mo_loop_new() passes the system's errors on: out of descriptors, the
+ * epoll instance cannot be made (MO_EMFILE). In a child: the limit is the
+ * process's. */
+static int new_without_fds(void *arg)
+{
+    (void)arg;
+    struct rlimit three = {3, 3}; /* stdin, stdout, stderr: no room for more */
+    for (int fd = 3; fd < 1024; fd++) close(fd);
+    if (setrlimit(RLIMIT_NOFILE, &three) != 0) return 1;
+    mo_loop_t *loop = NULL;
+    return mo_loop_new(&loop, 0) == MO_EMFILE && !loop ? 0 : 2;
+}
+
+static void test_new_out_of_descriptors(void **state)
+{
+    (void)state;
+    assert_int_equal(mo_test_child(new_without_fds, NULL), 0);
+}
+
+/* One list feeds the codes, mo_strerror() and mo_err_name(); a positive
+ * errno value is accepted; what is not on the list is "unknown". */
+static void test_error_names(void **state)
+{
+    (void)state;
+    assert_string_equal(mo_err_name(MO_EINVAL), "EINVAL");
+    assert_string_equal(mo_err_name(EINVAL), "EINVAL");
+    assert_string_equal(mo_strerror(MO_ENOMEM), "not enough memory");
+    assert_string_equal(mo_strerror(ENOMEM), "not enough memory");
+    assert_string_equal(mo_err_name(0), "OK");
+    assert_string_equal(mo_strerror(0), "success");
+    assert_string_equal(mo_err_name(-4000), "UNKNOWN");
+    assert_string_equal(mo_strerror(-4000), "unknown error");
+    assert_int_equal(mo_version(),
+                     (MO_VERSION_MAJOR << 16) | (MO_VERSION_MINOR << 8) | MO_VERSION_PATCH);
+    char v[32];
+    snprintf(v, sizeof v, "%d.%d.%d", MO_VERSION_MAJOR, MO_VERSION_MINOR, MO_VERSION_PATCH);
+    assert_string_equal(mo_version_string(), v);
+    assert_true(mo_hrtime() > 0);
+}
+
 /* Many queued calls make the ring grow; order is kept across the growth,
  * including growth that happens while a pass runs. */
 static void grow_cb(mo_loop_t *loop, void *arg)
@@ -443,6 +488,7 @@ static void test_out_of_memory(void **state)
     while ((err = mo_call_soon(loop, count_cb, &n)) == 0) queued++;
     assert_mo(MO_ENOMEM, err);
     assert_mo(MO_ENOMEM, mo_call_later(loop, 5, count_cb, &n, NULL));
+    assert_mo(MO_ENOMEM, mo_call_at(loop, 5, count_cb, &n, NULL));
     mo_test_alloc_fail_at(0, 0);
     for (; timers < 600; timers++) assert_ok(mo_call_later(loop, 5, count_cb, &n, NULL));
     mo_test_alloc_fail_at(1, 1);
@@ -568,4 +614,5 @@ MO_TEST_MAIN(cmocka_unit_test(test_no_allocation_in_steady_state),
              cmocka_unit_test(test_virtual_clock_does_not_wait),
              cmocka_unit_test(test_virtual_clock_iteration_independent_of_speed),
              cmocka_unit_test(test_run_once_returns_after_posted_calls),
+             cmocka_unit_test(test_new_out_of_descriptors), cmocka_unit_test(test_error_names),
              cmocka_unit_test(test_ready_queue_grows), cmocka_unit_test(test_out_of_memory))

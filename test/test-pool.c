@@ -894,6 +894,79 @@ static void test_out_of_memory_each_allocation_in_turn(void **state)
     free(o.jobs);
 }
 
+/* ---- the system refuses threads: MO_EAGAIN ---- */
+
+static int offload_or_fail(mo_task_t *task, void *arg)
+{
+    return mo_task_offload(task, thread_fn, arg); /* an error fails the task */
+}
+
+static int coro_offload_rc(mo_coro_t *co, void *arg)
+{
+    int *rc = arg;
+    *rc = mo_coro_offload(co, thread_fn, NULL, NULL, NULL);
+    return 0;
+}
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) return __LINE__ % 256 ? __LINE__ % 256 : 1;                                   \
+    } while (0)
+
+/* In a child where no thread can be created: everything that starts one
+ * says MO_EAGAIN and leaves nothing behind. */
+static int without_threads(void *arg)
+{
+    (void)arg;
+    mo_test_refuse_threads();
+    mo_pool_t *pool = NULL;
+    CHECK(mo_pool_new(&pool, 2) == MO_EAGAIN && !pool);
+    CHECK(mo_pool_new_with(&pool, &(struct mo_pool_opts){.priority = MO_POOL_PRIORITY_IDLE}) ==
+              MO_EAGAIN &&
+          !pool);
+    mo_loop_t *loop;
+    CHECK(mo_loop_new(&loop, 0) == 0);
+    CHECK(mo_loop_pool(loop, &pool) == MO_EAGAIN);
+    mo_deferred_t *d = NULL;
+    struct tc t = tc_new(0, 0, 0, 1);
+    CHECK(mo_deferred_call_on_pool(NULL, loop, thread_fn, &t, &d) == MO_EAGAIN && !d);
+    mo_pool_job_t job = {0};
+    CHECK(mo_pool_submit(NULL, loop, &job, work_count, done_record, NULL) == MO_EAGAIN);
+    mo_task_t *task;
+    CHECK(mo_cooperate(loop, offload_or_fail, &t, NULL, &task) == 0);
+    int coro_rc = 0;
+    CHECK(mo_coro_spawn(loop, coro_offload_rc, &coro_rc, NULL, NULL) == 0);
+    CHECK(mo_loop_run(loop, MO_RUN_DEFAULT) == 0);
+    d = mo_task_deferred(task);
+    const mo_failure_t *f = NULL;
+    CHECK(mo_deferred_result(d, NULL, &f) == 0 && mo_failure_code(f) == MO_EAGAIN);
+    CHECK(coro_rc == MO_EAGAIN);
+    CHECK(atomic_load(&t.ran) == 0);
+    mo_deferred_take(d, &(void *){0}, &(mo_dtor_fn){0}, &(mo_failure_t *){0});
+    mo_deferred_unref(d);
+    mo_task_release(task);
+    mo_loop_free(loop);
+    return 0;
+}
+
+static void test_thread_creation_refused(void **state)
+{
+    (void)state;
+    assert_int_equal(mo_test_child(without_threads, NULL), 0);
+}
+
+/* mo_loop_pool() on a closed loop that never had a default pool. */
+static void test_loop_pool_after_close(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    assert_ok(mo_loop_close(loop));
+    mo_pool_t *pool = NULL;
+    assert_mo(MO_ESHUTDOWN, mo_loop_pool(loop, &pool));
+    assert_null(pool);
+    mo_loop_free(loop);
+}
+
 /* The names renamed in this release still work, for one release. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
@@ -940,4 +1013,6 @@ MO_TEST_MAIN(cmocka_unit_test(test_new_free_bad_input), cmocka_unit_test(test_po
              cmocka_unit_test(test_pool_is_work_conserving),
              cmocka_unit_test(test_deprecated_names_still_work),
              cmocka_unit_test(test_lasting_out_of_memory_completes_every_job),
-             cmocka_unit_test(test_out_of_memory_each_allocation_in_turn))
+             cmocka_unit_test(test_out_of_memory_each_allocation_in_turn),
+             cmocka_unit_test(test_thread_creation_refused),
+             cmocka_unit_test(test_loop_pool_after_close))

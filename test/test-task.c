@@ -1276,6 +1276,101 @@ static void test_offload_allocates_nothing(void **state)
     mo_loop_free(loop);
 }
 
+/* ---- errors no other test shows ---- */
+
+static void *free_pool_main(void *arg)
+{
+    return (void *)(intptr_t)mo_pool_free(arg, 0);
+}
+
+struct to_closing {
+    struct piece piece;
+    int rc;
+};
+
+static int offload_to_closing(mo_task_t *task, void *arg)
+{
+    struct to_closing *c = arg;
+    c->rc = mo_task_offload(task, piece_fn, &c->piece);
+    return MO_DONE; /* a step may handle the error itself */
+}
+
+static int coro_offload_to_closing(mo_coro_t *co, void *arg)
+{
+    struct to_closing *c = arg;
+    c->rc = mo_coro_offload(co, piece_fn, &c->piece, NULL, NULL);
+    return 0;
+}
+
+/* A piece offloaded to a pool that is being freed: MO_ESHUTDOWN, nothing
+ * submitted, for a task and for a coroutine. */
+static void test_offload_to_pool_being_freed(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    mo_pool_t *pool;
+    assert_ok(mo_pool_new(&pool, 1));
+    struct piece blocker = {.hold = 1, .input = 1};
+    mo_deferred_t *d;
+    assert_ok(mo_deferred_call_on_pool(pool, loop, piece_fn, &blocker, &d));
+    wait_piece_started(&blocker);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, free_pool_main, pool), 0);
+    while (!mo__pool_closing(pool)) sched_yield();
+    struct to_closing task = {.rc = 1}, coro = {.rc = 1};
+    struct mo_task_opts topts = {.pool = pool};
+    struct mo_coro_opts copts = {.pool = pool};
+    assert_ok(mo_cooperate(loop, offload_to_closing, &task, &topts, NULL));
+    assert_ok(mo_coro_spawn(loop, coro_offload_to_closing, &coro, &copts, NULL));
+    while (task.rc == 1 || coro.rc == 1) assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    assert_mo(MO_ESHUTDOWN, task.rc);
+    assert_mo(MO_ESHUTDOWN, coro.rc);
+    atomic_store(&blocker.go, 1);
+    void *freed;
+    pthread_join(th, &freed);
+    assert_ok((int)(intptr_t)freed);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(atomic_load(&task.piece.ran) + atomic_load(&coro.piece.ran), 0);
+    mo_deferred_unref(d);
+    mo_loop_free(loop);
+}
+
+static void nothing(mo_loop_t *loop, void *arg)
+{
+    (void)loop, (void)arg;
+}
+
+/* Resuming needs the cooperator's slice scheduled: when the ready queue
+ * cannot grow for it, MO_ENOMEM, and the task stays paused. */
+static void test_resume_out_of_memory_stays_paused(void **state)
+{
+    (void)state;
+    mo_test_alloc_install();
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct stepper s = {0};
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, stepper_step, &s, NULL, &t));
+    assert_ok(mo_task_pause(t));
+    one_pass(loop); /* the slice ran; nothing is scheduled now */
+    mo_test_alloc_fail_at(1, 1);
+    int err;
+    while ((err = mo_call_soon(loop, nothing, NULL)) == 0) {
+    }
+    assert_mo(MO_ENOMEM, err); /* the queue is full */
+    assert_mo(MO_ENOMEM, mo_task_resume(t));
+    mo_test_alloc_fail_at(0, 0);
+    assert_int_equal(mo_task_state(t), MO_TASK_PAUSED);
+    assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT)); /* the queue drains */
+    mo__coop_verify(loop);
+    assert_ok(mo_task_resume(t));
+    assert_int_equal(mo_task_state(t), MO_TASK_READY);
+    assert_mo(MO_EINVAL, mo_task_stats(t, NULL));
+    assert_mo(MO_EINVAL, mo_cooperator_stats(NULL, &(struct mo_cooperator_stats){0}));
+    assert_ok(mo_task_stop(t));
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
 /* ---- allocation failure: every allocation in turn ---- */
 
 struct oom_waiter {
@@ -1489,4 +1584,6 @@ MO_TEST_MAIN(
     cmocka_unit_test(test_pause_while_offloaded), cmocka_unit_test(test_loop_free_with_pieces_out),
     cmocka_unit_test(test_offload_bad_input), cmocka_unit_test(test_offload_allocates_nothing),
     cmocka_unit_test(test_watchdog_names_long_step),
-    cmocka_unit_test(test_out_of_memory_each_allocation_in_turn))
+    cmocka_unit_test(test_out_of_memory_each_allocation_in_turn),
+    cmocka_unit_test(test_offload_to_pool_being_freed),
+    cmocka_unit_test(test_resume_out_of_memory_stays_paused))

@@ -1,6 +1,6 @@
-/* The directory walk under allocation failure, against the public API only
- * (walk.h): fail each allocation in turn, in sequential, piecewise and
- * parallel mode. Every run must end in a clean documented error (mo_walk()
+/* The directory walk when resources run out, against the public API only
+ * (walk.h). Memory: fail each allocation in turn, in sequential, piecewise
+ * and parallel mode. Every run must end in a clean documented error (mo_walk()
  * returning MO_ENOMEM, or its Deferred failing with MO_ENOMEM, origin
  * "mo_walk"), free everything, visit no directory twice, and otherwise
  * visit the whole tree. */
@@ -140,6 +140,29 @@ static void test_parallel_each_allocation_in_turn(void **state)
     sweep(MO_WALK_PARALLEL, "parallel");
 }
 
+/* Threads: a parallel walk whose pool cannot start says MO_EAGAIN and
+ * starts nothing. */
+static int parallel_without_threads(void *arg)
+{
+    (void)arg;
+    mo_test_refuse_threads();
+    mo_loop_t *loop;
+    if (mo_loop_new(&loop, 0) != 0) return 1;
+    mo_deferred_t *d = NULL;
+    mo_walk_opts opts = {.flags = MO_WALK_PARALLEL};
+    if (mo_walk(loop, "/", visit, NULL, &opts, &d) != MO_EAGAIN || d) return 2;
+    if (mo_loop_alive(loop)) return 3;
+    mo_loop_free(loop);
+    return 0;
+}
+
+static void test_parallel_without_threads(void **state)
+{
+    (void)state;
+    assert_int_equal(mo_test_child(parallel_without_threads, NULL), 0);
+}
+
 MO_TEST_MAIN(cmocka_unit_test(test_sequential_each_allocation_in_turn),
              cmocka_unit_test(test_pieces_each_allocation_in_turn),
-             cmocka_unit_test(test_parallel_each_allocation_in_turn))
+             cmocka_unit_test(test_parallel_each_allocation_in_turn),
+             cmocka_unit_test(test_parallel_without_threads))

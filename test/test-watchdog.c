@@ -173,6 +173,32 @@ static void test_static_callback_is_named(void **state)
     mo_loop_free(loop);
 }
 
+/* The watchdog's thread refused: MO_EAGAIN, nothing started. */
+static int watchdog_without_threads(void *arg)
+{
+    (void)arg;
+    mo_test_refuse_threads();
+    mo_loop_t *loop;
+    if (mo_loop_new(&loop, 0) != 0) return 1;
+    if (mo_watchdog_start(loop, MO_MSEC(10), NULL, NULL) != MO_EAGAIN) return 2;
+    if (mo_watchdog_stop(loop) != MO_EALREADY) return 3;
+    mo_loop_free(loop);
+    return 0;
+}
+
+static void test_start_refused_thread_or_memory(void **state)
+{
+    (void)state;
+    mo_test_alloc_install();
+    assert_int_equal(mo_test_child(watchdog_without_threads, NULL), 0);
+    mo_loop_t *loop = mo_test_loop();
+    mo_test_alloc_fail_at(1, 1);
+    assert_mo(MO_ENOMEM, mo_watchdog_start(loop, MO_MSEC(10), NULL, NULL));
+    mo_test_alloc_fail_at(0, 0);
+    assert_mo(MO_EALREADY, mo_watchdog_stop(loop));
+    mo_loop_free(loop);
+}
+
 /* With no hook, reports go to stderr. */
 static void test_default_hook_writes_stderr(void **state)
 {
@@ -208,4 +234,5 @@ MO_TEST_MAIN(cmocka_unit_test(test_bad_input),
              cmocka_unit_test(test_blocking_callback_reported_while_running),
              cmocka_unit_test(test_no_report_for_short_callbacks_or_idle),
              cmocka_unit_test(test_default_hook_writes_stderr),
-             cmocka_unit_test(test_static_callback_is_named))
+             cmocka_unit_test(test_static_callback_is_named),
+             cmocka_unit_test(test_start_refused_thread_or_memory))

@@ -76,6 +76,18 @@ long mo_test_alloc_failed(void);
  * proves nothing). */
 long mo_test_oom_sweep(int (*scenario)(void *arg), void *arg, long min);
 
+/* Runs fn(arg) in a forked child process and returns what it returned (its
+ * exit status, 0-255), or 128 + the signal that killed it: for tests that
+ * change process-wide limits or must survive a fault. The child leaves
+ * with _exit(), running no atexit handlers. */
+int mo_test_child(int (*fn)(void *arg), void *arg);
+
+/* In a child (mo_test_child): makes the system refuse to create threads,
+ * as when a user is out of processes: as a user other than root (root
+ * changes to "nobody"), with RLIMIT_NPROC at 1. Fails the test if it
+ * cannot. */
+void mo_test_refuse_threads(void);
+
 /* Runs fn(arg) on a new thread with a stack of `stack_size` bytes and waits
  * for it; returns the thread's exit code or a negative error. */
 int mo_test_run_on_small_stack(size_t stack_size, void *(*fn)(void *), void *arg);
