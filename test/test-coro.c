@@ -1181,6 +1181,55 @@ static void test_watchdog_names_coroutine(void **state)
     mo_loop_free(loop);
 }
 
+/* ---- stopping is quiet (DESIGN rule 20) ---- */
+
+static void count_reports(mo_loop_t *loop, const mo_failure_t *f, void *arg)
+{
+    (void)loop, (void)f;
+    ++*(int *)arg;
+}
+
+static int yield_forever(mo_coro_t *co, void *arg)
+{
+    (void)arg;
+    while (mo_yield(co) == 0) {
+    }
+    return MO_ECANCELED; /* passes the stop up, as a coroutine usually does */
+}
+
+static int fail_eio(mo_coro_t *co, void *arg)
+{
+    (void)co, (void)arg;
+    return MO_EIO;
+}
+
+/* Coroutines nobody watches, stopped by mo_task_stop(), mo_cooperator_stop()
+ * or the loop's free: nothing reported, although each returns MO_ECANCELED
+ * while it unwinds. One that failed: reported once. */
+static void test_stopping_unobserved_coroutines_is_quiet(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    int reports = 0;
+    assert_ok(mo_loop_set_error_hook(loop, count_reports, &reports));
+    mo_task_t *t;
+    assert_ok(mo_coro_spawn(loop, yield_forever, NULL, NULL, &t));
+    assert_ok(mo_coro_spawn(loop, yield_forever, NULL, NULL, NULL));
+    assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    assert_ok(mo_task_stop(t));
+    mo_task_release(t);
+    assert_int_equal(mo_cooperator_stop(loop), 1);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT)); /* they unwind */
+    assert_int_equal(reports, 0);
+    assert_ok(mo_coro_spawn(loop, fail_eio, NULL, NULL, NULL));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(reports, 1);
+    assert_ok(mo_coro_spawn(loop, yield_forever, NULL, NULL, NULL));
+    assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    mo_loop_free(loop); /* stops it: still quiet */
+    assert_int_equal(reports, 1);
+}
+
 /* ---- allocation failure: every allocation in turn ---- */
 
 static void oom_set(mo_result_t *r, void *arg)
@@ -1291,4 +1340,5 @@ MO_TEST_MAIN(
     cmocka_unit_test(test_coro_stop_while_offload_queued),
     cmocka_unit_test(test_coro_await_defer_to_thread),
     cmocka_unit_test(test_coro_offload_bad_input), cmocka_unit_test(test_watchdog_names_coroutine),
-    cmocka_unit_test(test_out_of_memory_each_allocation_in_turn))
+    cmocka_unit_test(test_out_of_memory_each_allocation_in_turn),
+    cmocka_unit_test(test_stopping_unobserved_coroutines_is_quiet))
