@@ -122,6 +122,7 @@ static int task_sync(mo_task_t *t)
 
 static const char *const state_names[] = {"READY", "WAITING", "OFFLOADED", "UNWINDING", "DONE"};
 
+#ifndef NDEBUG
 /* The moves a task may make (work_int.h), one bit per target state. */
 #define TO(s) (1u << (s))
 static const unsigned legal_moves[] = {
@@ -133,6 +134,7 @@ static const unsigned legal_moves[] = {
     [MO__TASK_DONE] = 0,
 };
 #undef TO
+#endif
 
 /* The one place a task changes state: checks the move (debug builds) and
  * keeps the ready ring in step. Returns task_sync()'s result. */
