@@ -15,7 +15,6 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- the context switch ---- */
@@ -212,8 +211,9 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
     _exit(addr >= guard && addr < (char *)overflow_stack.lo ? 42 : 43);
 }
 
-static void overflow_child(void)
+static int overflow_child(void *arg)
 {
+    (void)arg;
     static char altstack[64 * 1024];
     stack_t ss = {.ss_sp = altstack, .ss_size = sizeof(altstack)};
     struct sigaction sa = {.sa_sigaction = on_segv, .sa_flags = SA_SIGINFO | SA_ONSTACK};
@@ -229,13 +229,7 @@ static void overflow_child(void)
 static void test_stack_overflow_faults_on_guard(void **state)
 {
     (void)state;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) overflow_child();
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 42);
+    assert_int_equal(mo_test_child(overflow_child, NULL), 42);
 }
 
 /* The guard region is MO_CORO_GUARD_SIZE, not one page: a write 48 KiB
@@ -252,8 +246,9 @@ static void on_far_segv(int sig, siginfo_t *si, void *uc)
     _exit((char *)si->si_addr == far_write_target ? 42 : 43);
 }
 
-static void far_write_child(void)
+static int far_write_child(void *arg)
 {
+    (void)arg;
     static char altstack[64 * 1024];
     stack_t ss = {.ss_sp = altstack, .ss_size = sizeof(altstack)};
     struct sigaction sa = {.sa_sigaction = on_far_segv, .sa_flags = SA_SIGINFO | SA_ONSTACK};
@@ -279,13 +274,7 @@ static void far_write_child(void)
 static void test_stack_guard_catches_a_far_write(void **state)
 {
     (void)state;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) far_write_child();
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 42); /* 44: the neighbour was written */
+    assert_int_equal(mo_test_child(far_write_child, NULL), 42); /* 44: the neighbour was written */
 }
 
 /* Through the public API: a coroutine with a 16 KiB stack that declares a
@@ -325,8 +314,9 @@ static void on_frame_segv(int sig, siginfo_t *si, void *uc)
     _exit(42);
 }
 
-static void big_frame_child(void)
+static int big_frame_child(void *arg)
 {
+    (void)arg;
     static char altstack[64 * 1024];
     stack_t ss = {.ss_sp = altstack, .ss_size = sizeof(altstack)};
     struct sigaction sa = {.sa_sigaction = on_frame_segv, .sa_flags = SA_SIGINFO | SA_ONSTACK};
@@ -347,13 +337,8 @@ static void big_frame_child(void)
 static void test_big_frame_on_small_stack_faults(void **state)
 {
     (void)state;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) big_frame_child();
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 42); /* 44: the neighbour's stack was written */
+    assert_int_equal(mo_test_child(big_frame_child, NULL),
+                     42); /* 44: the neighbour's stack was written */
 }
 
 /* ---- coroutines ---- */
