@@ -193,6 +193,16 @@ struct overflow_run {
     struct mo__ctx main, co;
 };
 
+/* In a death test's child: SIGSEGV goes to `handler`, on a stack of its
+ * own (the faulting stack is unusable). */
+static void catch_segv(void (*handler)(int, siginfo_t *, void *))
+{
+    static char altstack[64 * 1024];
+    stack_t ss = {.ss_sp = altstack, .ss_size = sizeof(altstack)};
+    struct sigaction sa = {.sa_sigaction = handler, .sa_flags = SA_SIGINFO | SA_ONSTACK};
+    if (sigaltstack(&ss, NULL) != 0 || sigaction(SIGSEGV, &sa, NULL) != 0) _exit(3);
+}
+
 static struct mo__stack overflow_stack; /* read by the signal handler */
 
 static void overflow_body(void *arg)
@@ -214,11 +224,8 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
 static int overflow_child(void *arg)
 {
     (void)arg;
-    static char altstack[64 * 1024];
-    stack_t ss = {.ss_sp = altstack, .ss_size = sizeof(altstack)};
-    struct sigaction sa = {.sa_sigaction = on_segv, .sa_flags = SA_SIGINFO | SA_ONSTACK};
     struct overflow_run o;
-    if (sigaltstack(&ss, NULL) != 0 || sigaction(SIGSEGV, &sa, NULL) != 0) _exit(3);
+    catch_segv(on_segv);
     if (mo__stack_alloc(&overflow_stack, 64 * 1024) != 0) _exit(3);
     mo__ctx_init_thread(&o.main);
     if (mo__ctx_make(&o.co, &overflow_stack, overflow_body, &o) != 0) _exit(3);
@@ -249,10 +256,7 @@ static void on_far_segv(int sig, siginfo_t *si, void *uc)
 static int far_write_child(void *arg)
 {
     (void)arg;
-    static char altstack[64 * 1024];
-    stack_t ss = {.ss_sp = altstack, .ss_size = sizeof(altstack)};
-    struct sigaction sa = {.sa_sigaction = on_far_segv, .sa_flags = SA_SIGINFO | SA_ONSTACK};
-    if (sigaltstack(&ss, NULL) != 0 || sigaction(SIGSEGV, &sa, NULL) != 0) _exit(3);
+    catch_segv(on_far_segv);
     struct mo__stack st;
     size_t n = 256 * 1024;
     char *below = MAP_FAILED;
@@ -317,10 +321,7 @@ static void on_frame_segv(int sig, siginfo_t *si, void *uc)
 static int big_frame_child(void *arg)
 {
     (void)arg;
-    static char altstack[64 * 1024];
-    stack_t ss = {.ss_sp = altstack, .ss_size = sizeof(altstack)};
-    struct sigaction sa = {.sa_sigaction = on_frame_segv, .sa_flags = SA_SIGINFO | SA_ONSTACK};
-    if (sigaltstack(&ss, NULL) != 0 || sigaction(SIGSEGV, &sa, NULL) != 0) _exit(3);
+    catch_segv(on_frame_segv);
     mo_loop_t *loop;
     if (mo_loop_new(&loop, MO_LOOP_VIRTUAL_CLOCK) != 0) _exit(3);
     mo_task_t *idle;
