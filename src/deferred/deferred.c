@@ -147,14 +147,20 @@ static void drop_links(mo_deferred_t *d, mo_deferred_t **queue)
 {
     for (uint32_t i = d->head; i < d->len; i++) {
         struct mo__link *l = &links(d)[i];
-        if (l->kind == MO__LINK_RESUME) {
-            mo_deferred_t *outer = l->arg;
+        mo_deferred_t *outer = l->arg;
+        switch (mo__link_kind(l)) {
+        case MO__LINK_RESUME:
             if (outer->waiting == d) outer->waiting = NULL;
             release(outer, queue);
-        } else if (l->kind == MO__LINK_CHAIN) {
+            break;
+        case MO__LINK_CHAIN:
             release(l->arg, queue);
-        } else if (l->kind == MO__LINK_LIST) {
+            break;
+        case MO__LINK_LIST:
             release(mo__dlist_member_dropped(l->arg), queue);
+            break;
+        case MO__LINK_USER:
+            break;
         }
     }
     d->head = d->len = 0;
@@ -221,7 +227,7 @@ static void append(mo_deferred_t *d, struct mo__link link)
 /* An internal link to `arg`. */
 static struct mo__link internal(enum mo__link_kind kind, void *arg)
 {
-    return (struct mo__link){.arg = arg, .kind = kind};
+    return (struct mo__link){.u.kind = kind, .arg = arg};
 }
 
 /* The callback handed back `d->res.wait`: drop the outcome and take the
@@ -263,14 +269,15 @@ static mo_deferred_t *chain_fire(mo_deferred_t *d, mo_deferred_t *other)
 /* An internal link: returns the Deferred it hands the outcome to, if any. */
 static mo_deferred_t *run_internal(mo_deferred_t *d, const struct mo__link *l)
 {
-    if (l->kind == MO__LINK_RESUME) {
+    enum mo__link_kind kind = mo__link_kind(l);
+    if (kind == MO__LINK_RESUME) {
         mo_deferred_t *outer = l->arg;
         mo__result_move(&outer->res, &d->res);
         outer->paused = 0;
         outer->waiting = NULL;
         return outer;
     }
-    if (l->kind == MO__LINK_CHAIN) return chain_fire(d, l->arg);
+    if (kind == MO__LINK_CHAIN) return chain_fire(d, l->arg);
     mo_deferred_t *release_it = NULL;
     mo_deferred_t *next = mo__dlist_member_fired(d, l->arg, &release_it);
     mo_deferred_unref(release_it);
@@ -283,12 +290,12 @@ static mo_deferred_t *step(mo_deferred_t *d)
 {
     while (!d->paused && d->head < d->len) {
         struct mo__link l = links(d)[d->head++];
-        if (l.kind != MO__LINK_USER) {
+        if (mo__link_kind(&l) != MO__LINK_USER) {
             mo_deferred_t *next = run_internal(d, &l);
             if (next) return next;
             continue;
         }
-        mo_deferred_fn fn = d->res.failure ? l.eb : l.cb;
+        mo_deferred_fn fn = d->res.failure ? l.u.eb : l.cb;
         if (!fn) continue;
         fn(&d->res, l.arg);
         if (d->res.wait) take_wait(d);
@@ -388,7 +395,7 @@ int mo__deferred_add(mo_deferred_t *d, const struct mo__link *link)
 int mo_deferred_add_callbacks(mo_deferred_t *d, mo_deferred_fn cb, mo_deferred_fn eb, void *arg)
 {
     if (!d || (!cb && !eb)) return MO_EINVAL;
-    return mo__deferred_add(d, &(struct mo__link){cb, eb, arg, MO__LINK_USER});
+    return mo__deferred_add(d, &(struct mo__link){cb, {eb}, arg});
 }
 
 int mo_deferred_add_callback(mo_deferred_t *d, mo_deferred_fn cb, void *arg)
@@ -606,7 +613,7 @@ int mo_deferred_call_later(mo_loop_t *loop, int64_t delay, mo_deferred_fn fn, vo
     mo_deferred_t *d;
     int rc = mo__deferred_alloc(loop, 0, &d);
     if (rc) return rc;
-    append(d, (struct mo__link){fn, NULL, arg, MO__LINK_USER});
+    append(d, (struct mo__link){fn, {NULL}, arg});
     mo_call_id id;
     rc = mo_call_later(loop, delay, later_fire, d, &id);
     if (rc) {

@@ -40,11 +40,11 @@ mo_failure_t *mo__failure_with_index(mo_failure_t *f, const char *context, size_
  *   which holds a reference); a Deferred is on at most one stack. Only the
  *   loop that owns a stack runs its links, so links added meanwhile are
  *   run by that loop, never recursively.
- * - A link's `kind` says what it is: a user's callback pair, or one of the
- *   internal links, whose arg is a Deferred (or list entry) they hold a
- *   reference to and whose cb and eb are NULL. (Kinds used to be told apart
- *   by the addresses of empty sentinel functions, which identical-code
- *   folding may merge.)
+ * - A link is a user's callback pair, or an internal link whose arg is a
+ *   Deferred (or list entry) it holds a reference to. mo__link_kind() tells
+ *   which from an explicit kind field, never from a function's address
+ *   (the kinds used to be the addresses of three empty sentinel functions,
+ *   which identical-code folding may merge into one, or into a user's).
  */
 #define MO__INLINE_LINKS 3
 
@@ -55,12 +55,23 @@ enum mo__link_kind {
     MO__LINK_LIST    /* arg: this member's entry in a Deferred list */
 };
 
+/* Three words, so that three links fit inline in a Deferred of 176 bytes.
+ * An internal link has cb NULL and its kind where a pair has its errback. A
+ * pair never has both functions NULL (MO_EINVAL), so one with cb NULL has
+ * an errback, which is no small integer: it reads as MO__LINK_USER. */
 struct mo__link {
     mo_deferred_fn cb;
-    mo_deferred_fn eb;
+    union {
+        mo_deferred_fn eb; /* MO__LINK_USER */
+        uintptr_t kind;    /* an internal link's enum mo__link_kind (cb NULL) */
+    } u;
     void *arg;
-    uintptr_t kind; /* enum mo__link_kind; a full word keeps a link 32 bytes, aligned */
 };
+
+static inline enum mo__link_kind mo__link_kind(const struct mo__link *l)
+{
+    return l->cb || l->u.kind > MO__LINK_LIST ? MO__LINK_USER : (enum mo__link_kind)l->u.kind;
+}
 
 struct mo_result {
     void *value;
