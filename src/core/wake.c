@@ -230,7 +230,9 @@ size_t mo__wake_drain(mo_loop_t *loop)
     /* The posts are taken first and run last: a call a thread made with
      * mo_call_from_thread() before its post is then in a lane already, and
      * runs first. */
-    struct mo_post_ *posts = __atomic_exchange_n(&w->posts, NULL, __ATOMIC_ACQUIRE);
+    struct mo_post_ *posts = NULL;
+    if (__atomic_load_n(&w->posts, __ATOMIC_RELAXED)) /* no atomic write when there are none */
+        posts = __atomic_exchange_n(&w->posts, NULL, __ATOMIC_ACQUIRE);
     uint32_t used = atomic_load_explicit(&w->lanes_used, memory_order_acquire);
     size_t ran = 0;
     while (used) {
