@@ -274,12 +274,12 @@ MO_EXTERN int mo_io_stop(mo_loop_t *loop, mo_io_id id);
 MO_EXTERN int mo_call_from_thread(mo_loop_t *loop, mo_call_fn fn, void *arg);
 
 /* Private to morsel (its fields are not API): the node of a call posted
- * from another thread without allocating. Pool jobs embed one, so that a
- * finished job always reaches its loop, whatever memory is left. */
+ * from another thread without allocating; fn_ gets the node as its arg.
+ * Pool jobs embed one, so that a finished job always reaches its loop,
+ * whatever memory is left. */
 struct mo_post_ {
     struct mo_post_ *next_;
     mo_call_fn fn_;
-    void *arg_;
 };
 
 #ifdef __cplusplus

@@ -57,14 +57,18 @@ typedef void (*mo_pool_done_fn)(mo_loop_t *loop, mo_pool_job_t *job, int status,
 struct mo_pool_job {
     struct mo_pool_job *next_; /* completion list */
     mo_loop_t *loop_;
-    mo_pool_work_fn work_;
     mo_pool_done_fn done_;
     void *arg_;
-    uint64_t pos_; /* position in the pool's queue while queued */
     struct mo_pool *pool_;
     int state_;
     int status_;
-    struct mo_post_ post_; /* hands the finished job back: no allocation */
+    union { /* one cache line in all */
+        struct {
+            mo_pool_work_fn work_;
+            uint64_t pos_;     /* position in the pool's queue while queued */
+        } run_;                /* until work has run */
+        struct mo_post_ post_; /* then: hands the job back, no allocation */
+    } u_;
 };
 
 /* Limits on the number of worker threads of one pool. */

@@ -224,12 +224,12 @@ size_t mo__wake_drain(mo_loop_t *loop);
 bool mo__wake_prepare_sleep(struct mo__wake *w);
 void mo__wake_after_sleep(struct mo__wake *w);
 void mo__wake_read(struct mo__wake *w);
-/* Posts fn(loop, arg) from any thread like mo_call_from_thread(), without
- * allocating, so it cannot fail: the caller gives the node and has it back
- * once fn runs. Only for a completion the loop expects (mo__loop_expect),
+/* Posts fn(loop, post) from any thread like mo_call_from_thread(), without
+ * allocating, so it cannot fail: the caller gives the node (fn gets it as
+ * its arg) and has it back once fn runs. Only for a completion the loop expects (mo__loop_expect),
  * which keeps the loop from closing before it ran. A call made earlier by
  * the same thread with mo_call_from_thread() runs before it. */
-void mo__post_from_thread(mo_loop_t *loop, struct mo_post_ *post, mo_call_fn fn, void *arg);
+void mo__post_from_thread(mo_loop_t *loop, struct mo_post_ *post, mo_call_fn fn);
 /* Refuses further calls and runs every call accepted before. */
 void mo__wake_close(mo_loop_t *loop);
 /* Blocks until calls from threads are pending, then runs them: how

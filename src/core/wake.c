@@ -141,11 +141,10 @@ static void wake_notify(struct mo__wake *w)
 /* A Treiber stack: pushes race only with each other and with the loop
  * taking the whole stack, so there is no ABA (a node is pushed again only
  * after its call ran). Release: the loop sees what the poster wrote. */
-void mo__post_from_thread(mo_loop_t *loop, struct mo_post_ *post, mo_call_fn fn, void *arg)
+void mo__post_from_thread(mo_loop_t *loop, struct mo_post_ *post, mo_call_fn fn)
 {
     struct mo__wake *w = &loop->wake;
     post->fn_ = fn;
-    post->arg_ = arg;
     struct mo_post_ *top = __atomic_load_n(&w->posts, __ATOMIC_RELAXED);
     do post->next_ = top;
     while (!__atomic_compare_exchange_n(&w->posts, &top, post, true, __ATOMIC_RELEASE,
@@ -170,7 +169,7 @@ static size_t run_posts(mo_loop_t *loop, struct mo_post_ *top)
         fifo = p->next_; /* read first: the node is the caller's once fn runs */
         ran++;
         mo__dispatch_publish(loop, MO__FN(p->fn_));
-        p->fn_(loop, p->arg_);
+        p->fn_(loop, p);
     }
     return ran;
 }

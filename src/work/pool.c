@@ -44,6 +44,7 @@
 enum { JOB_IDLE = 0, JOB_QUEUED = 1, JOB_TAKEN = 2 };
 
 _Static_assert(sizeof(uintptr_t) == sizeof(mo_pool_job_t *), "the ring is sized in uintptr_t");
+_Static_assert(sizeof(mo_pool_job_t) <= MO__CACHELINE, "a job is one cache line (bench_pool)");
 
 struct mo__worker {
     _Alignas(MO__CACHELINE) _Atomic uint32_t awake; /* futex word: 0 asleep, 1 woken */
@@ -177,7 +178,7 @@ static int ring_push(struct mo_pool *p, mo_pool_job_t *job)
 {
     if (p->tail - p->head > p->mask && ring_grow(p) != 0) return MO_ENOMEM;
     p->ring[p->tail & p->mask] = job;
-    job->pos_ = p->tail++;
+    job->u_.run_.pos_ = p->tail++;
     job->state_ = JOB_QUEUED;
     return 0;
 }
@@ -199,11 +200,12 @@ static unsigned ring_take(struct mo_pool *p, mo_pool_job_t **out, unsigned want)
 
 /* ---- the workers ---- */
 
-/* On the loop thread: a batch's completions, linked through next_. */
+/* On the loop thread: a batch's completions, linked through next_ from the
+ * job whose post node is `arg`. */
 static void jobs_done(mo_loop_t *loop, void *arg)
 {
     mo_pool_job_t *next;
-    for (mo_pool_job_t *job = arg; job; job = next) {
+    for (mo_pool_job_t *job = mo__container_of(arg, mo_pool_job_t, u_.post_); job; job = next) {
         next = job->next_;
         mo_pool_done_fn done = job->done_;
         job->state_ = JOB_IDLE;
@@ -228,7 +230,7 @@ static void post_batch(mo_pool_job_t **batch, unsigned n)
         /* Through the first job's own node: a completion needs no memory,
          * so it reaches the loop even when none is left (the loop, which
          * expects it, cannot close before). */
-        mo__post_from_thread(batch[i]->loop_, &batch[i]->post_, jobs_done, batch[i]);
+        mo__post_from_thread(batch[i]->loop_, &batch[i]->u_.post_, jobs_done);
         i = j + 1;
     }
 }
@@ -266,7 +268,7 @@ static void run_batch(struct mo_pool *p, mo_pool_job_t **batch, unsigned n)
             continue;
         }
         job->status_ = 0;
-        job->work_(job, job->arg_);
+        job->u_.run_.work_(job, job->arg_);
     }
 }
 
@@ -479,7 +481,7 @@ int mo_pool_submit(mo_pool_t *pool, mo_loop_t *loop, mo_pool_job_t *job, mo_pool
     int err = pool ? 0 : mo_loop_pool(loop, &pool);
     if (err) return err;
     job->loop_ = loop;
-    job->work_ = work;
+    job->u_.run_.work_ = work;
     job->done_ = done;
     job->arg_ = arg;
     struct mo__worker *w = NULL;
@@ -505,7 +507,7 @@ int mo_pool_cancel(mo_pool_job_t *job)
     pool_lock(p);
     int state = job->state_;
     if (state == JOB_QUEUED) {
-        p->ring[job->pos_ & p->mask] = NULL;
+        p->ring[job->u_.run_.pos_ & p->mask] = NULL;
         job->state_ = JOB_IDLE;
         job->pool_ = NULL;
     }
