@@ -403,7 +403,12 @@ static int new_without_fds(void *arg)
     (void)arg;
     struct rlimit three = {3, 3}; /* stdin, stdout, stderr: no room for more */
     for (int fd = 3; fd < 1024; fd++) close(fd);
-    if (setrlimit(RLIMIT_NOFILE, &three) != 0) return 1;
+    if (setrlimit(RLIMIT_NOFILE, &three) != 0) {
+        /* valgrind keeps the limit for itself: fill the table instead. */
+        for (long i = 0; dup(0) >= 0; i++)
+            if (i > 1 << 20) return 1;
+        if (errno != EMFILE) return 1;
+    }
     mo_loop_t *loop = NULL;
     return mo_loop_new(&loop, 0) == MO_EMFILE && !loop ? 0 : 2;
 }
