@@ -14,7 +14,7 @@
  *    the longest callback the loop ran (mo_loop_stats): how long the loop
  *    itself was held. Interleaved, 9 runs each, medians.
  * 2. Round-trip cost of an empty piece: mo_task_offload() (the job is part
- *    of the task) against mo_task_wait() on mo_defer_to_thread()'s
+ *    of the task) against mo_task_wait() on mo_deferred_call_on_pool()'s
  *    Deferred (two allocations per piece), 20,000 pieces per run,
  *    interleaved, 7 runs, medians.
  */
@@ -190,7 +190,7 @@ static int trips_step(mo_task_t *task, void *arg)
     if (t->left-- <= 0) return MO_DONE;
     if (!t->deferred) return mo_task_offload(task, empty_piece, NULL);
     mo_deferred_t *d;
-    if (mo_defer_to_thread(t->loop, empty_piece, NULL, &d) != 0) abort();
+    if (mo_deferred_call_on_pool(NULL, t->loop, empty_piece, NULL, &d) != 0) abort();
     return mo_task_wait(task, d);
 }
 
@@ -212,7 +212,7 @@ static void bench_trips(void)
 {
     static int yes;
     struct bench_contender c[] = {
-        {.name = "mo_task_wait(mo_defer_to_thread)", .run = run_trips, .arg = &yes},
+        {.name = "mo_task_wait(mo_deferred_call_on_pool)", .run = run_trips, .arg = &yes},
         {.name = "mo_task_offload", .run = run_trips, .arg = NULL},
     };
     bench_compare("round trip of an empty piece, task -> pool -> task, 20,000 per run", "ns/trip",

@@ -2,9 +2,13 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,6 +32,121 @@ void mo_test_log_cb(mo_loop_t *loop, void *arg)
     struct mo_test_tag *t = arg;
     assert_true(t->log->len < sizeof(t->log->tags) / sizeof(t->log->tags[0]));
     t->log->tags[t->log->len++] = t->tag;
+}
+
+/* ---- the fault-injecting allocator ---- */
+
+static struct {
+    atomic_long calls, live, failed;
+    atomic_long fail_at; /* 0: never */
+    atomic_int lasting;
+} alloc;
+
+static bool alloc_fails(void)
+{
+    long n = atomic_fetch_add(&alloc.calls, 1) + 1, k = atomic_load(&alloc.fail_at);
+    bool fail = k && (n == k || (n > k && atomic_load(&alloc.lasting)));
+    if (fail) atomic_fetch_add(&alloc.failed, 1);
+    return fail;
+}
+
+static void *alloc_malloc(size_t n)
+{
+    if (alloc_fails()) return NULL;
+    void *p = malloc(n);
+    if (p) atomic_fetch_add(&alloc.live, 1);
+    return p;
+}
+
+static void *alloc_calloc(size_t c, size_t n)
+{
+    if (alloc_fails()) return NULL;
+    void *p = calloc(c, n);
+    if (p) atomic_fetch_add(&alloc.live, 1);
+    return p;
+}
+
+static void *alloc_realloc(void *p, size_t n)
+{
+    if (alloc_fails()) return NULL;
+    void *q = realloc(p, n);
+    if (q && !p) atomic_fetch_add(&alloc.live, 1);
+    return q;
+}
+
+static void alloc_free(void *p)
+{
+    if (p) atomic_fetch_sub(&alloc.live, 1);
+    free(p);
+}
+
+void mo_test_alloc_install(void)
+{
+    assert_ok(mo_replace_allocator(alloc_malloc, alloc_realloc, alloc_calloc, alloc_free));
+}
+
+void mo_test_alloc_fail_at(long k, int lasting)
+{
+    atomic_store(&alloc.fail_at, 0);
+    atomic_store(&alloc.calls, 0);
+    atomic_store(&alloc.lasting, lasting);
+    atomic_store(&alloc.fail_at, k);
+}
+
+long mo_test_alloc_calls(void)
+{
+    return atomic_load(&alloc.calls);
+}
+
+long mo_test_alloc_live(void)
+{
+    return atomic_load(&alloc.live);
+}
+
+long mo_test_alloc_failed(void)
+{
+    return atomic_load(&alloc.failed);
+}
+
+long mo_test_oom_sweep(int (*scenario)(void *arg), void *arg, long min)
+{
+    for (long k = 1;; k++) {
+        long live = mo_test_alloc_live();
+        mo_test_alloc_fail_at(k, 0);
+        int rc = scenario(arg);
+        long calls = mo_test_alloc_calls();
+        mo_test_alloc_fail_at(0, 0);
+        if (rc != 0 && rc != MO_ENOMEM)
+            fail_msg("allocation %ld failing: the scenario gave %d (%s), not 0 or MO_ENOMEM", k, rc,
+                     mo_err_name(rc));
+        if (mo_test_alloc_live() != live)
+            fail_msg("allocation %ld failing: %ld block(s) leaked", k, mo_test_alloc_live() - live);
+        if (calls >= k) continue;
+        if (rc != 0) fail_msg("without a failure the scenario gave %s", mo_err_name(rc));
+        if (calls < min) fail_msg("the scenario made %ld allocations, fewer than %ld", calls, min);
+        return calls;
+    }
+}
+
+int mo_test_child(int (*fn)(void *arg), void *arg)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) _exit(fn(arg));
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+void mo_test_refuse_threads(void)
+{
+    if (geteuid() == 0) {
+        const struct passwd *pw = getpwnam("nobody");
+        if (!pw || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) _exit(120);
+    }
+    struct rlimit one = {1, 1};
+    if (setrlimit(RLIMIT_NPROC, &one) != 0) _exit(121);
 }
 
 int mo_test_run_on_small_stack(size_t stack_size, void *(*fn)(void *), void *arg)

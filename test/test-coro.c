@@ -14,7 +14,7 @@
 
 #include <signal.h>
 #include <string.h>
-#include <sys/wait.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* ---- the context switch ---- */
@@ -287,8 +287,8 @@ static void test_stack_alloc_rounds_and_rejects_zero(void **state)
     assert_mo(MO_ENOMEM, mo__stack_alloc(&st, SIZE_MAX - 10));
     assert_ok(mo__stack_alloc(&st, 1));
     assert_int_equal(st.size, page);
-    assert_int_equal(st.map_size, 2 * page);
-    assert_ptr_equal((char *)st.map + page, st.lo);
+    assert_int_equal(st.map_size, MO_CORO_GUARD_SIZE + page);
+    assert_ptr_equal((char *)st.map + MO_CORO_GUARD_SIZE, st.lo);
     memset(st.lo, 0xab, st.size); /* the whole usable part is writable */
     mo__stack_free(&st);
     assert_null(st.map);
@@ -310,6 +310,16 @@ struct overflow_run {
     struct mo__ctx main, co;
 };
 
+/* In a death test's child: SIGSEGV goes to `handler`, on a stack of its
+ * own (the faulting stack is unusable). */
+static void catch_segv(void (*handler)(int, siginfo_t *, void *))
+{
+    static char altstack[64 * 1024];
+    stack_t ss = {.ss_sp = altstack, .ss_size = sizeof(altstack)};
+    struct sigaction sa = {.sa_sigaction = handler, .sa_flags = SA_SIGINFO | SA_ONSTACK};
+    if (sigaltstack(&ss, NULL) != 0 || sigaction(SIGSEGV, &sa, NULL) != 0) _exit(3);
+}
+
 static struct mo__stack overflow_stack; /* read by the signal handler */
 
 static void overflow_body(void *arg)
@@ -328,13 +338,11 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
     _exit(addr >= guard && addr < (char *)overflow_stack.lo ? 42 : 43);
 }
 
-static void overflow_child(void)
+static int overflow_child(void *arg)
 {
-    static char altstack[64 * 1024];
-    stack_t ss = {.ss_sp = altstack, .ss_size = sizeof(altstack)};
-    struct sigaction sa = {.sa_sigaction = on_segv, .sa_flags = SA_SIGINFO | SA_ONSTACK};
+    (void)arg;
     struct overflow_run o;
-    if (sigaltstack(&ss, NULL) != 0 || sigaction(SIGSEGV, &sa, NULL) != 0) _exit(3);
+    catch_segv(on_segv);
     if (mo__stack_alloc(&overflow_stack, 64 * 1024) != 0) _exit(3);
     mo__ctx_init_thread(&o.main);
     if (mo__ctx_make(&o.co, &overflow_stack, overflow_body, &o) != 0) _exit(3);
@@ -345,13 +353,110 @@ static void overflow_child(void)
 static void test_stack_overflow_faults_on_guard(void **state)
 {
     (void)state;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) overflow_child();
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 42);
+    assert_int_equal(mo_test_child(overflow_child, NULL), 42);
+}
+
+/* The guard region is MO_CORO_GUARD_SIZE, not one page: a write 48 KiB
+ * below the stack (where a 64 KiB local array on a 16 KiB stack begins)
+ * faults instead of landing in the mapping below. Before the fix the guard
+ * was one page, and the write went into the neighbour. The neighbour is
+ * mapped right below on purpose, as the next coroutine's stack would be. */
+static char *volatile far_write_target; /* read by the handler */
+
+static void on_far_segv(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)uc;
+    _exit((char *)si->si_addr == far_write_target ? 42 : 43);
+}
+
+static int far_write_child(void *arg)
+{
+    (void)arg;
+    catch_segv(on_far_segv);
+    struct mo__stack st;
+    size_t n = 256 * 1024;
+    char *below = MAP_FAILED;
+    /* A stack with room below it for the neighbour; a stack whose room is
+     * taken (by the sanitizers' mappings, say) stays mapped, so the next
+     * one comes lower. */
+    for (int tries = 0; below == MAP_FAILED && tries < 64; tries++) {
+        if (mo__stack_alloc(&st, 16 * 1024) != 0) _exit(3);
+        below = mmap((char *)st.map - n, n, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    }
+    if (below != (char *)st.map - n) _exit(4);
+    memset(below, 0x5a, n);
+    far_write_target = (char *)st.lo - 48 * 1024;
+    *(volatile char *)far_write_target = 1;
+    _exit(*far_write_target == 1 ? 44 : 45); /* it landed in the neighbour */
+}
+
+static void test_stack_guard_catches_a_far_write(void **state)
+{
+    (void)state;
+    assert_int_equal(mo_test_child(far_write_child, NULL), 42); /* 44: the neighbour was written */
+}
+
+/* Through the public API: a coroutine with a 16 KiB stack that declares a
+ * 64 KiB array faults (the child's handler exits 42) rather than writing
+ * into the coroutine mapped below it, whose stack keeps its pattern. */
+static volatile char *idle_pattern; /* the neighbour's stack, checked by the handler */
+
+static int big_frame(mo_coro_t *co, void *arg)
+{
+    (void)arg;
+    while (!idle_pattern) /* the neighbour first writes its pattern */
+        if (mo_yield(co) != 0) return MO_ECANCELED;
+    volatile char buf[64 * 1024];
+    buf[0] = 1; /* the lowest byte first: far below a 16 KiB stack */
+    for (size_t i = 1; i < sizeof(buf); i++) buf[i] = buf[i - 1];
+    return buf[sizeof(buf) - 1] == 1 ? 0 : MO_EIO;
+}
+
+static int idle_coro(mo_coro_t *co, void *arg)
+{
+    volatile char pattern[4096];
+    (void)arg;
+    memset((char *)pattern, 0x5a, sizeof(pattern));
+    idle_pattern = pattern;
+    while (mo_yield(co) == 0) {
+    }
+    for (size_t i = 0; i < sizeof(pattern); i++)
+        if (pattern[i] != 0x5a) _exit(44); /* corrupted by the neighbour */
+    return 0;
+}
+
+static void on_frame_segv(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig, (void)si, (void)uc;
+    for (size_t i = 0; idle_pattern && i < 4096; i++)
+        if (idle_pattern[i] != 0x5a) _exit(44); /* faulted, but only after writing into it */
+    _exit(42);
+}
+
+static int big_frame_child(void *arg)
+{
+    (void)arg;
+    catch_segv(on_frame_segv);
+    mo_loop_t *loop;
+    if (mo_loop_new(&loop, MO_LOOP_VIRTUAL_CLOCK) != 0) _exit(3);
+    mo_task_t *idle;
+    struct mo_coro_opts small = {.stack_size = 16 * 1024};
+    /* Mapped first, so the next mapping (the idle one) lands below it. */
+    if (mo_coro_spawn(loop, big_frame, NULL, &small, NULL) != 0) _exit(3);
+    if (mo_coro_spawn(loop, idle_coro, NULL, NULL, &idle) != 0) _exit(3);
+    mo_loop_run(loop, MO_RUN_NOWAIT);
+    mo_task_stop(idle);
+    mo_loop_run(loop, MO_RUN_DEFAULT);
+    _exit(0); /* no fault, no corruption seen: the overflow went elsewhere */
+}
+
+static void test_big_frame_on_small_stack_faults(void **state)
+{
+    (void)state;
+    assert_int_equal(mo_test_child(big_frame_child, NULL),
+                     42); /* 44: the neighbour's stack was written */
 }
 
 /* ---- coroutines ---- */
@@ -390,6 +495,7 @@ static int count_up(mo_coro_t *co, void *arg)
 static int outcome(mo_task_t *t, void **valuep, const char **msgp)
 {
     mo_deferred_t *d = mo_task_deferred(t);
+    mo__coop_verify(mo_deferred_loop(d)); /* the task states agree with the ring and the list */
     void *v = NULL;
     const mo_failure_t *f = NULL;
     int err = mo_deferred_result(d, &v, &f);
@@ -543,7 +649,7 @@ static int await_later(mo_coro_t *co, void *arg)
 {
     struct awaiter *a = arg;
     mo_deferred_t *d;
-    assert_ok(mo_defer_later(a->loop, a->delay, later_value, a, &d));
+    assert_ok(mo_deferred_call_later(a->loop, a->delay, later_value, a, &d));
     mo_dtor_fn dtor = NULL;
     a->await_rc = mo_await(co, d, &a->value, &dtor);
     a->unwound = true;
@@ -722,9 +828,9 @@ static int bad_calls(mo_coro_t *co, void *arg)
     mo_deferred_t *d;
     void *v;
     assert_mo(MO_EINVAL, mo_await(co, NULL, NULL, NULL));
-    assert_ok(mo_defer_succeed(loop, NULL, NULL, &d));
+    assert_ok(mo_deferred_new_succeeded(loop, NULL, NULL, &d));
     assert_mo(MO_EINVAL, mo_await(co, d, &v, NULL)); /* d released */
-    assert_ok(mo_defer_succeed(loop, NULL, NULL, &d));
+    assert_ok(mo_deferred_new_succeeded(loop, NULL, NULL, &d));
     assert_ok(mo_await(co, d, NULL, NULL));
     leaked_co = co;
     return 0;
@@ -742,6 +848,7 @@ static void test_coro_bad_input(void **state)
     assert_mo(MO_EINVAL, mo_coro_return(NULL, NULL, NULL));
     assert_null(mo_coro_task(NULL));
     assert_null(mo_coro_failure(NULL));
+    assert_mo(MO_EINVAL, mo_coro_fail(NULL, mo_failure_new(MO_EIO, "x", NULL))); /* released */
     mo_task_t *t;
     assert_ok(mo_coro_spawn(loop, bad_calls, loop, NULL, &t));
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
@@ -778,7 +885,7 @@ static void test_yield_outside_coro_einval(void **state)
     assert_non_null(co);
     assert_mo(MO_EINVAL, mo_yield(co));
     mo_deferred_t *d;
-    assert_ok(mo_defer_succeed(loop, NULL, NULL, &d));
+    assert_ok(mo_deferred_new_succeeded(loop, NULL, NULL, &d));
     assert_mo(MO_EINVAL, mo_await(co, d, NULL, NULL));
     assert_ok(mo_task_stop(t));
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
@@ -1026,7 +1133,7 @@ static void test_coro_stop_while_offload_queued(void **state)
     assert_ok(mo_pool_new(&pool, 1));
     struct piece blocker = {0};
     mo_deferred_t *d;
-    assert_ok(mo_pool_defer(pool, loop, held_thread_fn, &blocker, &d));
+    assert_ok(mo_deferred_call_on_pool(pool, loop, held_thread_fn, &blocker, &d));
     while (!atomic_load(&blocker.started)) sched_yield();
     struct holder h = {.piece = {.input = 4}, .rc = -1};
     struct mo_coro_opts opts = {.pool = pool};
@@ -1046,13 +1153,13 @@ static void test_coro_stop_while_offload_queued(void **state)
     mo_loop_free(loop);
 }
 
-/* mo_await() on mo_defer_to_thread()'s Deferred: the same, with
+/* mo_await() on mo_deferred_call_on_pool()'s Deferred: the same, with
  * allocations, and a Deferred the coroutine could cancel. */
 static int await_thread(mo_coro_t *co, void *arg)
 {
     struct holder *h = arg;
     mo_deferred_t *d;
-    int rc = mo_defer_to_thread(h->loop, piece_fn, &h->piece, &d);
+    int rc = mo_deferred_call_on_pool(NULL, h->loop, piece_fn, &h->piece, &d);
     if (rc) return rc;
     void *v;
     mo_dtor_fn dtor;
@@ -1177,6 +1284,141 @@ static void test_watchdog_names_coroutine(void **state)
     mo_loop_free(loop);
 }
 
+/* ---- stopping is quiet (DESIGN rule 20) ---- */
+
+static void count_reports(mo_loop_t *loop, const mo_failure_t *f, void *arg)
+{
+    (void)loop, (void)f;
+    ++*(int *)arg;
+}
+
+static int yield_forever(mo_coro_t *co, void *arg)
+{
+    (void)arg;
+    while (mo_yield(co) == 0) {
+    }
+    return MO_ECANCELED; /* passes the stop up, as a coroutine usually does */
+}
+
+static int fail_eio(mo_coro_t *co, void *arg)
+{
+    (void)co, (void)arg;
+    return MO_EIO;
+}
+
+/* Coroutines nobody watches, stopped by mo_task_stop(), mo_cooperator_stop()
+ * or the loop's free: nothing reported, although each returns MO_ECANCELED
+ * while it unwinds. One that failed: reported once. */
+static void test_stopping_unobserved_coroutines_is_quiet(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    int reports = 0;
+    assert_ok(mo_loop_set_error_hook(loop, count_reports, &reports));
+    mo_task_t *t;
+    assert_ok(mo_coro_spawn(loop, yield_forever, NULL, NULL, &t));
+    assert_ok(mo_coro_spawn(loop, yield_forever, NULL, NULL, NULL));
+    assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    assert_ok(mo_task_stop(t));
+    mo_task_release(t);
+    assert_int_equal(mo_cooperator_stop(loop), 1);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT)); /* they unwind */
+    assert_int_equal(reports, 0);
+    assert_ok(mo_coro_spawn(loop, fail_eio, NULL, NULL, NULL));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(reports, 1);
+    assert_ok(mo_coro_spawn(loop, yield_forever, NULL, NULL, NULL));
+    assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    mo_loop_free(loop); /* stops it: still quiet */
+    assert_int_equal(reports, 1);
+}
+
+/* ---- allocation failure: every allocation in turn ---- */
+
+static void oom_set(mo_result_t *r, void *arg)
+{
+    mo_result_set(r, arg, NULL);
+}
+
+struct oom_c {
+    mo_loop_t *loop;
+    int sum;
+};
+
+/* Yields, awaits a delayed Deferred, offloads a piece to the default pool,
+ * and returns what it got; each failure it meets is passed up as its
+ * result (MO_ENOMEM is the one allowed). */
+static int oom_coro(mo_coro_t *co, void *arg)
+{
+    struct oom_c *c = arg;
+    for (int i = 0; i < 3; i++)
+        if (mo_yield(co)) return MO_ECANCELED;
+    mo_deferred_t *d;
+    int rc = mo_deferred_call_later(c->loop, MO_USEC(10), oom_set, c, &d);
+    if (rc) return rc;
+    void *v;
+    mo_dtor_fn dtor;
+    if ((rc = mo_await(co, d, &v, &dtor)) != 0) return rc;
+    if (v != c) return MO_ENOTRECOVERABLE;
+    struct piece p = {.input = 4};
+    if ((rc = mo_coro_offload(co, piece_fn, &p, &v, &dtor)) != 0) return rc;
+    c->sum += *(int *)v;
+    dtor(v);
+    return mo_coro_return(co, c, NULL);
+}
+
+static void oom_hook(mo_loop_t *loop, const mo_failure_t *f, void *arg)
+{
+    (void)loop;
+    if (mo_failure_code(f) != MO_ENOMEM) ++*(int *)arg; /* only out of memory may go unhandled */
+}
+
+static int coro_oom_scenario(void *arg)
+{
+    (void)arg;
+    mo_loop_t *loop;
+    int rc = mo_loop_new(&loop, 0), failed = 0, bad = 0;
+    if (rc) return rc;
+    rc = mo_loop_set_error_hook(loop, oom_hook, &bad);
+    if (rc == MO_ENOMEM) { /* the default hook would print the expected reports */
+        mo_loop_free(loop);
+        return rc;
+    }
+    struct oom_c c[3] = {{loop, 0}, {loop, 0}, {loop, 0}};
+    mo_task_t *t[3] = {NULL};
+    struct mo_coro_opts small = {.stack_size = 16 * 1024};
+    for (int i = 0; i < 3; i++) {
+        /* The third without a handle: nobody can watch it. */
+        rc = mo_coro_spawn(loop, oom_coro, &c[i], i ? &small : NULL, i < 2 ? &t[i] : NULL);
+        if (rc == MO_ENOMEM)
+            failed = 1;
+        else if (rc)
+            return MO_ENOTRECOVERABLE;
+    }
+    if (mo_loop_run(loop, MO_RUN_DEFAULT) != 0) return MO_ENOTRECOVERABLE;
+    mo__coop_verify(loop);
+    for (int i = 0; i < 2; i++) {
+        if (!t[i]) continue;
+        void *v = NULL;
+        int r = outcome(t[i], &v, NULL);
+        if (r == MO_ENOMEM)
+            failed = 1;
+        else if (r != 1 || v != &c[i] || c[i].sum != 16)
+            return MO_ENOTRECOVERABLE;
+        mo_task_release(t[i]);
+    }
+    mo_loop_free(loop);
+    return bad ? MO_ENOTRECOVERABLE : failed ? MO_ENOMEM : 0;
+}
+
+static void test_out_of_memory_each_allocation_in_turn(void **state)
+{
+    (void)state;
+    mo_test_alloc_install();
+    long n = mo_test_oom_sweep(coro_oom_scenario, NULL, 8);
+    printf("coroutines: %ld allocations, each failed in turn\n", n);
+}
+
 MO_TEST_MAIN(
     cmocka_unit_test(test_ctx_switch_alternates), cmocka_unit_test(test_ctx_deep_recursion),
     cmocka_unit_test(test_ctx_keeps_fp_control_per_context),
@@ -1184,6 +1426,8 @@ MO_TEST_MAIN(
     cmocka_unit_test(test_ctx_starts_with_creators_fp_control),
     cmocka_unit_test(test_stack_alloc_rounds_and_rejects_zero),
     cmocka_unit_test(test_stack_overflow_faults_on_guard),
+    cmocka_unit_test(test_stack_guard_catches_a_far_write),
+    cmocka_unit_test(test_big_frame_on_small_stack_faults),
     cmocka_unit_test(test_coro_runs_and_returns_value),
     cmocka_unit_test(test_coros_alternate_per_slice),
     cmocka_unit_test(test_coro_recursion_yields_from_depth),
@@ -1200,4 +1444,6 @@ MO_TEST_MAIN(
     cmocka_unit_test(test_coro_stop_while_offload_runs),
     cmocka_unit_test(test_coro_stop_while_offload_queued),
     cmocka_unit_test(test_coro_await_defer_to_thread),
-    cmocka_unit_test(test_coro_offload_bad_input), cmocka_unit_test(test_watchdog_names_coroutine))
+    cmocka_unit_test(test_coro_offload_bad_input), cmocka_unit_test(test_watchdog_names_coroutine),
+    cmocka_unit_test(test_out_of_memory_each_allocation_in_turn),
+    cmocka_unit_test(test_stopping_unobserved_coroutines_is_quiet))

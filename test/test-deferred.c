@@ -268,7 +268,7 @@ static void test_bad_input_is_einval(void **state)
     assert_mo(MO_EINVAL, mo_deferred_chain(NULL, d));
     assert_mo(MO_EINVAL, mo_deferred_chain(d, d));
     assert_mo(MO_EINVAL, mo_deferred_cancel(NULL));
-    assert_mo(MO_EINVAL, mo_deferred_fired(NULL));
+    assert_int_equal(mo_deferred_fired(NULL), 0); /* not MO_EINVAL: that reads as true */
     assert_mo(MO_EINVAL, mo_deferred_result(NULL, NULL, NULL));
     void *v;
     mo_dtor_fn dt;
@@ -277,16 +277,20 @@ static void test_bad_input_is_einval(void **state)
     assert_mo(MO_EINVAL, mo_deferred_take(NULL, &v, &dt, &f));
     assert_mo(MO_EAGAIN, mo_deferred_result(d, &v, NULL)); /* unfired */
     assert_mo(MO_EAGAIN, mo_deferred_take(d, &v, &dt, &f));
-    assert_mo(MO_EINVAL, mo_defer_succeed(NULL, &destroyed, count_dtor, &out));
+    assert_mo(MO_EINVAL, mo_deferred_new_succeeded(NULL, &destroyed, count_dtor, &out));
     assert_int_equal(destroyed, 2);
-    assert_mo(MO_EINVAL, mo_defer_fail(loop, NULL, &out));
-    assert_mo(MO_EINVAL, mo_defer_fail(NULL, mo_failure_new(MO_EIO, NULL, NULL), &out));
-    assert_mo(MO_EINVAL, mo_defer_later(loop, -1, log_cb, NULL, &out));
-    assert_mo(MO_EINVAL, mo_defer_later(loop, 0, NULL, NULL, &out));
-    assert_mo(MO_EINVAL, mo_defer_later(NULL, 0, log_cb, NULL, &out));
+    assert_mo(MO_EINVAL, mo_deferred_new_failed(loop, NULL, &out));
+    assert_mo(MO_EINVAL, mo_deferred_new_failed(NULL, mo_failure_new(MO_EIO, NULL, NULL), &out));
+    assert_mo(MO_EINVAL, mo_deferred_call_later(loop, -1, log_cb, NULL, &out));
+    assert_mo(MO_EINVAL, mo_deferred_call_later(loop, 0, NULL, NULL, &out));
+    assert_mo(MO_EINVAL, mo_deferred_call_later(NULL, 0, log_cb, NULL, &out));
+    assert_mo(MO_EINVAL, mo_deferred_call_later(loop, 0, log_cb, NULL, NULL));
+    assert_mo(MO_EINVAL, mo_deferred_new_succeeded(loop, &destroyed, count_dtor, NULL));
+    assert_int_equal(destroyed, 3); /* the value is taken even on error */
+    assert_mo(MO_EINVAL, mo_deferred_new_failed(loop, mo_failure_new(MO_EIO, NULL, NULL), NULL));
     assert_mo(MO_EINVAL, mo_loop_set_error_hook(NULL, capture_hook, NULL));
     assert_mo(MO_EINVAL, mo_result_set(NULL, &destroyed, count_dtor));
-    assert_int_equal(destroyed, 3);
+    assert_int_equal(destroyed, 4);
     assert_mo(MO_EINVAL, mo_result_set_failure(NULL, mo_failure_new(MO_EIO, NULL, NULL)));
     assert_mo(MO_EINVAL, mo_result_fail(NULL, MO_EIO, NULL, NULL));
     assert_mo(MO_EINVAL, mo_result_wait(NULL, mo_deferred_ref(d)));
@@ -387,7 +391,7 @@ static void test_wait_on_fired_inner_takes_its_outcome_at_once(void **state)
     struct hook_log h = {0};
     assert_ok(mo_loop_set_error_hook(loop, capture_hook, &h));
     mo_deferred_t *outer = new_d(loop), *inner = NULL;
-    assert_ok(mo_defer_fail(loop, mo_failure_new(MO_ERANGE, "inner", NULL), &inner));
+    assert_ok(mo_deferred_new_failed(loop, mo_failure_new(MO_ERANGE, "inner", NULL), &inner));
     assert_ok(mo_deferred_add_callback(outer, wait_on_arg_cb, inner));
     assert_ok(mo_deferred_add_errback(outer, recover_cb, TAG(2)));
     assert_ok(mo_deferred_callback(outer, (void *)1, NULL));
@@ -759,12 +763,12 @@ static void test_defer_succeed_and_fail(void **state)
     assert_ok(mo_loop_set_error_hook(loop, capture_hook, &h));
     mo_deferred_t *d = NULL;
     int destroyed = 0;
-    assert_ok(mo_defer_succeed(loop, &destroyed, count_dtor, &d));
+    assert_ok(mo_deferred_new_succeeded(loop, &destroyed, count_dtor, &d));
     assert_int_equal(mo_deferred_fired(d), 1);
     assert_ok(mo_deferred_add_callback(d, log_cb, TAG(1)));
     mo_deferred_unref(d);
     assert_int_equal(destroyed, 1);
-    assert_ok(mo_defer_fail(loop, mo_failure_new(MO_EIO, NULL, NULL), &d));
+    assert_ok(mo_deferred_new_failed(loop, mo_failure_new(MO_EIO, NULL, NULL), &d));
     assert_ok(mo_deferred_add_errback(d, log_cb, TAG(2)));
     mo_deferred_unref(d);
     expect_log(2, (int[]){1, 2}, (intptr_t[]){(intptr_t)&destroyed, MO_EIO});
@@ -784,8 +788,8 @@ static void test_defer_later_fires_with_fn_result(void **state)
     (void)state;
     mo_loop_t *loop = fresh_loop();
     mo_deferred_t *d = NULL, *c = NULL;
-    assert_ok(mo_defer_later(loop, MO_MSEC(10), later_fn, TAG(1), &d));
-    assert_ok(mo_defer_later(loop, MO_MSEC(5), later_fn, TAG(2), &c));
+    assert_ok(mo_deferred_call_later(loop, MO_MSEC(10), later_fn, TAG(1), &d));
+    assert_ok(mo_deferred_call_later(loop, MO_MSEC(5), later_fn, TAG(2), &c));
     assert_ok(mo_deferred_add_callback(d, log_cb, TAG(3)));
     assert_ok(mo_deferred_add_errback(c, recover_cb, TAG(4)));
     assert_ok(mo_loop_advance(loop, MO_MSEC(9)));
@@ -795,7 +799,7 @@ static void test_defer_later_fires_with_fn_result(void **state)
     expect_log(3, (int[]){2, 1, 3}, (intptr_t[]){0, 0, MO_MSEC(10)});
     mo_deferred_unref(d);
     mo_deferred_unref(c);
-    assert_mo(MO_ERANGE, mo_defer_later(loop, INT64_MAX, later_fn, NULL, &d));
+    assert_mo(MO_ERANGE, mo_deferred_call_later(loop, INT64_MAX, later_fn, NULL, &d));
     mo_loop_free(loop);
 }
 
@@ -804,7 +808,7 @@ static void test_defer_later_cancel_never_runs_fn(void **state)
     (void)state;
     mo_loop_t *loop = fresh_loop();
     mo_deferred_t *d = NULL;
-    assert_ok(mo_defer_later(loop, MO_MSEC(10), later_fn, TAG(1), &d));
+    assert_ok(mo_deferred_call_later(loop, MO_MSEC(10), later_fn, TAG(1), &d));
     assert_ok(mo_deferred_add_errback(d, recover_cb, TAG(2)));
     assert_int_equal(mo_loop_alive(loop), 1);
     assert_ok(mo_deferred_cancel(d));
@@ -955,7 +959,12 @@ static void test_empty_list_fires_at_once(void **state)
     assert_mo(MO_EINVAL, mo_deferred_list(loop, NULL, 1, 0, &l));
     assert_mo(MO_EINVAL, mo_deferred_list(NULL, ds, 1, 0, &l));
     assert_mo(MO_EINVAL, mo_deferred_list(loop, ds, 1, 0, NULL));
+    mo_loop_t *other = fresh_loop();
+    mo_deferred_t *foreign = new_d(other), *mixed[2] = {d, foreign};
+    assert_mo(MO_EINVAL, mo_deferred_list(loop, mixed, 2, 0, &l)); /* a member of another loop */
     assert_null(l);
+    mo_deferred_unref(foreign);
+    mo_loop_free(other);
     mo_deferred_unref(d);
     mo_loop_free(loop);
 }
@@ -986,42 +995,6 @@ static void test_list_member_dropped_unfired(void **state)
 
 /* ---- allocations: counted, and failed one by one ---- */
 
-static struct {
-    long mallocs, live, fail_at; /* fail_at: fail the n-th allocation (1-based), 0: never */
-} al;
-
-static bool al_fail(void)
-{
-    al.mallocs++;
-    return al.fail_at && al.mallocs == al.fail_at;
-}
-static void *al_malloc(size_t n)
-{
-    if (al_fail()) return NULL;
-    void *p = malloc(n);
-    if (p) al.live++;
-    return p;
-}
-static void *al_calloc(size_t c, size_t n)
-{
-    if (al_fail()) return NULL;
-    void *p = calloc(c, n);
-    if (p) al.live++;
-    return p;
-}
-static void *al_realloc(void *p, size_t n)
-{
-    if (al_fail()) return NULL;
-    void *q = realloc(p, n);
-    if (q && !p) al.live++;
-    return q;
-}
-static void al_free(void *p)
-{
-    if (p) al.live--;
-    free(p);
-}
-
 static void noop_cb(mo_result_t *r, void *arg)
 {
     (void)r;
@@ -1031,23 +1004,23 @@ static void noop_cb(mo_result_t *r, void *arg)
 static void test_one_allocation_per_deferred(void **state)
 {
     (void)state;
-    assert_ok(mo_replace_allocator(al_malloc, al_realloc, al_calloc, al_free));
+    mo_test_alloc_install();
     mo_loop_t *loop = fresh_loop();
-    al.mallocs = 0;
-    long live = al.live;
+    mo_test_alloc_fail_at(0, 0);
+    long live = mo_test_alloc_live();
     mo_deferred_t *d = NULL;
     assert_ok(mo_deferred_new(loop, NULL, NULL, &d));
     assert_ok(mo_deferred_add_callbacks(d, noop_cb, noop_cb, NULL));
     assert_ok(mo_deferred_callback(d, NULL, NULL));
     mo_deferred_unref(d);
-    assert_int_equal(al.mallocs, 1);
-    assert_int_equal(al.live, live);
+    assert_int_equal(mo_test_alloc_calls(), 1);
+    assert_int_equal(mo_test_alloc_live(), live);
     /* Three pairs still fit inline. */
     assert_ok(mo_deferred_new(loop, NULL, NULL, &d));
     for (int i = 0; i < 3; i++) assert_ok(mo_deferred_add_callback(d, noop_cb, NULL));
     assert_ok(mo_deferred_callback(d, NULL, NULL));
     mo_deferred_unref(d);
-    assert_int_equal(al.mallocs, 2);
+    assert_int_equal(mo_test_alloc_calls(), 2);
     mo_loop_free(loop);
 }
 
@@ -1067,8 +1040,8 @@ static int oom_scenario(mo_loop_t *loop)
     } while (0)
     STEP(mo_deferred_new(loop, NULL, NULL, &a));
     STEP(mo_deferred_new(loop, NULL, NULL, &b));
-    STEP(mo_defer_succeed(loop, NULL, NULL, &s));
-    STEP(mo_defer_later(loop, MO_MSEC(1), noop_cb, NULL, &later));
+    STEP(mo_deferred_new_succeeded(loop, NULL, NULL, &s));
+    STEP(mo_deferred_call_later(loop, MO_MSEC(1), noop_cb, NULL, &later));
     if (a) {
         for (int i = 0; i < 6; i++) STEP(mo_deferred_add_callback(a, noop_cb, NULL)); /* spills */
         if (b) STEP(mo_deferred_chain(a, b));
@@ -1114,46 +1087,60 @@ static void silent_hook(mo_loop_t *loop, const mo_failure_t *f, void *arg)
 static void test_out_of_memory_each_allocation_in_turn(void **state)
 {
     (void)state;
-    assert_ok(mo_replace_allocator(al_malloc, al_realloc, al_calloc, al_free));
+    mo_test_alloc_install();
     mo_loop_t *loop = fresh_loop();
     int reported = 0;
     assert_ok(mo_loop_set_error_hook(loop, silent_hook, &reported));
     /* A warm-up run lets the loop grow its timer slab (kept until the loop
      * is freed); a second counts the allocations; then each fails in turn. */
     assert_int_equal(oom_scenario(loop), 0);
-    long live = al.live;
-    al.mallocs = 0;
+    long live = mo_test_alloc_live();
+    mo_test_alloc_fail_at(0, 0);
     assert_int_equal(oom_scenario(loop), 0);
-    long total = al.mallocs;
+    long total = mo_test_alloc_calls();
     assert_true(total >= 8);
-    assert_int_equal(al.live, live);
+    assert_int_equal(mo_test_alloc_live(), live);
     for (long k = 1; k <= total; k++) {
-        al.mallocs = 0;
-        al.fail_at = k;
+        mo_test_alloc_fail_at(k, 0);
         int failed = oom_scenario(loop);
-        al.fail_at = 0;
+        mo_test_alloc_fail_at(0, 0);
         if (failed < 1)
             fail_msg("allocation %ld of %ld failed but no call said MO_ENOMEM", k, total);
-        if (al.live != live)
-            fail_msg("allocation %ld failing leaked %ld blocks", k, al.live - live);
+        if (mo_test_alloc_live() != live)
+            fail_msg("allocation %ld failing leaked %ld blocks", k, mo_test_alloc_live() - live);
     }
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    mo_loop_free(loop);
+}
+
+/* The first error hook set on a loop allocates its record: without memory
+ * the default (stderr) stays. */
+static void test_error_hook_out_of_memory(void **state)
+{
+    (void)state;
+    mo_test_alloc_install();
+    mo_loop_t *loop = fresh_loop();
+    struct hook_log h = {0};
+    mo_test_alloc_fail_at(1, 1);
+    assert_mo(MO_ENOMEM, mo_loop_set_error_hook(loop, capture_hook, &h));
+    mo_test_alloc_fail_at(0, 0);
+    assert_ok(mo_loop_set_error_hook(loop, capture_hook, &h));
     mo_loop_free(loop);
 }
 
 /* Waiting when the inner Deferred has no room left for its RESUME link. */
 static void oom_wait_cb(mo_result_t *r, void *arg)
 {
-    al.fail_at = al.mallocs + 1;
+    mo_test_alloc_fail_at(1, 0); /* the next allocation */
     assert_mo(MO_ENOMEM, mo_result_wait(r, mo_deferred_ref(arg)));
-    al.fail_at = 0;
+    mo_test_alloc_fail_at(0, 0);
     note(1, r);
 }
 
 static void test_out_of_memory_in_wait(void **state)
 {
     (void)state;
-    assert_ok(mo_replace_allocator(al_malloc, al_realloc, al_calloc, al_free));
+    mo_test_alloc_install();
     mo_loop_t *loop = fresh_loop();
     mo_deferred_t *outer = new_d(loop), *inner = new_d(loop);
     for (int i = 0; i < 3; i++)
@@ -1174,7 +1161,7 @@ static void test_out_of_memory_in_wait(void **state)
 static void test_nested_list_failure_index_under_oom(void **state)
 {
     (void)state;
-    assert_ok(mo_replace_allocator(al_malloc, al_realloc, al_calloc, al_free));
+    mo_test_alloc_install();
     mo_loop_t *loop = fresh_loop();
     mo_deferred_t *m[3], *inner, *outer;
     for (int i = 0; i < 3; i++) m[i] = new_d(loop);
@@ -1183,10 +1170,9 @@ static void test_nested_list_failure_index_under_oom(void **state)
                                MO_DLIST_FIRE_ON_ONE_ERRBACK | MO_DLIST_CONSUME_ERRORS, &outer));
     mo_failure_t *f = mo_failure_new(MO_EIO, "test", "member 2");
     /* The allocations from here: the inner list's copy, then the outer's. */
-    al.mallocs = 0;
-    al.fail_at = 2;
+    mo_test_alloc_fail_at(2, 0);
     assert_ok(mo_deferred_errback(m[2], f));
-    al.fail_at = 0;
+    mo_test_alloc_fail_at(0, 0);
     const mo_failure_t *got = NULL;
     assert_ok(mo_deferred_result(outer, NULL, &got));
     assert_non_null(got);
@@ -1236,6 +1222,7 @@ MO_TEST_MAIN(cmocka_unit_test(test_callback_runs_with_value),
              cmocka_unit_test(test_cancel_of_fired_does_nothing),
              cmocka_unit_test(test_cancel_of_waiting_outer_cancels_inner),
              cmocka_unit_test(test_unhandled_failure_goes_to_error_hook),
+             cmocka_unit_test(test_error_hook_out_of_memory),
              cmocka_unit_test(test_unhandled_failure_default_is_one_stderr_line),
              cmocka_unit_test(test_defer_succeed_and_fail),
              cmocka_unit_test(test_defer_later_fires_with_fn_result),

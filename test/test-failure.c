@@ -33,6 +33,35 @@ static void test_fields_and_format(void **state)
     mo_failure_unref(f);
 }
 
+/* The four forms deferred.h lists, with and without an origin. */
+static void test_format_every_documented_form(void **state)
+{
+    (void)state;
+    static const struct {
+        int code;
+        const char *origin, *message, *line;
+    } forms[] = {
+        {MO_EACCES, "read_dir", "cannot open /x",
+         "read_dir: cannot open /x (EACCES: permission denied)"},
+        {MO_EIO, "origin", NULL, "origin: i/o error (EIO)"},
+        {9, "app", "bad widget", "app: bad widget (code 9)"},
+        {9, "app", NULL, "app: code 9"},
+        {MO_EIO, NULL, "message", "message (EIO: i/o error)"},
+        {MO_EIO, NULL, NULL, "i/o error (EIO)"},
+        {-4000, NULL, "odd", "odd (code -4000)"},
+        {9, NULL, NULL, "code 9"},
+    };
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        char buf[128];
+        mo_failure_t *f = forms[i].message ? mo_failure_new(forms[i].code, forms[i].origin, "%s",
+                                                            forms[i].message)
+                                           : mo_failure_new(forms[i].code, forms[i].origin, NULL);
+        assert_int_equal(mo_failure_format(f, buf, sizeof(buf)), (int)strlen(forms[i].line));
+        assert_string_equal(buf, forms[i].line);
+        mo_failure_unref(f);
+    }
+}
+
 static void test_format_truncates_like_snprintf(void **state)
 {
     (void)state;
@@ -97,26 +126,12 @@ static void test_references(void **state)
 }
 
 /* ---- out of memory ---- */
-static int fail_allocations;
-static void *failing_malloc(size_t n)
-{
-    return fail_allocations ? NULL : malloc(n);
-}
-static void *failing_realloc(void *p, size_t n)
-{
-    return fail_allocations ? NULL : realloc(p, n);
-}
-static void *failing_calloc(size_t c, size_t n)
-{
-    return fail_allocations ? NULL : calloc(c, n);
-}
-
 static void test_out_of_memory_gives_shared_enomem(void **state)
 {
     (void)state;
-    assert_ok(mo_replace_allocator(failing_malloc, failing_realloc, failing_calloc, free));
+    mo_test_alloc_install();
     mo_failure_t *ok = mo_failure_new(MO_EIO, "before", NULL);
-    fail_allocations = 1;
+    mo_test_alloc_fail_at(1, 1);
     mo_failure_t *f = mo_failure_new(MO_EIO, "x", "message %d", 1);
     assert_non_null(f);
     assert_int_equal(mo_failure_code(f), MO_ENOMEM);
@@ -129,7 +144,7 @@ static void test_out_of_memory_gives_shared_enomem(void **state)
     /* Wrapping without memory keeps the error, loses only the context. */
     assert_ptr_equal(mo_failure_wrap(ok, "ctx"), ok);
     assert_string_equal(mo_failure_origin(ok), "before");
-    fail_allocations = 0;
+    mo_test_alloc_fail_at(0, 0);
     mo_failure_unref(ok);
 }
 
@@ -167,6 +182,7 @@ static void test_threads_share_failures(void **state)
 }
 
 MO_TEST_MAIN(cmocka_unit_test(test_fields_and_format),
+             cmocka_unit_test(test_format_every_documented_form),
              cmocka_unit_test(test_format_truncates_like_snprintf),
              cmocka_unit_test(test_bad_input), cmocka_unit_test(test_wrap_prepends_context),
              cmocka_unit_test(test_references),

@@ -132,6 +132,7 @@ static void test_hangup(void **state)
 static void test_bad_input(void **state)
 {
     (void)state;
+    mo_test_alloc_install();
     mo_loop_t *loop = mo_test_loop();
     int fds[2];
     assert_int_equal(pipe(fds), 0);
@@ -152,6 +153,13 @@ static void test_bad_input(void **state)
     unlink(path);
     assert_mo(MO_EPERM, mo_io_start(loop, file, MO_READABLE, seen_cb, NULL, NULL));
     close(file);
+    /* The watcher table grows with the fd's number: out of memory. */
+    int high = fcntl(fds[0], F_DUPFD_CLOEXEC, 900);
+    assert_true(high >= 900);
+    mo_test_alloc_fail_at(1, 1);
+    assert_mo(MO_ENOMEM, mo_io_start(loop, high, MO_READABLE, seen_cb, NULL, NULL));
+    mo_test_alloc_fail_at(0, 0);
+    close(high);
     /* Failed starts leave nothing active. */
     assert_int_equal(mo_loop_alive(loop), 0);
     assert_mo(MO_EINVAL, mo_io_stop(NULL, 1));

@@ -4,6 +4,7 @@
 #include "core/core_int.h"
 
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static void count_cb(mo_loop_t *loop, void *arg)
@@ -254,9 +255,12 @@ static void test_bad_input(void **state)
     assert_ok(mo_loop_set_io_interval(loop, 0));
     assert_mo(MO_EINVAL, mo_loop_release(loop)); /* no hold */
     assert_mo(MO_EINVAL, mo_loop_hold(NULL));
-    assert_mo(MO_EINVAL, mo_loop_alive(NULL));
+    assert_int_equal(mo_loop_alive(NULL), 0); /* not MO_EINVAL: that reads as true */
     assert_mo(MO_EINVAL, mo_loop_close(NULL));
     assert_int_equal(mo_loop_now(NULL), 0);
+    assert_mo(MO_EINVAL, mo_loop_release(NULL));
+    assert_mo(MO_EINVAL, mo_loop_set_timer_slack(NULL, 0));
+    mo_loop_update_time(NULL); /* ignored */
     mo_loop_free(real);
     mo_loop_free(loop);
 }
@@ -269,6 +273,7 @@ static void test_closed_loop_refuses_run(void **state)
     assert_ok(mo_loop_close(loop)); /* idempotent */
     assert_mo(MO_ESHUTDOWN, mo_loop_run(loop, MO_RUN_DEFAULT));
     assert_mo(MO_ESHUTDOWN, mo_call_from_thread(loop, count_cb, NULL));
+    assert_mo(MO_ESHUTDOWN, mo_loop_stop_from_thread(loop));
     mo_loop_free(loop);
 }
 
@@ -331,6 +336,110 @@ static void test_virtual_clock_does_not_wait(void **state)
     mo_loop_free(loop);
 }
 
+/* On a virtual clock an iteration runs one pass of the ready queue, however
+ * long its calls take on the real clock: here 50 calls of 20 us each, ten
+ * times io_interval. Before the fix an advance cut them after about 100 us
+ * of real time, so how many ran depended on the machine's speed. */
+struct slow_chain {
+    int ran, queued;
+};
+
+static void slow_cb(mo_loop_t *loop, void *arg)
+{
+    struct slow_chain *c = arg;
+    int64_t until = mo_hrtime() + MO_USEC(20);
+    while (mo_hrtime() < until) {
+    }
+    c->ran++;
+    if (c->queued < 60) { /* and one more for a later pass */
+        c->queued++;
+        assert_ok(mo_call_soon(loop, slow_cb, c));
+    }
+}
+
+static void test_virtual_clock_iteration_independent_of_speed(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct slow_chain c = {.queued = 50};
+    for (int i = 0; i < 50; i++) assert_ok(mo_call_soon(loop, slow_cb, &c));
+    assert_ok(mo_loop_advance(loop, 0));
+    assert_int_equal(c.ran, 50); /* all of the first pass, none of the next */
+    assert_ok(mo_loop_advance(loop, 0));
+    assert_int_equal(c.ran, 60);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(c.ran, 60);
+    mo_loop_free(loop);
+}
+
+/* MO_RUN_ONCE returns once the iteration ran something: here a call posted
+ * from a thread, run at the iteration's start. Before the fix it then
+ * blocked in epoll (the hold keeps the loop waitable), until an fd, a
+ * timer or another thread woke it: forever here. */
+static void test_run_once_returns_after_posted_calls(void **state)
+{
+    (void)state;
+    alarm(30); /* a hang fails here rather than at ctest's timeout */
+    mo_loop_t *loop = mo_test_loop();
+    int n = 0;
+    assert_ok(mo_loop_hold(loop));
+    assert_ok(mo_call_from_thread(loop, count_cb, &n));
+    assert_ok(mo_loop_run(loop, MO_RUN_ONCE));
+    assert_int_equal(n, 1);
+    /* A due timer counts too. */
+    assert_ok(mo_call_later(loop, 0, count_cb, &n, NULL));
+    assert_ok(mo_loop_run(loop, MO_RUN_ONCE));
+    assert_int_equal(n, 2);
+    assert_ok(mo_loop_release(loop));
+    mo_loop_free(loop);
+    alarm(0);
+}
+
+/* mo_loop_new() passes the system's errors on: out of descriptors, the
+ * epoll instance cannot be made (MO_EMFILE). In a child: the limit is the
+ * process's. */
+static int new_without_fds(void *arg)
+{
+    (void)arg;
+    struct rlimit three = {3, 3}; /* stdin, stdout, stderr: no room for more */
+    for (int fd = 3; fd < 1024; fd++) close(fd);
+    if (setrlimit(RLIMIT_NOFILE, &three) != 0) {
+        /* valgrind keeps the limit for itself: fill the table instead. */
+        for (long i = 0; dup(0) >= 0; i++)
+            if (i > 1 << 20) return 1;
+        if (errno != EMFILE) return 1;
+    }
+    mo_loop_t *loop = NULL;
+    return mo_loop_new(&loop, 0) == MO_EMFILE && !loop ? 0 : 2;
+}
+
+static void test_new_out_of_descriptors(void **state)
+{
+    (void)state;
+    assert_int_equal(mo_test_child(new_without_fds, NULL), 0);
+}
+
+/* One list feeds the codes, mo_strerror() and mo_err_name(); a positive
+ * errno value is accepted; what is not on the list is "unknown". */
+static void test_error_names(void **state)
+{
+    (void)state;
+    assert_string_equal(mo_err_name(MO_EINVAL), "EINVAL");
+    assert_string_equal(mo_err_name(EINVAL), "EINVAL");
+    assert_string_equal(mo_strerror(MO_ENOMEM), "not enough memory");
+    assert_string_equal(mo_strerror(ENOMEM), "not enough memory");
+    assert_string_equal(mo_err_name(0), "OK");
+    assert_string_equal(mo_strerror(0), "success");
+    assert_string_equal(mo_err_name(-4000), "UNKNOWN");
+    assert_string_equal(mo_strerror(-4000), "unknown error");
+    assert_int_equal(mo_version(),
+                     (MO_VERSION_MAJOR << 16) | (MO_VERSION_MINOR << 8) | MO_VERSION_PATCH);
+    char v[32];
+    snprintf(v, sizeof v, "%d.%d.%d", MO_VERSION_MAJOR, MO_VERSION_MINOR, MO_VERSION_PATCH);
+    assert_string_equal(mo_version_string(), v);
+    assert_true(mo_hrtime() > 0);
+}
+
 /* Many queued calls make the ring grow; order is kept across the growth,
  * including growth that happens while a pass runs. */
 static void grow_cb(mo_loop_t *loop, void *arg)
@@ -356,36 +465,16 @@ static void test_ready_queue_grows(void **state)
 }
 
 /* ---- out of memory: fail each allocation in turn ---- */
-static long alloc_budget = -1; /* allocations left before failing; -1: never fail */
-static void *budget_malloc(size_t n)
-{
-    if (alloc_budget == 0) return NULL;
-    if (alloc_budget > 0) alloc_budget--;
-    return malloc(n);
-}
-static void *budget_realloc(void *p, size_t n)
-{
-    if (alloc_budget == 0) return NULL;
-    if (alloc_budget > 0) alloc_budget--;
-    return realloc(p, n);
-}
-static void *budget_calloc(size_t c, size_t n)
-{
-    if (alloc_budget == 0) return NULL;
-    if (alloc_budget > 0) alloc_budget--;
-    return calloc(c, n);
-}
-
 static void test_out_of_memory(void **state)
 {
     (void)state;
     assert_mo(MO_EINVAL, mo_replace_allocator(NULL, realloc, calloc, free));
-    assert_ok(mo_replace_allocator(budget_malloc, budget_realloc, budget_calloc, free));
+    mo_test_alloc_install();
     /* mo_loop_new: every failing allocation gives MO_ENOMEM, nothing leaks. */
     int succeeded = 0;
     for (long k = 0; k < 20 && !succeeded; k++) {
         mo_loop_t *loop = NULL;
-        alloc_budget = k;
+        mo_test_alloc_fail_at(k + 1, 1);
         int err = mo_loop_new(&loop, 0);
         if (err == 0) {
             succeeded = 1;
@@ -397,21 +486,22 @@ static void test_out_of_memory(void **state)
     assert_true(succeeded);
     /* The ready queue and the timer slab: growth failures are reported and
      * leave what was queued intact. */
-    alloc_budget = -1;
+    mo_test_alloc_fail_at(0, 0);
     mo_loop_t *loop = mo_test_virtual_loop();
     /* One mo_loop_advance() must run every queued call, however slow the
      * machine: the ready calls' budget is real time, even here. */
     assert_ok(mo_loop_set_io_interval(loop, MO_SEC(10)));
     int n = 0, queued = 0, timers = 0, err;
-    alloc_budget = 0;
+    mo_test_alloc_fail_at(1, 1);
     while ((err = mo_call_soon(loop, count_cb, &n)) == 0) queued++;
     assert_mo(MO_ENOMEM, err);
     assert_mo(MO_ENOMEM, mo_call_later(loop, 5, count_cb, &n, NULL));
-    alloc_budget = -1;
+    assert_mo(MO_ENOMEM, mo_call_at(loop, 5, count_cb, &n, NULL));
+    mo_test_alloc_fail_at(0, 0);
     for (; timers < 600; timers++) assert_ok(mo_call_later(loop, 5, count_cb, &n, NULL));
-    alloc_budget = 0;
+    mo_test_alloc_fail_at(1, 1);
     assert_mo(MO_ENOMEM, mo_call_from_thread(loop, count_cb, &n));
-    alloc_budget = -1;
+    mo_test_alloc_fail_at(0, 0);
     assert_ok(mo_loop_advance(loop, 5));
     assert_int_equal(n, queued + timers);
     mo_loop_free(loop);
@@ -419,23 +509,6 @@ static void test_out_of_memory(void **state)
 
 /* Once the queues and the slab have grown, scheduling, cancelling and
  * running calls allocate nothing. */
-static long allocations;
-static void *counting_malloc(size_t n)
-{
-    allocations++;
-    return malloc(n);
-}
-static void *counting_realloc(void *p, size_t n)
-{
-    allocations++;
-    return realloc(p, n);
-}
-static void *counting_calloc(size_t c, size_t n)
-{
-    allocations++;
-    return calloc(c, n);
-}
-
 static void steady_round(mo_loop_t *loop, int *n)
 {
     mo_call_id ids[1000];
@@ -451,7 +524,7 @@ static void steady_round(mo_loop_t *loop, int *n)
 static void test_no_allocation_in_steady_state(void **state)
 {
     (void)state;
-    assert_ok(mo_replace_allocator(counting_malloc, counting_realloc, counting_calloc, free));
+    mo_test_alloc_install();
     mo_loop_t *loop = mo_test_virtual_loop();
     /* Each advance must drain the whole queue, however slow the machine
      * (valgrind): otherwise leftovers pile up and the queue grows. */
@@ -459,9 +532,9 @@ static void test_no_allocation_in_steady_state(void **state)
     int n = 0;
     steady_round(loop, &n); /* warm-up: the structures grow */
     steady_round(loop, &n);
-    long before = allocations;
+    long before = mo_test_alloc_calls();
     for (int r = 0; r < 20; r++) steady_round(loop, &n);
-    assert_int_equal(allocations - before, 0);
+    assert_int_equal(mo_test_alloc_calls() - before, 0);
     assert_int_equal(n, 22 * 2500);
     mo_loop_free(loop);
 }
@@ -547,4 +620,7 @@ MO_TEST_MAIN(cmocka_unit_test(test_no_allocation_in_steady_state),
              cmocka_unit_test(test_bad_input), cmocka_unit_test(test_closed_loop_refuses_run),
              cmocka_unit_test(test_hold_keeps_loop_alive), cmocka_unit_test(test_run_modes),
              cmocka_unit_test(test_virtual_clock_does_not_wait),
+             cmocka_unit_test(test_virtual_clock_iteration_independent_of_speed),
+             cmocka_unit_test(test_run_once_returns_after_posted_calls),
+             cmocka_unit_test(test_new_out_of_descriptors), cmocka_unit_test(test_error_names),
              cmocka_unit_test(test_ready_queue_grows), cmocka_unit_test(test_out_of_memory))

@@ -9,7 +9,10 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 struct job {
     mo_pool_job_t job;
@@ -89,6 +92,78 @@ static void test_new_free_bad_input(void **state)
     assert_mo(MO_EINVAL, mo_pool_free(NULL, 0));
     assert_mo(MO_EINVAL, mo_pool_free(pool, 0x100));
     assert_ok(mo_pool_free(pool, 0));
+}
+
+/* ---- the workers' priority ---- */
+
+struct seen_sched {
+    mo_pool_job_t job;
+    int policy, nice;
+};
+
+static void work_read_sched(mo_pool_job_t *pj, void *arg)
+{
+    (void)pj;
+    struct seen_sched *s = arg;
+    s->policy = sched_getscheduler(0);
+    errno = 0;
+    s->nice = getpriority(PRIO_PROCESS, (id_t)gettid());
+}
+
+static void done_nothing(mo_loop_t *loop, mo_pool_job_t *pj, int status, void *arg)
+{
+    (void)loop, (void)pj, (void)status, (void)arg;
+}
+
+/* What a worker of a pool made with these options runs at. */
+static struct seen_sched worker_sched(mo_loop_t *loop, const struct mo_pool_opts *opts)
+{
+    mo_pool_t *pool = NULL;
+    struct seen_sched s = {.policy = -1};
+    assert_ok(mo_pool_new_with(&pool, opts));
+    assert_ok(mo_pool_submit(pool, loop, &s.job, work_read_sched, done_nothing, &s));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_ok(mo_pool_free(pool, 0));
+    return s;
+}
+
+/* mo_pool_new_with(): NORMAL runs as the creator, LOW ten nice levels
+ * below it, IDLE under SCHED_IDLE; the default pool is LOW. */
+static void test_pool_priorities(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    int mine = getpriority(PRIO_PROCESS, (id_t)gettid());
+    int low = mine + 10 > 19 ? 19 : mine + 10;
+    struct seen_sched s = worker_sched(loop, NULL);
+    assert_int_equal(s.policy, SCHED_OTHER);
+    assert_int_equal(s.nice, mine);
+    s = worker_sched(loop, &(struct mo_pool_opts){.threads = 1, .priority = MO_POOL_PRIORITY_LOW});
+    assert_int_equal(s.policy, SCHED_OTHER);
+    assert_int_equal(s.nice, low);
+    s = worker_sched(loop, &(struct mo_pool_opts){.priority = MO_POOL_PRIORITY_IDLE});
+    assert_int_equal(s.policy, SCHED_IDLE);
+    /* The default pool. */
+    mo_pool_t *def;
+    assert_ok(mo_loop_pool(loop, &def));
+    s = (struct seen_sched){.policy = -1};
+    assert_ok(mo_pool_submit(def, loop, &s.job, work_read_sched, done_nothing, &s));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(s.policy, SCHED_OTHER);
+    assert_int_equal(s.nice, low);
+    /* Options: threads 0 is the default count; bad values are refused. */
+    mo_pool_t *pool = NULL;
+    assert_ok(mo_pool_new_with(&pool, &(struct mo_pool_opts){0}));
+    assert_int_equal(mo_pool_threads(pool), mo_pool_default_threads());
+    assert_ok(mo_pool_free(pool, 0));
+    pool = NULL;
+    assert_mo(MO_EINVAL, mo_pool_new_with(NULL, NULL));
+    assert_mo(MO_EINVAL, mo_pool_new_with(&pool, &(struct mo_pool_opts){.priority = 3}));
+    assert_mo(MO_EINVAL, mo_pool_new_with(&pool, &(struct mo_pool_opts){.priority = -1}));
+    assert_mo(MO_EINVAL,
+              mo_pool_new_with(&pool, &(struct mo_pool_opts){.threads = MO_POOL_MAX_THREADS + 1}));
+    assert_null(pool);
+    mo_loop_free(loop);
 }
 
 static void test_jobs_run_on_workers_done_on_loop(void **state)
@@ -445,11 +520,6 @@ static void work_wait_partner(mo_pool_job_t *job, void *arg)
     atomic_store(&p->partner_seen[me], atomic_load(&p->started[!me]));
 }
 
-static void done_nothing(mo_loop_t *loop, mo_pool_job_t *job, int status, void *arg)
-{
-    (void)loop, (void)job, (void)status, (void)arg;
-}
-
 /* After a burst of cheap jobs (workers then take big batches), two jobs
  * that each wait for the other to start still run side by side: a worker
  * leaving a job behind wakes another, whatever its history. */
@@ -475,7 +545,7 @@ static void test_pool_is_work_conserving(void **state)
     free(j);
 }
 
-/* ---- mo_defer_to_thread ---- */
+/* ---- mo_deferred_call_on_pool ---- */
 
 struct tc {
     pthread_t loop_thread;
@@ -529,7 +599,7 @@ static void test_defer_to_thread_value(void **state)
     struct tc t = tc_new(0, 1, 0, 1);
     mo_deferred_t *d;
     atomic_store(&dtor_calls, 0);
-    assert_ok(mo_defer_to_thread(loop, thread_fn, &t, &d));
+    assert_ok(mo_deferred_call_on_pool(NULL, loop, thread_fn, &t, &d));
     assert_int_equal(mo_deferred_fired(d), 0);
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
     void *value;
@@ -551,9 +621,9 @@ static void test_defer_to_thread_failures(void **state)
     struct tc mixed = tc_new(MO_EPERM, 1, 0, 1); /* a value with a failure code */
     mo_deferred_t *d1, *d2, *d3;
     atomic_store(&dtor_calls, 0);
-    assert_ok(mo_defer_to_thread(loop, thread_fn, &plain, &d1));
-    assert_ok(mo_defer_to_thread(loop, thread_fn, &rich, &d2));
-    assert_ok(mo_defer_to_thread(loop, thread_fn, &mixed, &d3));
+    assert_ok(mo_deferred_call_on_pool(NULL, loop, thread_fn, &plain, &d1));
+    assert_ok(mo_deferred_call_on_pool(NULL, loop, thread_fn, &rich, &d2));
+    assert_ok(mo_deferred_call_on_pool(NULL, loop, thread_fn, &mixed, &d3));
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
     const mo_failure_t *f;
     assert_ok(mo_deferred_result(d1, NULL, &f));
@@ -588,9 +658,9 @@ static void test_defer_to_thread_cancel_queued(void **state)
     struct tc blocker = tc_new(0, 0, 0, 0), queued = tc_new(0, 1, 0, 1);
     mo_deferred_t *d1, *d2;
     atomic_store(&dtor_calls, 0);
-    assert_ok(mo_pool_defer(pool, loop, thread_fn, &blocker, &d1));
+    assert_ok(mo_deferred_call_on_pool(pool, loop, thread_fn, &blocker, &d1));
     while (!atomic_load(&blocker.started)) sched_yield();
-    assert_ok(mo_pool_defer(pool, loop, thread_fn, &queued, &d2));
+    assert_ok(mo_deferred_call_on_pool(pool, loop, thread_fn, &queued, &d2));
     assert_ok(mo_deferred_cancel(d2));
     const mo_failure_t *f;
     assert_ok(mo_deferred_result(d2, NULL, &f)); /* errbacked at once */
@@ -617,7 +687,7 @@ static void test_defer_to_thread_cancel_running(void **state)
     struct tc t = tc_new(0, 1, 0, 0);
     mo_deferred_t *d;
     atomic_store(&dtor_calls, 0);
-    assert_ok(mo_defer_to_thread(loop, thread_fn, &t, &d));
+    assert_ok(mo_deferred_call_on_pool(NULL, loop, thread_fn, &t, &d));
     while (!atomic_load(&t.started)) sched_yield();
     assert_ok(mo_deferred_cancel(d));
     const mo_failure_t *f;
@@ -644,9 +714,9 @@ static void test_defer_to_thread_pool_cancel_queued(void **state)
     assert_ok(mo_pool_new(&pool, 1));
     struct tc blocker = tc_new(0, 0, 0, 0), queued = tc_new(0, 0, 0, 1);
     mo_deferred_t *d1, *d2;
-    assert_ok(mo_pool_defer(pool, loop, thread_fn, &blocker, &d1));
+    assert_ok(mo_deferred_call_on_pool(pool, loop, thread_fn, &blocker, &d1));
     while (!atomic_load(&blocker.started)) sched_yield();
-    assert_ok(mo_pool_defer(pool, loop, thread_fn, &queued, &d2));
+    assert_ok(mo_deferred_call_on_pool(pool, loop, thread_fn, &queued, &d2));
     struct free_thread ft = {pool, MO_POOL_CANCEL_QUEUED, -1};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, free_main, &ft), 0);
@@ -677,18 +747,253 @@ static void test_defer_to_thread_bad_input(void **state)
     mo_loop_t *loop = mo_test_loop();
     struct tc t = tc_new(0, 0, 0, 1);
     mo_deferred_t *d = NULL;
-    assert_mo(MO_EINVAL, mo_defer_to_thread(NULL, thread_fn, &t, &d));
-    assert_mo(MO_EINVAL, mo_defer_to_thread(loop, NULL, &t, &d));
-    assert_mo(MO_EINVAL, mo_defer_to_thread(loop, thread_fn, &t, NULL));
-    assert_mo(MO_EINVAL, mo_pool_defer(NULL, NULL, thread_fn, &t, &d));
+    assert_mo(MO_EINVAL, mo_deferred_call_on_pool(NULL, NULL, thread_fn, &t, &d));
+    assert_mo(MO_EINVAL, mo_deferred_call_on_pool(NULL, loop, NULL, &t, &d));
+    assert_mo(MO_EINVAL, mo_deferred_call_on_pool(NULL, loop, thread_fn, &t, NULL));
+    assert_mo(MO_EINVAL, mo_deferred_call_on_pool(NULL, NULL, thread_fn, &t, &d));
     assert_ok(mo_loop_close(loop));
-    assert_mo(MO_ESHUTDOWN, mo_defer_to_thread(loop, thread_fn, &t, &d));
+    assert_mo(MO_ESHUTDOWN, mo_deferred_call_on_pool(NULL, loop, thread_fn, &t, &d));
     assert_null(d);
     assert_int_equal(atomic_load(&t.ran), 0);
     mo_loop_free(loop);
 }
 
-MO_TEST_MAIN(cmocka_unit_test(test_new_free_bad_input),
+static void later_noop(mo_result_t *r, void *arg)
+{
+    (void)r, (void)arg;
+}
+
+static void handled(mo_result_t *r, void *arg)
+{
+    (void)arg;
+    mo_result_set(r, NULL, NULL);
+}
+
+/* Under lasting out-of-memory every done still runs and the loop ends.
+ * Before the fix a worker retried posting its completion through
+ * mo_call_from_thread() every millisecond, forever (its lane had no chunk
+ * and none could be allocated), and mo_loop_run() never returned. */
+static void test_lasting_out_of_memory_completes_every_job(void **state)
+{
+    (void)state;
+    mo_test_alloc_install();
+    alarm(60); /* a hang fails here rather than at ctest's timeout */
+    mo_loop_t *loop = mo_test_loop();
+    mo_pool_t *pool;
+    assert_ok(mo_pool_new(&pool, 2));
+    enum { N = 64 };
+    struct job *j = jobs_new(N);
+    for (int i = 0; i < N; i++)
+        assert_ok(mo_pool_submit(pool, loop, &j[i].job, work_block, done_record, &j[i]));
+    struct tc ok = tc_new(0, 0, 0, 0), bad = tc_new(MO_EIO, 0, 0, 0);
+    mo_deferred_t *d_ok, *d_bad;
+    assert_ok(mo_deferred_call_on_pool(pool, loop, thread_fn, &ok, &d_ok));
+    assert_ok(mo_deferred_call_on_pool(pool, loop, thread_fn, &bad, &d_bad));
+    mo_test_alloc_fail_at(1, 1); /* from here on, every allocation fails */
+    for (int i = 0; i < N; i++) atomic_store(&j[i].go, 1);
+    atomic_store(&ok.go, 1);
+    atomic_store(&bad.go, 1);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    for (int i = 0; i < N; i++) assert_int_equal(j[i].done, 1);
+    const mo_failure_t *f = NULL;
+    assert_ok(mo_deferred_result(d_ok, NULL, &f));
+    assert_null(f);
+    assert_ok(mo_deferred_result(d_bad, NULL, &f));
+    /* fn gave only a code; the failure made for it on the loop thread is
+     * the shared out-of-memory one. */
+    assert_int_equal(mo_failure_code(f), MO_ENOMEM);
+    assert_true(mo_test_alloc_failed() > 0);
+    mo_test_alloc_fail_at(0, 0);
+    assert_ok(mo_deferred_add_errback(d_bad, handled, NULL));
+    mo_deferred_unref(d_ok);
+    mo_deferred_unref(d_bad);
+    assert_ok(mo_pool_free(pool, 0));
+    mo_loop_free(loop);
+    free(j);
+    alarm(0);
+}
+
+/* ---- allocation failure: every allocation in turn ---- */
+
+struct oom_pool {
+    struct job *jobs; /* calloc'd by the test, not through the seam */
+    struct tc calls[4];
+};
+
+static void oom_done(mo_loop_t *loop, mo_pool_job_t *pj, int status, void *arg)
+{
+    done_record(loop, pj, status, arg);
+}
+
+/* Submits to a pool of its own past the queue's first growth, runs
+ * Deferred calls on it and on the default pool (created here), runs the
+ * loop, and checks that exactly what was accepted ran, once. Returns
+ * MO_ENOMEM if any call said so, 0 if none did, MO_ENOTRECOVERABLE if
+ * something else went wrong. */
+static int pool_oom_scenario(void *arg)
+{
+    struct oom_pool *o = arg;
+    enum { N = 1100 }; /* the queue starts with 1024 slots */
+    memset(o->jobs, 0, N * sizeof(*o->jobs));
+    mo_loop_t *loop;
+    mo_pool_t *pool;
+    int rc = mo_loop_new(&loop, 0), failed = 0;
+    if (rc) return rc;
+    if ((rc = mo_pool_new(&pool, 2)) != 0) {
+        mo_loop_free(loop);
+        return rc;
+    }
+    int accepted = 0;
+    for (int i = 0; i < N; i++) {
+        o->jobs[i].loop_thread = pthread_self();
+        rc = mo_pool_submit(pool, loop, &o->jobs[i].job, work_count, oom_done, &o->jobs[i]);
+        if (rc == MO_ENOMEM)
+            failed = 1;
+        else if (rc)
+            return MO_ENOTRECOVERABLE;
+        else
+            accepted++;
+    }
+    mo_deferred_t *d[4] = {NULL};
+    for (int i = 0; i < 4; i++) {
+        o->calls[i] = tc_new(0, 0, 0, 1);
+        rc = mo_deferred_call_on_pool(i < 2 ? pool : NULL, loop, thread_fn, &o->calls[i], &d[i]);
+        if (rc == MO_ENOMEM)
+            failed = 1, d[i] = NULL;
+        else if (rc)
+            return MO_ENOTRECOVERABLE;
+    }
+    if (mo_loop_run(loop, MO_RUN_DEFAULT) != 0) return MO_ENOTRECOVERABLE;
+    int ran = 0;
+    for (int i = 0; i < N; i++) {
+        if (o->jobs[i].done > 1 || atomic_load(&o->jobs[i].worked) != o->jobs[i].done)
+            return MO_ENOTRECOVERABLE;
+        ran += o->jobs[i].done;
+    }
+    if (ran != accepted) return MO_ENOTRECOVERABLE; /* half-done: a job lost or run twice */
+    for (int i = 0; i < 4; i++) {
+        const mo_failure_t *f = NULL;
+        if (atomic_load(&o->calls[i].ran) != (d[i] != NULL)) return MO_ENOTRECOVERABLE;
+        if (!d[i]) continue;
+        if (mo_deferred_result(d[i], NULL, &f) != 0 || f) return MO_ENOTRECOVERABLE;
+        mo_deferred_unref(d[i]);
+    }
+    if (mo_pool_free(pool, 0) != 0) return MO_ENOTRECOVERABLE;
+    mo_loop_free(loop);
+    return failed ? MO_ENOMEM : 0;
+}
+
+static void test_out_of_memory_each_allocation_in_turn(void **state)
+{
+    (void)state;
+    mo_test_alloc_install();
+    struct oom_pool o = {.jobs = calloc(1100, sizeof(struct job))};
+    assert_non_null(o.jobs);
+    long n = mo_test_oom_sweep(pool_oom_scenario, &o, 5);
+    printf("pool and Deferred calls: %ld allocations, each failed in turn\n", n);
+    free(o.jobs);
+}
+
+/* ---- the system refuses threads: MO_EAGAIN ---- */
+
+static int offload_or_fail(mo_task_t *task, void *arg)
+{
+    return mo_task_offload(task, thread_fn, arg); /* an error fails the task */
+}
+
+static int coro_offload_rc(mo_coro_t *co, void *arg)
+{
+    int *rc = arg;
+    *rc = mo_coro_offload(co, thread_fn, NULL, NULL, NULL);
+    return 0;
+}
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) return __LINE__ % 256 ? __LINE__ % 256 : 1;                                   \
+    } while (0)
+
+/* In a child where no thread can be created: everything that starts one
+ * says MO_EAGAIN and leaves nothing behind. */
+static int without_threads(void *arg)
+{
+    (void)arg;
+    mo_test_refuse_threads();
+    mo_pool_t *pool = NULL;
+    CHECK(mo_pool_new(&pool, 2) == MO_EAGAIN && !pool);
+    CHECK(mo_pool_new_with(&pool, &(struct mo_pool_opts){.priority = MO_POOL_PRIORITY_IDLE}) ==
+              MO_EAGAIN &&
+          !pool);
+    mo_loop_t *loop;
+    CHECK(mo_loop_new(&loop, 0) == 0);
+    CHECK(mo_loop_pool(loop, &pool) == MO_EAGAIN);
+    mo_deferred_t *d = NULL;
+    struct tc t = tc_new(0, 0, 0, 1);
+    CHECK(mo_deferred_call_on_pool(NULL, loop, thread_fn, &t, &d) == MO_EAGAIN && !d);
+    mo_pool_job_t job = {0};
+    CHECK(mo_pool_submit(NULL, loop, &job, work_count, done_record, NULL) == MO_EAGAIN);
+    mo_task_t *task;
+    CHECK(mo_cooperate(loop, offload_or_fail, &t, NULL, &task) == 0);
+    int coro_rc = 0;
+    CHECK(mo_coro_spawn(loop, coro_offload_rc, &coro_rc, NULL, NULL) == 0);
+    CHECK(mo_loop_run(loop, MO_RUN_DEFAULT) == 0);
+    d = mo_task_deferred(task);
+    const mo_failure_t *f = NULL;
+    CHECK(mo_deferred_result(d, NULL, &f) == 0 && mo_failure_code(f) == MO_EAGAIN);
+    CHECK(coro_rc == MO_EAGAIN);
+    CHECK(atomic_load(&t.ran) == 0);
+    mo_deferred_take(d, &(void *){0}, &(mo_dtor_fn){0}, &(mo_failure_t *){0});
+    mo_deferred_unref(d);
+    mo_task_release(task);
+    mo_loop_free(loop);
+    return 0;
+}
+
+static void test_thread_creation_refused(void **state)
+{
+    (void)state;
+    assert_int_equal(mo_test_child(without_threads, NULL), 0);
+}
+
+/* mo_loop_pool() on a closed loop that never had a default pool. */
+static void test_loop_pool_after_close(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    assert_ok(mo_loop_close(loop));
+    mo_pool_t *pool = NULL;
+    assert_mo(MO_ESHUTDOWN, mo_loop_pool(loop, &pool));
+    assert_null(pool);
+    mo_loop_free(loop);
+}
+
+/* The names renamed in this release still work, for one release. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+static void test_deprecated_names_still_work(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct tc t = tc_new(0, 0, 0, 1);
+    mo_deferred_t *d[5] = {NULL};
+    assert_ok(mo_defer_to_thread(loop, thread_fn, &t, &d[0]));
+    assert_ok(mo_pool_defer(NULL, loop, thread_fn, &t, &d[1]));
+    assert_ok(mo_defer_succeed(loop, NULL, NULL, &d[2]));
+    assert_ok(mo_defer_fail(loop, mo_failure_new(MO_EIO, "old", NULL), &d[3]));
+    assert_ok(mo_defer_later(loop, 0, later_noop, NULL, &d[4]));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    for (int i = 0; i < 5; i++) {
+        const mo_failure_t *f = NULL;
+        assert_ok(mo_deferred_result(d[i], NULL, &f));
+        assert_int_equal(mo_failure_code(f), i == 3 ? MO_EIO : 0);
+        if (f) assert_ok(mo_deferred_add_errback(d[i], handled, NULL));
+        mo_deferred_unref(d[i]);
+    }
+    mo_loop_free(loop);
+}
+#pragma GCC diagnostic pop
+
+MO_TEST_MAIN(cmocka_unit_test(test_new_free_bad_input), cmocka_unit_test(test_pool_priorities),
              cmocka_unit_test(test_jobs_run_on_workers_done_on_loop),
              cmocka_unit_test(test_submit_bad_input), cmocka_unit_test(test_submit_during_shutdown),
              cmocka_unit_test(test_cancel_queued_and_running),
@@ -705,4 +1010,9 @@ MO_TEST_MAIN(cmocka_unit_test(test_new_free_bad_input),
              cmocka_unit_test(test_defer_to_thread_cancel_running),
              cmocka_unit_test(test_defer_to_thread_pool_cancel_queued),
              cmocka_unit_test(test_defer_to_thread_bad_input),
-             cmocka_unit_test(test_pool_is_work_conserving))
+             cmocka_unit_test(test_pool_is_work_conserving),
+             cmocka_unit_test(test_deprecated_names_still_work),
+             cmocka_unit_test(test_lasting_out_of_memory_completes_every_job),
+             cmocka_unit_test(test_out_of_memory_each_allocation_in_turn),
+             cmocka_unit_test(test_thread_creation_refused),
+             cmocka_unit_test(test_loop_pool_after_close))

@@ -14,6 +14,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <signal.h>
 
 /* ---- helpers ---- */
 
@@ -64,12 +66,14 @@ static mo_loop_t *clocked_loop(struct fake_clock *clock, int64_t slice)
 static void one_pass(mo_loop_t *loop)
 {
     assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    mo__coop_verify(loop);
 }
 
 /* The outcome of a task's Deferred: 1 value, -code failure, 0 unfired. */
 static int outcome(mo_task_t *t, void **valuep)
 {
     mo_deferred_t *d = mo_task_deferred(t);
+    mo__coop_verify(mo_deferred_loop(d)); /* the task states agree with the ring and the list */
     void *v = NULL;
     const mo_failure_t *f = NULL;
     int err = mo_deferred_result(d, &v, &f);
@@ -630,6 +634,107 @@ static void test_loop_free_fails_tasks(void **state)
     assert_int_equal(s.calls, 0);
 }
 
+/* ---- stopping is quiet; failing is not (DESIGN rule 20) ---- */
+
+static void count_reports(mo_loop_t *loop, const mo_failure_t *f, void *arg)
+{
+    (void)loop;
+    int *n = arg;
+    *n += mo_failure_code(f) == MO_ECANCELED ? 1 : 100; /* which kind, in one number */
+}
+
+static int fails_eio(mo_task_t *task, void *arg)
+{
+    (void)task;
+    (void)arg;
+    return MO_EIO;
+}
+
+static void fail_with_eio(mo_result_t *r, void *arg)
+{
+    (void)arg;
+    mo_result_fail(r, MO_EIO, "errback", NULL);
+}
+
+/* mo_task_stop(), mo_cooperator_stop() and mo_loop_free() on tasks nobody
+ * watches say nothing: cancelling work nobody observes is not an error.
+ * Before the fix each printed "unhandled error in Deferred: ...
+ * operation canceled". */
+static void test_stopping_unobserved_tasks_is_quiet(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    int reports = 0;
+    assert_ok(mo_loop_set_error_hook(loop, count_reports, &reports));
+    struct stepper s[4] = {{0}};
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, stepper_step, &s[0], NULL, &t)); /* no callback on its Deferred */
+    assert_ok(mo_task_stop(t));
+    mo_task_release(t);
+    assert_ok(mo_cooperate(loop, stepper_step, &s[1], NULL, NULL)); /* cannot be watched */
+    assert_ok(mo_cooperate(loop, stepper_step, &s[2], NULL, NULL));
+    one_pass(loop);
+    assert_int_equal(mo_cooperator_stop(loop), 2);
+    one_pass(loop);
+    assert_int_equal(reports, 0);
+    assert_ok(mo_cooperate(loop, stepper_step, &s[3], NULL, NULL));
+    mo_loop_free(loop); /* stops it */
+    assert_int_equal(reports, 0);
+}
+
+/* A task that failed with nobody watching is still reported, once, when
+ * its Deferred goes; so is a failure a callback makes of the stop. */
+static void test_unobserved_failures_are_reported(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    int reports = 0;
+    assert_ok(mo_loop_set_error_hook(loop, count_reports, &reports));
+    assert_ok(mo_cooperate(loop, fails_eio, NULL, NULL, NULL));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(reports, 100);
+    struct stepper s = {0};
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, stepper_step, &s, NULL, &t));
+    mo_deferred_t *d = mo_task_deferred(t);
+    assert_ok(mo_deferred_add_errback(d, fail_with_eio, NULL));
+    assert_ok(mo_task_stop(t));
+    mo_deferred_unref(d);
+    mo_task_release(t);
+    assert_int_equal(reports, 200);
+    /* A task that failed before the loop is freed is reported by the free. */
+    assert_ok(mo_cooperate(loop, fails_eio, NULL, NULL, &t));
+    one_pass(loop);
+    assert_int_equal(mo_task_state(t), MO_TASK_DONE);
+    mo_task_release(t);
+    assert_int_equal(reports, 300);
+    mo_loop_free(loop);
+}
+
+/* mo__coop_verify() is not a check that cannot fail: a task whose pause
+ * count disagrees with the ring makes it abort. */
+static int break_the_ring(void *arg)
+{
+    mo_task_t *t = arg;
+    fclose(stderr); /* the child's message is expected */
+    t->pauses = 1;  /* paused behind the cooperator's back: still in the ring */
+    mo__coop_verify(t->coop->loop);
+    return 0;
+}
+
+static void test_verify_catches_a_broken_ring(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct stepper s = {0};
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, stepper_step, &s, NULL, &t));
+    mo__coop_verify(loop);
+    assert_int_equal(mo_test_child(break_the_ring, t), 128 + SIGABRT);
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
 /* ---- waiting on Deferreds ---- */
 
 struct waiter {
@@ -655,7 +760,7 @@ static int waiter_step(mo_task_t *task, void *arg)
     struct waiter *w = arg;
     if (w->phase++ == 0) {
         mo_deferred_t *d;
-        assert_ok(mo_defer_later(w->loop, w->delay, later_value, w, &d));
+        assert_ok(mo_deferred_call_later(w->loop, w->delay, later_value, w, &d));
         w->awaited = mo_deferred_ref(d);
         return mo_task_wait(task, d);
     }
@@ -745,7 +850,7 @@ static int wait_fired(mo_task_t *task, void *arg)
     struct fired *f = arg;
     if (f->phase++ == 0) {
         mo_deferred_t *d;
-        assert_ok(mo_defer_succeed(f->loop, f, NULL, &d));
+        assert_ok(mo_deferred_new_succeeded(f->loop, f, NULL, &d));
         return mo_task_wait(task, d);
     }
     mo_dtor_fn dtor;
@@ -1132,23 +1237,6 @@ static void test_offload_bad_input(void **state)
 /* The job is part of the task: after a first round warms the pool and the
  * loop up, offloads allocate nothing. Each test runs in its own process,
  * so the allocator can be replaced before first use. */
-static atomic_long allocs;
-static void *count_malloc(size_t n)
-{
-    atomic_fetch_add(&allocs, 1);
-    return malloc(n);
-}
-static void *count_realloc(void *p, size_t n)
-{
-    atomic_fetch_add(&allocs, 1);
-    return realloc(p, n);
-}
-static void *count_calloc(size_t c, size_t n)
-{
-    atomic_fetch_add(&allocs, 1);
-    return calloc(c, n);
-}
-
 struct rounds {
     struct piece piece;
     int left;
@@ -1168,7 +1256,7 @@ static int rounds_step(mo_task_t *task, void *arg)
 static void test_offload_allocates_nothing(void **state)
 {
     (void)state;
-    assert_ok(mo_replace_allocator(count_malloc, count_realloc, count_calloc, free));
+    mo_test_alloc_install();
     mo_loop_t *loop = mo_test_loop();
     /* One worker: its completions always come through the same lane of
      * mo_call_from_thread(), whose first chunk the warm-up allocates. */
@@ -1179,14 +1267,211 @@ static void test_offload_allocates_nothing(void **state)
     mo_task_t *t;
     assert_ok(mo_cooperate(loop, rounds_step, &r, &opts, &t));
     while (r.left > 40) assert_ok(mo_loop_run(loop, MO_RUN_ONCE));
-    long before = atomic_load(&allocs);
+    long before = mo_test_alloc_calls();
     while (r.left > 0) assert_ok(mo_loop_run(loop, MO_RUN_ONCE));
-    assert_int_equal(atomic_load(&allocs) - before, 0);
+    assert_int_equal(mo_test_alloc_calls() - before, 0);
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
     assert_int_equal(outcome(t, NULL), 1);
     assert_ok(mo_pool_free(pool, 0));
     mo_task_release(t);
     mo_loop_free(loop);
+}
+
+/* ---- errors no other test shows ---- */
+
+static void *free_pool_main(void *arg)
+{
+    return (void *)(intptr_t)mo_pool_free(arg, 0);
+}
+
+struct to_closing {
+    struct piece piece;
+    int rc;
+};
+
+static int offload_to_closing(mo_task_t *task, void *arg)
+{
+    struct to_closing *c = arg;
+    c->rc = mo_task_offload(task, piece_fn, &c->piece);
+    return MO_DONE; /* a step may handle the error itself */
+}
+
+static int coro_offload_to_closing(mo_coro_t *co, void *arg)
+{
+    struct to_closing *c = arg;
+    c->rc = mo_coro_offload(co, piece_fn, &c->piece, NULL, NULL);
+    return 0;
+}
+
+/* A piece offloaded to a pool that is being freed: MO_ESHUTDOWN, nothing
+ * submitted, for a task and for a coroutine. */
+static void test_offload_to_pool_being_freed(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    mo_pool_t *pool;
+    assert_ok(mo_pool_new(&pool, 1));
+    struct piece blocker = {.hold = 1, .input = 1};
+    mo_deferred_t *d;
+    assert_ok(mo_deferred_call_on_pool(pool, loop, piece_fn, &blocker, &d));
+    wait_piece_started(&blocker);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, free_pool_main, pool), 0);
+    while (!mo__pool_closing(pool)) sched_yield();
+    struct to_closing task = {.rc = 1}, coro = {.rc = 1};
+    struct mo_task_opts topts = {.pool = pool};
+    struct mo_coro_opts copts = {.pool = pool};
+    assert_ok(mo_cooperate(loop, offload_to_closing, &task, &topts, NULL));
+    assert_ok(mo_coro_spawn(loop, coro_offload_to_closing, &coro, &copts, NULL));
+    while (task.rc == 1 || coro.rc == 1) assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    assert_mo(MO_ESHUTDOWN, task.rc);
+    assert_mo(MO_ESHUTDOWN, coro.rc);
+    atomic_store(&blocker.go, 1);
+    void *freed;
+    pthread_join(th, &freed);
+    assert_ok((int)(intptr_t)freed);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(atomic_load(&task.piece.ran) + atomic_load(&coro.piece.ran), 0);
+    mo_deferred_unref(d);
+    mo_loop_free(loop);
+}
+
+static void nothing(mo_loop_t *loop, void *arg)
+{
+    (void)loop, (void)arg;
+}
+
+/* Resuming needs the cooperator's slice scheduled: when the ready queue
+ * cannot grow for it, MO_ENOMEM, and the task stays paused. */
+static void test_resume_out_of_memory_stays_paused(void **state)
+{
+    (void)state;
+    mo_test_alloc_install();
+    mo_loop_t *loop = mo_test_virtual_loop();
+    struct stepper s = {0};
+    mo_task_t *t;
+    assert_ok(mo_cooperate(loop, stepper_step, &s, NULL, &t));
+    assert_ok(mo_task_pause(t));
+    one_pass(loop); /* the slice ran; nothing is scheduled now */
+    mo_test_alloc_fail_at(1, 1);
+    int err;
+    while ((err = mo_call_soon(loop, nothing, NULL)) == 0) {
+    }
+    assert_mo(MO_ENOMEM, err); /* the queue is full */
+    assert_mo(MO_ENOMEM, mo_task_resume(t));
+    mo_test_alloc_fail_at(0, 0);
+    assert_int_equal(mo_task_state(t), MO_TASK_PAUSED);
+    assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT)); /* the queue drains */
+    mo__coop_verify(loop);
+    assert_ok(mo_task_resume(t));
+    assert_int_equal(mo_task_state(t), MO_TASK_READY);
+    assert_mo(MO_EINVAL, mo_task_stats(t, NULL));
+    assert_mo(MO_EINVAL, mo_cooperator_stats(NULL, &(struct mo_cooperator_stats){0}));
+    assert_ok(mo_task_stop(t));
+    mo_task_release(t);
+    mo_loop_free(loop);
+}
+
+/* ---- allocation failure: every allocation in turn ---- */
+
+struct oom_waiter {
+    mo_loop_t *loop;
+    int phase;
+};
+
+static void oom_later(mo_result_t *r, void *arg)
+{
+    mo_result_set(r, arg, NULL);
+}
+
+/* Waits on a delayed Deferred, then is done with its value. */
+static int oom_wait_step(mo_task_t *task, void *arg)
+{
+    struct oom_waiter *w = arg;
+    if (w->phase++ == 0) {
+        mo_deferred_t *d;
+        int rc = mo_deferred_call_later(w->loop, MO_USEC(10), oom_later, w, &d);
+        return rc ? rc : mo_task_wait(task, d);
+    }
+    mo_dtor_fn dtor;
+    return mo_task_done(task, mo_task_received(task, &dtor), NULL);
+}
+
+static void oom_hook(mo_loop_t *loop, const mo_failure_t *f, void *arg)
+{
+    (void)loop;
+    if (mo_failure_code(f) != MO_ENOMEM) ++*(int *)arg; /* only out of memory may go unhandled */
+}
+
+/* 0 if the task's Deferred fired with `want`, 1 if it failed with
+ * MO_ENOMEM, -1 otherwise. */
+static int oom_outcome(mo_task_t *t, void *want)
+{
+    mo_deferred_t *d = mo_task_deferred(t);
+    void *v = NULL;
+    const mo_failure_t *f = NULL;
+    int r = mo_deferred_result(d, &v, &f) != 0     ? -1
+            : f && mo_failure_code(f) == MO_ENOMEM ? 1
+            : f || v != want                       ? -1
+                                                   : 0;
+    mo_deferred_unref(d);
+    return r;
+}
+
+/* Every allocating call of the cooperator in one scenario: tasks that step,
+ * pause and resume, wait on a delayed Deferred, offload a piece to the
+ * default pool (created then), and one started without a handle. */
+static int task_oom_scenario(void *arg)
+{
+    (void)arg;
+    mo_loop_t *loop;
+    int rc = mo_loop_new(&loop, 0), failed = 0, bad = 0;
+#define STEP(expr)                                                                                 \
+    do {                                                                                           \
+        rc = (expr);                                                                               \
+        if (rc == MO_ENOMEM)                                                                       \
+            failed = 1;                                                                            \
+        else if (rc)                                                                               \
+            return MO_ENOTRECOVERABLE;                                                             \
+    } while (0)
+    if (rc) return rc;
+    STEP(mo_loop_set_error_hook(loop, oom_hook, &bad));
+    STEP(mo_cooperator_set_slice(loop, MO_MSEC(2)));
+    int n = 0, loose = 0;
+    struct oom_waiter w = {loop, 0};
+    struct piece piece = {.input = 3};
+    struct offloader off = {.piece = &piece, .result = -1};
+    mo_task_t *t[3] = {NULL};
+    STEP(mo_cooperate(loop, done_after_three, &n, NULL, &t[0]));
+    STEP(mo_cooperate(loop, oom_wait_step, &w, NULL, &t[1]));
+    STEP(mo_cooperate(loop, offload_step, &off, NULL, &t[2]));
+    STEP(mo_cooperate(loop, done_after_three, &loose, NULL, NULL));
+    if (t[0]) {
+        STEP(mo_task_pause(t[0]));
+        STEP(mo_task_resume(t[0]));
+    }
+    if (mo_loop_run(loop, MO_RUN_DEFAULT) != 0) return MO_ENOTRECOVERABLE;
+    mo__coop_verify(loop);
+    void *want[3] = {&n, &w, NULL};
+    for (int i = 0; i < 3; i++) {
+        if (!t[i]) continue;
+        int r = oom_outcome(t[i], want[i]);
+        if (r < 0) return MO_ENOTRECOVERABLE;
+        failed |= r;
+        mo_task_release(t[i]);
+    }
+    if (t[2] && off.result != -1 && off.result != 9) return MO_ENOTRECOVERABLE;
+    mo_loop_free(loop);
+#undef STEP
+    return bad ? MO_ENOTRECOVERABLE : failed ? MO_ENOMEM : 0;
+}
+
+static void test_out_of_memory_each_allocation_in_turn(void **state)
+{
+    (void)state;
+    mo_test_alloc_install();
+    long n = mo_test_oom_sweep(task_oom_scenario, NULL, 8);
+    printf("tasks and the cooperator: %ld allocations, each failed in turn\n", n);
 }
 
 /* ---- the watchdog names the step ---- */
@@ -1285,6 +1570,9 @@ MO_TEST_MAIN(
     cmocka_unit_test(test_step_stops_own_task), cmocka_unit_test(test_release_handle_task_runs_on),
     cmocka_unit_test(test_stop_cooperator_fails_all_then_runs_new),
     cmocka_unit_test(test_loop_free_fails_tasks),
+    cmocka_unit_test(test_stopping_unobserved_tasks_is_quiet),
+    cmocka_unit_test(test_unobserved_failures_are_reported),
+    cmocka_unit_test(test_verify_catches_a_broken_ring),
     cmocka_unit_test(test_wait_sleeps_until_deferred_fires),
     cmocka_unit_test(test_wait_failure_fails_task),
     cmocka_unit_test(test_stop_while_waiting_cancels_awaited),
@@ -1296,4 +1584,7 @@ MO_TEST_MAIN(
     cmocka_unit_test(test_pool_cancel_queued_fails_task),
     cmocka_unit_test(test_pause_while_offloaded), cmocka_unit_test(test_loop_free_with_pieces_out),
     cmocka_unit_test(test_offload_bad_input), cmocka_unit_test(test_offload_allocates_nothing),
-    cmocka_unit_test(test_watchdog_names_long_step))
+    cmocka_unit_test(test_watchdog_names_long_step),
+    cmocka_unit_test(test_out_of_memory_each_allocation_in_turn),
+    cmocka_unit_test(test_offload_to_pool_being_freed),
+    cmocka_unit_test(test_resume_out_of_memory_stays_paused))

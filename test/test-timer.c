@@ -68,7 +68,7 @@ static void test_bad_input(void **state)
     assert_mo(MO_ENOENT, mo_call_cancel(loop, (UINT64_C(1) << 32) | 7)); /* never given out */
     assert_mo(MO_EINVAL, mo_call_cancel(NULL, 1));
     assert_mo(MO_EINVAL, mo_call_time(loop, 1, NULL));
-    assert_mo(MO_EINVAL, mo_call_active(NULL, 1));
+    assert_int_equal(mo_call_active(NULL, 1), 0); /* not MO_EINVAL: that reads as true */
     assert_int_equal(mo_call_active(loop, 12345), 0);
     /* The largest delay that fits is accepted and never runs. */
     assert_ok(mo_call_later(loop, INT64_MAX - mo_loop_now(loop), mo_test_log_cb, NULL, &id));
@@ -77,6 +77,17 @@ static void test_bad_input(void **state)
     assert_mo(MO_ERANGE, mo_call_delay(loop, id, 1));
     assert_mo(MO_EINVAL, mo_call_reset(loop, id, -1));
     assert_mo(MO_EINVAL, mo_call_delay(loop, id, INT64_MIN));
+    assert_ok(mo_call_cancel(loop, id));
+    /* Each operation on an id: NULL loop, an id never given out. */
+    mo_call_id never = (UINT64_C(1) << 32) | 7;
+    assert_mo(MO_EINVAL, mo_call_reset(NULL, 1, 0));
+    assert_mo(MO_EINVAL, mo_call_delay(NULL, 1, 0));
+    assert_mo(MO_EINVAL, mo_call_time(NULL, 1, &when));
+    assert_mo(MO_ENOENT, mo_call_reset(loop, never, 0));
+    assert_mo(MO_ENOENT, mo_call_delay(loop, never, 0));
+    assert_mo(MO_ENOENT, mo_call_time(loop, never, &when));
+    assert_ok(mo_call_later(loop, 5, mo_test_log_cb, NULL, &id));
+    assert_mo(MO_ERANGE, mo_call_reset(loop, id, INT64_MAX));
     assert_ok(mo_call_cancel(loop, id));
     mo_loop_free(loop);
 }

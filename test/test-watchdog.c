@@ -147,6 +147,60 @@ static void test_no_report_for_short_callbacks_or_idle(void **state)
     mo_loop_free(loop);
 }
 
+/* A static function is not in the dynamic symbol table, so dladdr() cannot
+ * name it: the watchdog reads the executable's .symtab. Before, the report
+ * named it after the exported function before it ("name+0x...") or "an
+ * unnamed function". */
+__attribute__((noinline)) static void static_busy_callback(mo_loop_t *loop, void *arg)
+{
+    (void)loop;
+    struct busy *b = arg;
+    b->started = mo_hrtime();
+    while (mo_hrtime() - b->started < b->ns) sched_yield();
+}
+
+static void test_static_callback_is_named(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct seen s = {.mutex = PTHREAD_MUTEX_INITIALIZER};
+    struct busy b = {.ns = MO_MSEC(40)};
+    assert_ok(mo_watchdog_start(loop, MO_MSEC(10), hook, &s));
+    assert_ok(mo_call_soon(loop, static_busy_callback, &b));
+    assert_ok(mo_call_later(loop, MO_MSEC(20), nothing_cb, NULL, NULL));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_ok(mo_watchdog_stop(loop));
+    assert_int_equal(s.blocked, 1);
+    assert_string_equal(s.symbol, "static_busy_callback");
+    mo_loop_free(loop);
+}
+
+/* The watchdog's thread refused: MO_EAGAIN, nothing started. */
+static int watchdog_without_threads(void *arg)
+{
+    (void)arg;
+    mo_test_refuse_threads();
+    mo_loop_t *loop;
+    if (mo_loop_new(&loop, 0) != 0) return 1;
+    if (mo_watchdog_start(loop, MO_MSEC(10), NULL, NULL) != MO_EAGAIN) return 2;
+    if (mo_watchdog_stop(loop) != MO_EALREADY) return 3;
+    mo_loop_free(loop);
+    return 0;
+}
+
+static void test_start_refused_thread_or_memory(void **state)
+{
+    (void)state;
+    mo_test_alloc_install();
+    assert_int_equal(mo_test_child(watchdog_without_threads, NULL), 0);
+    mo_loop_t *loop = mo_test_loop();
+    mo_test_alloc_fail_at(1, 1);
+    assert_mo(MO_ENOMEM, mo_watchdog_start(loop, MO_MSEC(10), NULL, NULL));
+    mo_test_alloc_fail_at(0, 0);
+    assert_mo(MO_EALREADY, mo_watchdog_stop(loop));
+    mo_loop_free(loop);
+}
+
 /* With no hook, reports go to stderr. */
 static void test_default_hook_writes_stderr(void **state)
 {
@@ -181,4 +235,6 @@ static void test_default_hook_writes_stderr(void **state)
 MO_TEST_MAIN(cmocka_unit_test(test_bad_input),
              cmocka_unit_test(test_blocking_callback_reported_while_running),
              cmocka_unit_test(test_no_report_for_short_callbacks_or_idle),
-             cmocka_unit_test(test_default_hook_writes_stderr))
+             cmocka_unit_test(test_default_hook_writes_stderr),
+             cmocka_unit_test(test_static_callback_is_named),
+             cmocka_unit_test(test_start_refused_thread_or_memory))

@@ -49,6 +49,45 @@ struct mo_test_tag {
     int tag;
 };
 
+/* The tests' one fault-injecting allocator, installed with
+ * mo_replace_allocator() by mo_test_alloc_install() (before the test's first
+ * morsel call: each test runs in its own process). It counts allocations
+ * (malloc, calloc, realloc) and live blocks, and fails the k-th allocation
+ * counted from the last mo_test_alloc_fail_at() — or, with `lasting`, that
+ * one and every later one (memory that stays exhausted). Any thread. */
+void mo_test_alloc_install(void);
+/* Restarts the count; allocation k (1-based) fails; 0: none fails. */
+void mo_test_alloc_fail_at(long k, int lasting);
+/* Allocations since the last mo_test_alloc_fail_at() (or install). */
+long mo_test_alloc_calls(void);
+/* Blocks allocated through the seam and not freed. */
+long mo_test_alloc_live(void);
+/* Allocations that were made to fail so far. */
+long mo_test_alloc_failed(void);
+
+/* A fail-the-k-th-allocation sweep. Runs scenario(arg) with allocation k
+ * failing, for k = 1, 2, ... until a run makes fewer than k allocations
+ * (it ran without a failure; it must then return 0). Each run must return
+ * 0 or MO_ENOMEM (its own clean, documented error; the scenario checks
+ * anything finer), free everything it allocated (the live count returns to
+ * where it began), and not crash. Fails the test otherwise, naming k.
+ * Returns the number of allocations the scenario makes without a failure;
+ * fails the test if that is below `min` (a scenario that allocates nothing
+ * proves nothing). */
+long mo_test_oom_sweep(int (*scenario)(void *arg), void *arg, long min);
+
+/* Runs fn(arg) in a forked child process and returns what it returned (its
+ * exit status, 0-255), or 128 + the signal that killed it: for tests that
+ * change process-wide limits or must survive a fault. The child leaves
+ * with _exit(), running no atexit handlers. */
+int mo_test_child(int (*fn)(void *arg), void *arg);
+
+/* In a child (mo_test_child): makes the system refuse to create threads,
+ * as when a user is out of processes: as a user other than root (root
+ * changes to "nobody"), with RLIMIT_NPROC at 1. Fails the test if it
+ * cannot. */
+void mo_test_refuse_threads(void);
+
 /* Runs fn(arg) on a new thread with a stack of `stack_size` bytes and waits
  * for it; returns the thread's exit code or a negative error. */
 int mo_test_run_on_small_stack(size_t stack_size, void *(*fn)(void *), void *arg);

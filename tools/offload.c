@@ -1,18 +1,11 @@
 /* offload: big pieces on the worker pool (pool.h). See offload.h. */
 #include "offload.h"
 
-#include <pthread.h>
-#include <sched.h>
-#include <stdbool.h>
 #include <stdlib.h>
-#include <sys/resource.h>
-#include <unistd.h>
-
-enum { OFFLOAD_NICE = 10 };
 
 struct offload {
     mo_loop_t *loop;
-    mo_pool_t *pool; /* our own: its workers run below the loop's priority */
+    mo_pool_t *pool; /* our own, at MO_POOL_PRIORITY_IDLE */
 };
 
 struct offload_job {
@@ -22,28 +15,10 @@ struct offload_job {
     void *arg;
 };
 
-/* Below the loop thread, so that when the loop wakes its timer runs at once
- * instead of after a worker's time slice. SCHED_IDLE does that; nice +10
- * did not (N = 10^6 on a quiet 2-core machine: heartbeat p99 2.0 ms at nice
- * +10, 0.24 ms with SCHED_IDLE and every piece on a worker, same time to
- * the result). The price: on a machine busy with other work, these workers
- * get only the CPU nobody else wants. Once per worker (the pool is ours
- * alone); best effort, nice +10 if the policy is refused. */
-static void lower_priority(void)
-{
-    static _Thread_local bool done;
-    if (done) return;
-    done = true;
-    struct sched_param sp = {0};
-    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0)
-        (void)setpriority(PRIO_PROCESS, (id_t)gettid(), OFFLOAD_NICE);
-}
-
 static void job_work(mo_pool_job_t *job, void *arg)
 {
     (void)job;
     struct offload_job *j = arg;
-    lower_priority();
     j->work(j->arg);
 }
 
@@ -63,7 +38,10 @@ int offload_new(struct offload **op, mo_loop_t *loop, unsigned nthreads)
     struct offload *o = calloc(1, sizeof *o);
     if (!o) return MO_ENOMEM;
     o->loop = loop;
-    int err = mo_pool_new(&o->pool, nthreads ? nthreads : mo_pool_default_threads());
+    /* SCHED_IDLE, not the default pool's nice +10: when the loop wakes, its
+     * timer runs at once instead of after a worker's time slice (pool.h). */
+    struct mo_pool_opts opts = {.threads = nthreads, .priority = MO_POOL_PRIORITY_IDLE};
+    int err = mo_pool_new_with(&o->pool, &opts);
     if (err) {
         free(o);
         return err;

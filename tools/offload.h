@@ -1,8 +1,8 @@
 /* offload: runs indivisible pieces of work on worker threads and reports
  * each back on the loop thread: a thin layer over the worker pool
- * (morsel/pool.h) with a private pool whose workers run at a lower
- * priority (nice +10) than the loop thread, so the loop is scheduled first
- * when its timers are due. */
+ * (morsel/pool.h) with a private pool whose workers run under SCHED_IDLE
+ * (MO_POOL_PRIORITY_IDLE), below the loop thread, so the loop is scheduled
+ * first when its timers are due. */
 #ifndef MORSEL_TOOLS_OFFLOAD_H
 #define MORSEL_TOOLS_OFFLOAD_H
 

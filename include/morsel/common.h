@@ -19,6 +19,14 @@
 #define MO_EXTERN
 #endif
 
+/* Marks a public name kept for one release after it was renamed: using it
+ * warns, naming the replacement (CHANGELOG.md lists each). */
+#if defined(__GNUC__)
+#define MO_DEPRECATED(msg) __attribute__((deprecated(msg)))
+#else
+#define MO_DEPRECATED(msg)
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -30,9 +30,32 @@
  * coroutine's stack. A coroutine still
  * suspended when the loop is freed is dropped without unwinding.
  *
- * Stacks are mapped with a guard page below them: an overflow faults at
- * once (SIGSEGV) instead of corrupting memory. A coroutine's stack is
- * unmapped as soon as fn returns.
+ * Stacks: each coroutine's stack is its own mapping, with a guard region of
+ * MO_CORO_GUARD_SIZE (64 KiB) below it that may not be touched. What an
+ * overflow does:
+ * - Caught at once (SIGSEGV, the usual stack-overflow death): every
+ *   overflow by frames no larger than the guard, however deep the
+ *   recursion, since each one lands in the guard before anything below it;
+ *   and every overflow in code compiled with -fstack-clash-protection
+ *   (which touches a large frame page by page as it grows), whatever its
+ *   frames. morsel itself, its tests, examples and CLI are compiled with
+ *   it where the compiler supports it (gcc >= 8; clang >= 11 on x86-64);
+ *   compile your coroutines' code with it too, or keep their
+ *   frames below 64 KiB (-Wframe-larger-than=65536 warns).
+ * - Not caught: one frame larger than the guard in code compiled without
+ *   stack-clash protection may start past the guard and write into
+ *   whatever is mapped below: another coroutine's stack, say.
+ * A coroutine's stack is unmapped as soon as fn returns.
+ *
+ * How many coroutines fit: each stack costs two entries of the process's
+ * memory map (the stack and its guard), and Linux allows vm.max_map_count
+ * of them, 65530 by default: about 32,700 coroutines alive at once, minus
+ * what the rest of the process maps. Past that, mo_coro_spawn() fails with
+ * MO_ENOMEM (nothing started, the others unaffected). To hold more, raise
+ * the limit: `sysctl -w vm.max_map_count=262144` (as root; 100,000
+ * coroutines need 200,000 entries plus the process's own). Memory is
+ * MO_CORO_STACK_DEFAULT of address space each, but only the pages a
+ * coroutine touches (usually one or two) cost RAM.
  *
  * Threads: loop thread only; mo_yield() and mo_await() only from inside the
  * coroutine they name.
@@ -58,6 +81,10 @@ typedef int (*mo_coro_fn)(mo_coro_t *co, void *arg);
  * pages touched cost memory). */
 #define MO_CORO_STACK_DEFAULT ((size_t)256 * 1024)
 
+/* The inaccessible region below every coroutine stack: an overflow into it
+ * faults (see above for what that catches). Address space only, no RAM. */
+#define MO_CORO_GUARD_SIZE ((size_t)64 * 1024)
+
 /* Options of one coroutine; NULL means all defaults (zeroes). */
 struct mo_coro_opts {
     size_t stack_size; /* usable bytes, rounded up to pages; 0: MO_CORO_STACK_DEFAULT */
@@ -68,8 +95,9 @@ struct mo_coro_opts {
 /* Starts fn(co, arg) as a coroutine task; it first runs in one of the
  * loop's next slices. Stores the task's handle in *taskp if not NULL (see
  * task.h for handles and the outcome Deferred). Errors (nothing started):
- * MO_EINVAL (NULL loop or fn, negative slice), MO_ENOMEM (including a stack
- * that could not be mapped). Loop thread. */
+ * MO_EINVAL (NULL loop or fn, negative slice), MO_ENOMEM (out of memory, or
+ * a stack that could not be mapped: address space, or vm.max_map_count
+ * reached, see above). Loop thread. */
 MO_EXTERN int mo_coro_spawn(mo_loop_t *loop, mo_coro_fn fn, void *arg,
                             const struct mo_coro_opts *opts, mo_task_t **taskp);
 
@@ -102,7 +130,7 @@ MO_EXTERN int mo_await(mo_coro_t *co, mo_deferred_t *d, void **valuep, mo_dtor_f
  * mo_coro_failure() gives fn's failure, or one of fn's code), as mo_await()
  * does; MO_ECANCELED if the pool was freed with MO_POOL_CANCEL_QUEUED
  * before fn ran. No allocation: the job is part of the task.
- * `mo_await(co, d, ...)` on a Deferred from mo_defer_to_thread() does the
+ * `mo_await(co, d, ...)` on a Deferred from mo_deferred_call_on_pool() does the
  * same with two allocations, and lets the caller cancel the Deferred.
  * Errors (nothing submitted, co not suspended): MO_EINVAL (NULL co or fn,
  * only one of valuep/dtorp NULL, not called from inside co), MO_ECANCELED

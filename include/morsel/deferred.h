@@ -12,7 +12,7 @@
  *
  * Ownership:
  * - A Deferred is reference-counted. A function that gives out a Deferred
- *   (mo_deferred_new, mo_defer_*, mo_deferred_list, and every other morsel
+ *   (mo_deferred_new*, mo_deferred_call_*, mo_deferred_list, and every other morsel
  *   function returning one) hands the caller one reference, released with
  *   mo_deferred_unref(). A Deferred keeps running its callbacks after the
  *   caller dropped its reference: whoever will fire it holds its own.
@@ -115,8 +115,13 @@ MO_EXTERN const char *mo_failure_message(const mo_failure_t *f);
 MO_EXTERN const char *mo_failure_origin(const mo_failure_t *f);
 
 /* Writes one line (no newline) into buf, always NUL-terminated when size >
- * 0, as "origin: message (NAME: description)" for MO_E* codes and
- * "origin: message (code N)" for application codes; empty parts are left
+ * 0, in one of four forms:
+ *   "origin: message (NAME: description)"  an MO_E* code, with a message;
+ *   "origin: description (NAME)"           an MO_E* code, no message;
+ *   "origin: message (code N)"             any other code, with a message;
+ *   "origin: code N"                       any other code, no message;
+ * for example "read_dir: cannot open /x (EACCES: permission denied)",
+ * "i/o error (EIO)", "app: code 9". Without an origin, "origin: " is left
  * out. Returns the length the full line needs, like snprintf (truncated if
  * >= size), or MO_EINVAL for NULL f, or NULL buf with size > 0.
  * Any thread. */
@@ -287,7 +292,7 @@ MO_EXTERN int mo_deferred_chain(mo_deferred_t *d, mo_deferred_t *other);
 MO_EXTERN int mo_deferred_cancel(mo_deferred_t *d);
 
 /* 1 if d has fired (by callback, errback or cancel), even if it now waits
- * on another Deferred; 0 if not; MO_EINVAL for NULL. Loop thread. */
+ * on another Deferred; 0 if not, and 0 for NULL. Loop thread. */
 MO_EXTERN int mo_deferred_fired(const mo_deferred_t *d);
 
 /* Reads a settled Deferred's outcome without a callback: stores the value
@@ -308,26 +313,27 @@ MO_EXTERN int mo_deferred_result(const mo_deferred_t *d, void **valuep,
 MO_EXTERN int mo_deferred_take(mo_deferred_t *d, void **valuep, mo_dtor_fn *dtorp,
                                mo_failure_t **failurep);
 
-/* A Deferred already fired with `value` (taken in every case, as by
- * mo_deferred_callback). Errors: MO_EINVAL (NULL loop or dp), MO_ENOMEM.
- * Loop thread. */
-MO_EXTERN int mo_defer_succeed(mo_loop_t *loop, void *value, mo_dtor_fn dtor, mo_deferred_t **dp);
+/* Creates a Deferred that has already succeeded with `value` (taken in
+ * every case, as by mo_deferred_callback): Twisted's succeed(). Errors:
+ * MO_EINVAL (NULL loop or dp), MO_ENOMEM. Loop thread. */
+MO_EXTERN int mo_deferred_new_succeeded(mo_loop_t *loop, void *value, mo_dtor_fn dtor,
+                                        mo_deferred_t **dp);
 
-/* A Deferred already fired with `failure` (its reference taken in every
- * case). Errors: MO_EINVAL (NULL loop, failure or dp), MO_ENOMEM.
- * Loop thread. */
-MO_EXTERN int mo_defer_fail(mo_loop_t *loop, mo_failure_t *failure, mo_deferred_t **dp);
+/* Creates a Deferred that has already failed with `failure` (its reference
+ * taken in every case): Twisted's fail(). Errors: MO_EINVAL (NULL loop,
+ * failure or dp), MO_ENOMEM. Loop thread. */
+MO_EXTERN int mo_deferred_new_failed(mo_loop_t *loop, mo_failure_t *failure, mo_deferred_t **dp);
 
-/* Twisted's deferLater: a Deferred that, `delay` ns from now, runs
- * fn(result, arg) as its first callback, with a NULL value as the outcome;
- * fn sets the value, fails, or waits on another Deferred as any callback
- * does. Cancelling it before then cancels the delayed call and errbacks with
- * MO_ECANCELED; fn never runs. The delayed call holds a reference to the
- * Deferred until it runs (free the loop only after it did). Errors:
- * MO_EINVAL (NULL loop, fn or dp, delay < 0), MO_ERANGE, MO_ENOMEM.
- * Loop thread. */
-MO_EXTERN int mo_defer_later(mo_loop_t *loop, int64_t delay, mo_deferred_fn fn, void *arg,
-                             mo_deferred_t **dp);
+/* Calls fn `delay` ns from now and gives its outcome as a Deferred
+ * (Twisted's deferLater): the Deferred runs fn(result, arg) as its first
+ * callback, with a NULL value as the outcome; fn sets the value, fails, or
+ * waits on another Deferred as any callback does. Cancelling it before
+ * then cancels the delayed call and errbacks with MO_ECANCELED; fn never
+ * runs. The delayed call holds a reference to the Deferred until it runs
+ * (free the loop only after it did). Errors: MO_EINVAL (NULL loop, fn or
+ * dp, delay < 0), MO_ERANGE, MO_ENOMEM. Loop thread. */
+MO_EXTERN int mo_deferred_call_later(mo_loop_t *loop, int64_t delay, mo_deferred_fn fn, void *arg,
+                                     mo_deferred_t **dp);
 
 /* ------------------------------------------------------------------------
  * Deferred lists (Twisted's DeferredList)
@@ -385,6 +391,17 @@ MO_EXTERN int mo_deferred_list(mo_loop_t *loop, mo_deferred_t *const *ds, size_t
  * stores the failing member's index in *indexp. Errors: MO_EINVAL (NULL
  * argument, or f is not such a failure). Any thread. */
 MO_EXTERN int mo_deferred_list_error_index(const mo_failure_t *f, size_t *indexp);
+
+/* ------------------------------------------------------------------------
+ * Deprecated names, kept for one release (CHANGELOG.md)
+ * ------------------------------------------------------------------------ */
+
+MO_EXTERN int mo_defer_succeed(mo_loop_t *loop, void *value, mo_dtor_fn dtor, mo_deferred_t **dp)
+    MO_DEPRECATED("renamed mo_deferred_new_succeeded()");
+MO_EXTERN int mo_defer_fail(mo_loop_t *loop, mo_failure_t *failure, mo_deferred_t **dp)
+    MO_DEPRECATED("renamed mo_deferred_new_failed()");
+MO_EXTERN int mo_defer_later(mo_loop_t *loop, int64_t delay, mo_deferred_fn fn, void *arg,
+                             mo_deferred_t **dp) MO_DEPRECATED("renamed mo_deferred_call_later()");
 
 #ifdef __cplusplus
 }

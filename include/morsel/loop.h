@@ -8,16 +8,29 @@
  *
  * One loop iteration:
  *   1. read the clock once; every callback in this iteration sees that `now`;
- *   2. run the calls posted from other threads, FIFO per producer;
- *   3. run the delayed calls that are due, by (deadline, order of scheduling);
+ *   2. run the calls posted from other threads (mo_call_from_thread(), and
+ *      the pool's completions), in order per posting thread only;
+ *   3. run the delayed calls that are due, by (deadline, order of
+ *      scheduling); one that these callbacks schedule waits for the next
+ *      iteration, even if it is due already;
  *   4. run the ready queue (mo_call_soon) in passes: a pass runs the calls
  *      that were queued when it began; calls queued during a pass run in a
  *      later pass. Passes go on until the queue is empty or `io_interval`
- *      (default 100 µs) of running them has passed;
- *   5. poll file descriptors: timeout 0 when work is ready, else until the
- *      next delayed call, else without limit; run the watchers that fired.
- * So a chain of zero-delay calls never starves I/O or timers: they are looked
- * at least once per io_interval of callback time.
+ *      (default 100 µs) of running them has passed on the real clock. A
+ *      cooperator slice (task.h) ends them early. On a virtual clock, where
+ *      no time passes while callbacks run, an iteration runs exactly one
+ *      pass, so what it runs does not depend on the machine's speed;
+ *   5. poll file descriptors and run the watchers that fired. The poll's
+ *      timeout is 0 when work is ready, else until the next delayed call,
+ *      else without limit (see enum mo_run_mode for the other modes). In
+ *      MO_RUN_DEFAULT a poll with timeout 0 is skipped while less than
+ *      io_interval of real time has passed since the last poll: with a
+ *      delayed call due every microsecond that saves a system call per
+ *      iteration, and file descriptors are still looked at once per
+ *      io_interval. Never skipped on a virtual clock, in the other modes,
+ *      or after a cooperator slice.
+ * So a chain of zero-delay calls never starves I/O or timers: they are
+ * looked at at least once per io_interval of callback time.
  */
 #ifndef MORSEL_LOOP_H
 #define MORSEL_LOOP_H
@@ -72,11 +85,14 @@ MO_EXTERN int mo_loop_new(mo_loop_t **loopp, unsigned flags);
  * runs). Loop thread. */
 MO_EXTERN int mo_loop_close(mo_loop_t *loop);
 
-/* Frees the loop. Closes it first if that was not done (see mo_loop_close():
- * pool jobs in flight finish and their done callbacks run first). Then the
- * layers built on the loop let go of it: cooperative tasks still running
- * are stopped (their Deferreds errback with MO_ECANCELED), a watchdog is
- * stopped.
+/* Frees the loop. Closes it first if that was not done (see mo_loop_close()).
+ * Jobs in flight: this blocks until every job the loop submitted, to any
+ * pool, has run (queued ones run first, unless their pool is being freed
+ * with MO_POOL_CANCEL_QUEUED) and its done callback has run here, on this
+ * thread; no worker touches the loop afterwards. Then the layers built on
+ * the loop let go of it: cooperative tasks still running are stopped
+ * (their Deferreds errback with MO_ECANCELED, quietly: task.h), a watchdog
+ * is stopped.
  * Delayed calls, ready calls and watchers that are still pending are dropped
  * without being called: run the loop until mo_loop_alive() is 0 first if
  * their arguments own resources. The watched file descriptors are not
@@ -87,8 +103,12 @@ MO_EXTERN void mo_loop_free(mo_loop_t *loop);
 /* How mo_loop_run() runs. */
 enum mo_run_mode {
     MO_RUN_DEFAULT = 0, /* until stopped or until no work remains */
-    MO_RUN_ONCE = 1,    /* one iteration; waits for work if none is ready */
-    MO_RUN_NOWAIT = 2   /* one iteration; never waits */
+    /* One iteration. It waits for work (in step 5 above) only if no
+     * callback ran before: no call from a thread, no due delayed call, no
+     * ready call. After a wait, steps 1-3 run once more, so what the wait
+     * was for (a timer, a thread's call) runs in this same call. */
+    MO_RUN_ONCE = 1,
+    MO_RUN_NOWAIT = 2 /* one iteration; never waits */
 };
 
 /* Runs the loop. With MO_RUN_DEFAULT it returns when mo_loop_stop() was
@@ -123,7 +143,8 @@ MO_EXTERN void mo_loop_update_time(mo_loop_t *loop);
 
 /* Virtual clock: moves time forward by `ns` and runs one non-waiting
  * iteration, which runs every delayed call that became due in deadline order,
- * exactly as the real loop would after sleeping that long. `ns` may be 0.
+ * exactly as the real loop would after sleeping that long, and one pass of
+ * the ready queue (step 4 above). `ns` may be 0.
  * Errors: MO_EINVAL (NULL, negative ns, or not a virtual-clock loop),
  * MO_ERANGE (time would overflow), MO_EBUSY (called from a callback).
  * Loop thread. */
@@ -135,8 +156,9 @@ MO_EXTERN int mo_loop_advance(mo_loop_t *loop, int64_t ns);
  * per batch of calls, the batch sized from the calls' measured cost, so the
  * interval holds for calls whose cost is steady; when calls turn slow at
  * once, a batch (at most 256 calls) may finish before the loop notices.
- * The cooperator's slices always end with a poll. Errors: MO_EINVAL
- * (NULL loop, or ns < 0). Loop thread. */
+ * The cooperator's slices always end with a poll. A virtual-clock loop
+ * does not use it (one pass per iteration, a poll every iteration).
+ * Errors: MO_EINVAL (NULL loop, or ns < 0). Loop thread. */
 MO_EXTERN int mo_loop_set_io_interval(mo_loop_t *loop, int64_t ns);
 
 /* Sets how far past a delayed call's deadline the loop may sleep when it
@@ -158,7 +180,8 @@ MO_EXTERN int mo_loop_hold(mo_loop_t *loop);
 MO_EXTERN int mo_loop_release(mo_loop_t *loop);
 
 /* 1 if the loop has work that could make a callback run (see
- * mo_loop_run()), else 0. MO_EINVAL for NULL. Loop thread. */
+ * mo_loop_run()), else 0; 0 for NULL (a predicate never answers with an
+ * error code, which would read as true). Loop thread. */
 MO_EXTERN int mo_loop_alive(const mo_loop_t *loop);
 
 /* Queues fn(loop, arg) to run soon, after everything already queued:
@@ -177,8 +200,10 @@ MO_EXTERN int mo_call_soon(mo_loop_t *loop, mo_call_fn fn, void *arg);
 MO_EXTERN int mo_call_later(mo_loop_t *loop, int64_t delay, mo_call_fn fn, void *arg,
                             mo_call_id *idp);
 
-/* Like mo_call_later() with an absolute deadline on the loop's clock; a
- * deadline in the past is due at once. Errors: MO_EINVAL (NULL loop or fn,
+/* Like mo_call_later() with an absolute deadline on the loop's clock. A
+ * deadline before mo_loop_now() is stored as mo_loop_now(): the call is
+ * due at once, after the calls already due, and mo_call_time() gives that
+ * time, not the deadline asked for. Errors: MO_EINVAL (NULL loop or fn,
  * negative deadline), MO_ENOMEM. Loop thread. */
 MO_EXTERN int mo_call_at(mo_loop_t *loop, int64_t deadline, mo_call_fn fn, void *arg,
                          mo_call_id *idp);
@@ -198,16 +223,22 @@ MO_EXTERN int mo_call_cancel(mo_loop_t *loop, mo_call_id id);
 MO_EXTERN int mo_call_reset(mo_loop_t *loop, mo_call_id id, int64_t delay);
 
 /* Pushes a pending call's deadline `by` ns later (or earlier if negative;
- * Twisted's DelayedCall.delay). Errors: as mo_call_reset(), MO_EINVAL if the
- * new deadline would be negative. O(log n). Loop thread. */
+ * Twisted's DelayedCall.delay). A new deadline before mo_loop_now() is
+ * stored as mo_loop_now(), as with mo_call_at(): so after
+ * mo_call_delay(loop, id, -MO_SEC(4)) on a call due in 1 s, mo_call_time()
+ * gives now, not the deadline minus 4 s. Then the call orders after the
+ * calls already due. Errors: as mo_call_reset(), MO_EINVAL if the new
+ * deadline would be negative. O(log n). Loop thread. */
 MO_EXTERN int mo_call_delay(mo_loop_t *loop, mo_call_id id, int64_t by);
 
 /* 1 if the call is pending, 0 if it ran, is running, was cancelled, or was
- * never given out; MO_EINVAL for a NULL loop. Loop thread. */
+ * never given out, and 0 for a NULL loop. Loop thread. */
 MO_EXTERN int mo_call_active(const mo_loop_t *loop, mo_call_id id);
 
-/* Stores a pending call's deadline in *when. Errors: as mo_call_cancel(),
- * and MO_EINVAL for NULL when. Loop thread. */
+/* Stores a pending call's deadline in *when: as stored, so a deadline that
+ * was in the past when it was set reads as the loop's time then (see
+ * mo_call_at(), mo_call_delay()). Errors: as mo_call_cancel(), and
+ * MO_EINVAL for NULL when. Loop thread. */
 MO_EXTERN int mo_call_time(const mo_loop_t *loop, mo_call_id id, int64_t *when);
 
 /* Starts watching `fd` for one direction (MO_READABLE or MO_WRITABLE):
@@ -230,8 +261,12 @@ MO_EXTERN int mo_io_stop(mo_loop_t *loop, mo_io_id id);
 
 /* Queues fn(loop, arg) to run on the loop thread in its next iteration;
  * a backlog (producers faster than the loop) runs io_interval of it per
- * iteration, so timers, I/O and tasks keep their turns. Calls from one
- * thread run in the order they were posted. Wakes the loop
+ * iteration, so timers, I/O and tasks keep their turns.
+ * Calls from one thread run in the order they were posted; that is the
+ * only order promised. Calls from different threads may run in any order,
+ * whatever happened between the threads: a call the loop's own thread
+ * posts may run before one another thread posted earlier, even one that
+ * thread posted before being joined. Wakes the loop
  * if it sleeps, with at most one wake-up in flight however many calls are
  * posted. Never blocks and never loses a call: 0 means fn will run (at the
  * latest in mo_loop_close()), an error means it will not. Errors:
@@ -239,6 +274,15 @@ MO_EXTERN int mo_io_stop(mo_loop_t *loop, mo_io_id id);
  * MO_ENOMEM. Any thread, including the loop's. The loop must not have been
  * freed: join posting threads before mo_loop_free(). */
 MO_EXTERN int mo_call_from_thread(mo_loop_t *loop, mo_call_fn fn, void *arg);
+
+/* Private to morsel (its fields are not API): the node of a call posted
+ * from another thread without allocating; fn_ gets the node as its arg.
+ * Pool jobs embed one, so that a finished job always reaches its loop,
+ * whatever memory is left. */
+struct mo_post_ {
+    struct mo_post_ *next_;
+    mo_call_fn fn_;
+};
 
 #ifdef __cplusplus
 }

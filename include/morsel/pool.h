@@ -9,8 +9,11 @@
  *
  * A job's life: mo_pool_submit() queues it from a loop thread; a worker runs
  * work(job, arg); then done(loop, job, status, arg) runs on that loop's
- * thread, through mo_call_from_thread(). While a loop has jobs outstanding
- * it holds itself alive (mo_loop_run() does not return for lack of work).
+ * thread, posted like mo_call_from_thread() (after the calls work() posted
+ * with it) but through a node inside the job: handing a job back needs no
+ * memory, so under lasting out-of-memory every done still runs and the
+ * loop still ends. While a loop has jobs outstanding it holds itself alive
+ * (mo_loop_run() does not return for lack of work).
  * Workers take cheap jobs in batches and hand their completions back in
  * batches, so a burst of tiny jobs costs a few atomic operations per batch,
  * not per job; a job that runs long is taken alone, so the jobs behind it
@@ -54,20 +57,27 @@ typedef void (*mo_pool_done_fn)(mo_loop_t *loop, mo_pool_job_t *job, int status,
 struct mo_pool_job {
     struct mo_pool_job *next_; /* completion list */
     mo_loop_t *loop_;
-    mo_pool_work_fn work_;
     mo_pool_done_fn done_;
     void *arg_;
-    uint64_t pos_; /* position in the pool's queue while queued */
     struct mo_pool *pool_;
     int state_;
     int status_;
+    union { /* one cache line in all */
+        struct {
+            mo_pool_work_fn work_;
+            uint64_t pos_;     /* position in the pool's queue while queued */
+        } run_;                /* until work has run */
+        struct mo_post_ post_; /* then: hands the job back, no allocation */
+    } u_;
 };
 
 /* Limits on the number of worker threads of one pool. */
 #define MO_POOL_MAX_THREADS 1024
 
 /* Creates a pool of `nthreads` workers (1 to MO_POOL_MAX_THREADS; see
- * mo_pool_default_threads()) and stores it in *poolp. The caller owns it and
+ * mo_pool_default_threads()) at the creating thread's priority
+ * (MO_POOL_PRIORITY_NORMAL; mo_pool_new_with() chooses another) and stores
+ * it in *poolp. The caller owns it and
  * frees it with mo_pool_free(), before or after the loops using it: a loop
  * freed first waits in mo_loop_close() for its jobs on this pool, so none
  * completes into a freed loop.
@@ -75,6 +85,37 @@ struct mo_pool_job {
  * MO_ENOMEM, MO_EAGAIN (the system refused to create a thread; no pool is
  * created). Any thread. */
 MO_EXTERN int mo_pool_new(mo_pool_t **poolp, unsigned nthreads);
+
+/* How a pool's workers are scheduled relative to the thread that creates
+ * the pool (whose priority and policy new threads inherit). */
+enum mo_pool_priority {
+    /* As the creating thread: jobs compete with the loop for the CPU. */
+    MO_POOL_PRIORITY_NORMAL = 0,
+    /* Nice value 10 above the creating thread's (capped at 19): when the
+     * loop wakes with every core busy, the scheduler favours it, though a
+     * worker may still finish its time slice first (milliseconds). The
+     * loop's default pool (mo_loop_pool()) runs at this priority. */
+    MO_POOL_PRIORITY_LOW = 1,
+    /* SCHED_IDLE: the workers get only the CPU time nobody else wants, so a
+     * loop thread that wakes runs at once (a 1 ms heartbeat with CPU-bound
+     * pieces on every core: p99 2.0 ms at LOW, 0.24 ms at IDLE, on 2
+     * cores). The price: on a machine busy with other work the jobs may
+     * wait a long time. Falls back to LOW if the system refuses the policy. */
+    MO_POOL_PRIORITY_IDLE = 2
+};
+
+/* Options of mo_pool_new_with(); NULL options mean all defaults (zeroes). */
+struct mo_pool_opts {
+    unsigned threads; /* workers, up to MO_POOL_MAX_THREADS; 0: mo_pool_default_threads() */
+    int priority;     /* an enum mo_pool_priority; 0: MO_POOL_PRIORITY_NORMAL */
+};
+
+/* mo_pool_new() with options: the number of workers and their priority.
+ * Each worker sets its priority itself when it starts (best effort: a
+ * refused change leaves it as the creator's, or LOW for a refused IDLE).
+ * Errors: MO_EINVAL (NULL poolp, threads above MO_POOL_MAX_THREADS, an
+ * unknown priority), MO_ENOMEM, MO_EAGAIN (as mo_pool_new()). Any thread. */
+MO_EXTERN int mo_pool_new_with(mo_pool_t **poolp, const struct mo_pool_opts *opts);
 
 /* The number of online CPUs (at least 1): the default pool's size. */
 MO_EXTERN unsigned mo_pool_default_threads(void);
@@ -90,10 +131,12 @@ enum mo_pool_free_flags {
 };
 
 /* Shuts the pool down and frees it: further mo_pool_submit() calls return
- * MO_ESHUTDOWN; queued jobs run (or, with MO_POOL_CANCEL_QUEUED, are
- * cancelled); running jobs finish; the workers are joined. Every job's done
- * is then posted to its loop and runs there on the loop's next iteration
- * (or in mo_loop_close()): none is dropped. (A loop cannot close while it
+ * MO_ESHUTDOWN. Jobs in flight: queued jobs run (or, with
+ * MO_POOL_CANCEL_QUEUED, are cancelled: their done gets MO_ECANCELED);
+ * running jobs finish; the workers are joined. Every job's done is then
+ * posted to its loop and runs there, on the loop's thread, in its next
+ * iteration (or in mo_loop_close()/mo_loop_free()): none is dropped, and
+ * none runs here. (A loop cannot close while it
  * has jobs out: mo_loop_close() waits for them.) Blocks until
  * running jobs return. Returns 0, MO_EINVAL (NULL or unknown flags), or
  * MO_EDEADLK (called from one of the pool's own workers: nothing is done).
@@ -103,9 +146,10 @@ MO_EXTERN int mo_pool_free(mo_pool_t *pool, unsigned flags);
 /* The loop's default pool, created on the first call with
  * mo_pool_default_threads() workers; mo_loop_close(), and so mo_loop_free(),
  * frees it, finishing its jobs first (and waits for the loop's jobs on
- * other pools too). Its workers run at nice +10 (best
- * effort), below the loop thread, so that CPU-bound jobs on every core do
- * not delay the loop; pools from mo_pool_new() keep the creator's priority. Stores it in *poolp.
+ * other pools too). Its workers run at MO_POOL_PRIORITY_LOW, below the
+ * loop thread, so that CPU-bound jobs on every core do not delay the loop
+ * much; for IDLE, submit to a pool of your own (mo_pool_new_with()).
+ * Stores it in *poolp.
  * Errors: MO_EINVAL (NULL argument), MO_ENOMEM, MO_EAGAIN (no thread could be created),
  * MO_ESHUTDOWN (the loop is closed and has no default pool). Loop
  * thread. */
@@ -128,9 +172,9 @@ MO_EXTERN int mo_pool_submit(mo_pool_t *pool, mo_loop_t *loop, mo_pool_job_t *jo
  * already ran, or already cancelled). Loop thread of the job's loop. */
 MO_EXTERN int mo_pool_cancel(mo_pool_job_t *job);
 
-/* ---- Deferreds from threads (Twisted's deferToThread) ---- */
+/* ---- Deferreds from worker threads (Twisted's deferToThread) ---- */
 
-/* Work for mo_defer_to_thread(), run on a worker thread; it must not touch
+/* Work for mo_deferred_call_on_pool(), run on a worker thread; it must not touch
  * the loop. To succeed, return 0, optionally storing a result in *valuep
  * and its destructor in *dtorp (both start NULL): the Deferred then owns
  * the value. To fail, return a non-zero code (a negative MO_E* or an
@@ -141,26 +185,31 @@ MO_EXTERN int mo_pool_cancel(mo_pool_job_t *job);
  * with a failure code, a failure with 0) is destroyed. */
 typedef int (*mo_thread_fn)(void *arg, void **valuep, mo_dtor_fn *dtorp, mo_failure_t **failurep);
 
-/* Runs fn(arg, ...) on the loop's default pool (see mo_loop_pool()) and
- * stores in *dp a Deferred, with one reference for the caller, that fires
- * on the loop thread with fn's value or failure. Cancelling the Deferred
- * (mo_deferred_cancel) before a worker has taken the job takes the job back:
- * fn never runs, and the Deferred errbacks with MO_ECANCELED. Cancelling it
- * while fn runs errbacks it with MO_ECANCELED at once; fn completes, and
- * its value is destroyed (or its failure released) when it does. If the
- * pool is freed with MO_POOL_CANCEL_QUEUED before fn ran, the Deferred
- * errbacks with MO_ECANCELED. The loop stays alive until fn has returned.
- * One allocation besides the Deferred. Errors (fn will not run, nothing is
- * stored): MO_EINVAL (NULL loop, fn or dp), MO_ESHUTDOWN (the loop is
- * closed), MO_ENOMEM, MO_EAGAIN (the default pool could not start).
+/* Calls fn(arg, ...) on a worker of `pool` (NULL: the loop's default pool,
+ * see mo_loop_pool()) and gives its outcome as a Deferred (Twisted's
+ * deferToThread): stores in *dp a Deferred, with one reference for the
+ * caller, that fires on the loop thread with fn's value or failure.
+ * Cancelling the Deferred (mo_deferred_cancel) before a worker has taken
+ * the job takes the job back: fn never runs, and the Deferred errbacks with
+ * MO_ECANCELED. Cancelling it while fn runs errbacks it with MO_ECANCELED
+ * at once; fn completes, and its value is destroyed (or its failure
+ * released) when it does. If the pool is freed with MO_POOL_CANCEL_QUEUED
+ * before fn ran, the Deferred errbacks with MO_ECANCELED. The loop stays
+ * alive until fn has returned. One allocation besides the Deferred, made
+ * here: once this returned 0, the outcome reaches the loop whatever memory
+ * is left (if memory runs out on the worker's side, the Deferred errbacks
+ * with MO_ENOMEM). Errors (fn will not run, nothing is stored): MO_EINVAL
+ * (NULL loop, fn or dp), MO_ESHUTDOWN (the loop is closed, or the pool is
+ * being freed), MO_ENOMEM, MO_EAGAIN (the default pool could not start).
  * Loop thread. */
-MO_EXTERN int mo_defer_to_thread(mo_loop_t *loop, mo_thread_fn fn, void *arg, mo_deferred_t **dp);
+MO_EXTERN int mo_deferred_call_on_pool(mo_pool_t *pool, mo_loop_t *loop, mo_thread_fn fn, void *arg,
+                                       mo_deferred_t **dp);
 
-/* mo_defer_to_thread() on a given pool (NULL: the loop's default pool).
- * Errors: as mo_defer_to_thread(), plus MO_ESHUTDOWN when the pool is being
- * freed. Loop thread. */
+/* Deprecated names, kept for one release (CHANGELOG.md). */
+MO_EXTERN int mo_defer_to_thread(mo_loop_t *loop, mo_thread_fn fn, void *arg, mo_deferred_t **dp)
+    MO_DEPRECATED("use mo_deferred_call_on_pool(NULL, ...)");
 MO_EXTERN int mo_pool_defer(mo_pool_t *pool, mo_loop_t *loop, mo_thread_fn fn, void *arg,
-                            mo_deferred_t **dp);
+                            mo_deferred_t **dp) MO_DEPRECATED("renamed mo_deferred_call_on_pool()");
 
 #ifdef __cplusplus
 }

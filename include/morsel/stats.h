@@ -82,8 +82,10 @@ struct mo_watchdog_report {
     mo_loop_t *loop;
     int event;          /* MO_WATCHDOG_BLOCKED or MO_WATCHDOG_RETURNED */
     uintptr_t fn;       /* the callback's address */
-    const char *symbol; /* its name from dladdr(), "name+0x1f" when only a
-                           preceding symbol is known, or NULL */
+    const char *symbol; /* its name: from dladdr() if exported, else from
+                           the object's ELF symbol table (static functions
+                           too, unless the file is stripped); "name+0x1f"
+                           when only a preceding symbol is known; or NULL */
     const char *object; /* the file that holds it, or NULL */
     int64_t elapsed;    /* ns: so far (BLOCKED) or in total (RETURNED), as
                            sampled: exact to within an eighth of the
@@ -99,9 +101,12 @@ typedef void (*mo_watchdog_fn)(const struct mo_watchdog_report *report, void *ar
 /* Starts the loop's watchdog thread: a callback running longer than
  * `threshold` ns is reported to hook(report, arg), or, with hook NULL, as
  * one line on stderr ("morsel: watchdog: loop blocked 12.5 ms in fn (file)"
- * and "... returned after 50.1 ms"). The symbol name needs the function in
- * the dynamic symbol table: link executables with -rdynamic to name their
- * static-linked or own functions. Errors: MO_EINVAL (NULL loop, threshold
+ * and "... returned after 50.1 ms"). Functions are named from the dynamic
+ * symbol table (dladdr()) or, failing that, from the full ELF symbol table
+ * of the executable or library that holds them (static functions too),
+ * read on the watchdog thread the first time it reports (the file is
+ * mapped until the watchdog stops); a stripped file names only its
+ * exported functions. Errors: MO_EINVAL (NULL loop, threshold
  * below MO_MSEC(1) or above an hour), MO_EBUSY (already started), MO_ENOMEM,
  * MO_EAGAIN (no thread could be created). mo_loop_free() stops it.
  * Loop thread. */

@@ -22,10 +22,24 @@
  * fn, as the running callback when its turn begins). Offload such a step:
  * mo_task_offload() runs it on the worker pool while the loop goes on.
  *
+ * The round: the ready tasks form a queue. A turn sends the task that had it
+ * to the back; a task that becomes ready again (resumed, or woken by what
+ * it waited on) joins at the back, after every task that was ready before
+ * it; a task that leaves the round mid-way (paused, waiting, finished)
+ * never makes another lose its turn.
+ *
  * Outcome: every task has a Deferred (mo_task_deferred()) that fires with
  * the task's result when a step returns MO_DONE, errbacks with the task's
  * failure when a step fails, and errbacks with MO_ECANCELED when the task
- * or the cooperator is stopped.
+ * or the cooperator is stopped, or the loop freed.
+ *
+ * Unobserved outcomes (DESIGN rule 20): a task's Deferred is dropped when
+ * the task and every handle to it are released. If it then holds a failure
+ * nobody handled, that failure goes to the loop's error hook
+ * (mo_loop_set_error_hook(), stderr by default), like any Deferred's; this
+ * happens at the latest when the loop is freed. A stop's MO_ECANCELED is
+ * the exception: stopping work nobody watches is not an error, so it is
+ * never reported (a different failure a callback makes of it still is).
  *
  * Handles: mo_cooperate() gives the caller a task handle, valid until
  * mo_task_release() (even after the task finished: operations on a finished
@@ -152,7 +166,9 @@ MO_EXTERN int mo_task_fail(mo_task_t *task, mo_failure_t *failure);
  * MO_EINVAL (NULL), MO_EALREADY (the task finished). Loop thread. */
 MO_EXTERN int mo_task_pause(mo_task_t *task);
 
-/* Undoes one mo_task_pause(). Errors: MO_EINVAL (NULL, or not paused),
+/* Undoes one mo_task_pause(). The last one makes the task ready again (if
+ * it does not wait): it joins the round at the back. Errors: MO_EINVAL
+ * (NULL, or not paused),
  * MO_EALREADY (the task finished), MO_ENOMEM (the cooperator's slice could
  * not be scheduled; the task stays paused). Loop thread. */
 MO_EXTERN int mo_task_resume(mo_task_t *task);
@@ -163,8 +179,9 @@ MO_EXTERN int mo_task_resume(mo_task_t *task);
  * if still queued, else its result is discarded when it returns. A step may stop its own task; what
  * the step then returns is ignored (a value given to mo_task_done() is
  * destroyed). A coroutine's task stops the same way; the coroutine then
- * unwinds (see coro.h). Errors: MO_EINVAL (NULL), MO_EALREADY (the task
- * finished). Loop thread. */
+ * unwinds (see coro.h). The MO_ECANCELED is quiet: reported by nobody if
+ * nobody handles it (see above). Errors: MO_EINVAL (NULL), MO_EALREADY (the
+ * task finished). Loop thread. */
 MO_EXTERN int mo_task_stop(mo_task_t *task);
 
 /* Where a task stands. */
@@ -198,7 +215,9 @@ MO_EXTERN int mo_cooperator_set_slice(mo_loop_t *loop, int64_t ns);
 
 /* Stops every task of the loop's cooperator, in the order they were
  * started, as mo_task_stop() does: each Deferred errbacks with
- * MO_ECANCELED. Tasks started afterwards run normally. Returns how many
+ * MO_ECANCELED, quietly. Tasks started afterwards run normally. A task that
+ * had failed before is not stopped (it has finished): its failure is
+ * reported if nobody handles it. Returns how many
  * tasks were stopped, or MO_EINVAL (NULL loop). Loop thread. */
 MO_EXTERN int mo_cooperator_stop(mo_loop_t *loop);
 

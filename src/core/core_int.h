@@ -23,6 +23,21 @@
 
 #define mo__container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
+/* ---- internal invariants (error.c) ----
+ * MO__CHECK is for the mo__*_verify() functions the tests call: always on.
+ * MO__ASSERT guards an invariant inside the library in debug builds (no
+ * NDEBUG: the Debug and sanitizer builds of the tests); release builds
+ * compile it out. Either prints where and what, then aborts: a failed check
+ * is a bug in morsel, never a caller's error (those are MO_E* returns). */
+_Noreturn void mo__check_failed(const char *where, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+#define MO__CHECK(cond, ...) ((cond) ? (void)0 : mo__check_failed(__func__, __VA_ARGS__))
+#ifdef NDEBUG
+#define MO__ASSERT(cond, ...) ((void)0) /* what only it uses is #ifndef NDEBUG too */
+#else
+#define MO__ASSERT(cond, ...) MO__CHECK(cond, __VA_ARGS__)
+#endif
+
 /* ---- allocation seam (alloc.c) ----
  * Every allocation of the library goes through these. mo__free() keeps
  * errno, so an error path may free before it returns -errno. */
@@ -192,6 +207,9 @@ struct mo__lane {
 
 struct mo__wake {
     int efd;
+    /* Calls posted without allocating (mo__post_from_thread): a stack of
+     * nodes, pushed by any thread, taken whole by the loop. */
+    _Alignas(MO__CACHELINE) struct mo_post_ *posts;
     _Alignas(MO__CACHELINE) atomic_int pending;
     atomic_int sleeping;
     atomic_int closed;
@@ -210,6 +228,12 @@ size_t mo__wake_drain(mo_loop_t *loop, int64_t budget);
 bool mo__wake_prepare_sleep(struct mo__wake *w);
 void mo__wake_after_sleep(struct mo__wake *w);
 void mo__wake_read(struct mo__wake *w);
+/* Posts fn(loop, post) from any thread like mo_call_from_thread(), without
+ * allocating, so it cannot fail: the caller gives the node (fn gets it as
+ * its arg) and has it back once fn runs. Only for a completion the loop expects (mo__loop_expect),
+ * which keeps the loop from closing before it ran. A call made earlier by
+ * the same thread with mo_call_from_thread() runs before it. */
+void mo__post_from_thread(mo_loop_t *loop, struct mo_post_ *post, mo_call_fn fn);
 /* Refuses further calls and runs every call accepted before. */
 void mo__wake_close(mo_loop_t *loop);
 /* Blocks until calls from threads are pending, then runs them: how

@@ -2,6 +2,10 @@
  * the MO_E* codes, mo_strerror() and mo_err_name(). */
 #include "core_int.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
 const char *mo_strerror(int err)
 {
     if (err > 0) err = -err;
@@ -32,4 +36,15 @@ const char *mo_err_name(int err)
     default:
         return "UNKNOWN";
     }
+}
+
+void mo__check_failed(const char *where, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "morsel: internal check failed in %s: ", where);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    abort();
 }

@@ -66,8 +66,10 @@ static uint32_t next_batch(const mo_loop_t *loop, int64_t spent)
 }
 
 /* Runs passes of the ready queue until it is empty, the loop is stopping,
- * or io_interval of work has been done. The budget is measured on the real
- * clock even on a virtual-clock loop: it is about CPU time, not schedule. */
+ * or io_interval of work has been done. On a virtual clock no time passes
+ * while callbacks run, and the real clock would make what one iteration
+ * runs depend on the machine's speed: there an iteration runs one pass,
+ * the calls queued when it began (loop.h). */
 static void run_ready(mo_loop_t *loop)
 {
     struct mo__ready *q = &loop->ready;
@@ -75,7 +77,8 @@ static void run_ready(mo_loop_t *loop)
     int64_t start = mo_hrtime(), last = start;
     mo__stats_mark(loop, start);
     uint32_t left = loop->batch;
-    while (q->head != q->tail && !loop->stop) {
+    for (bool first = true; q->head != q->tail && !loop->stop; first = false) {
+        if (!first && loop->virtual_clock) return;
         uint64_t end = q->tail;
         while (q->head != end) {
             struct mo__cell c = q->ring[q->head & q->mask];
@@ -91,7 +94,7 @@ static void run_ready(mo_loop_t *loop)
             int64_t t = mo_hrtime();
             mo__stats_mark(loop, t);
             loop->batch = next_batch(loop, t - last);
-            if (t - start >= loop->io_interval) return;
+            if (t - start >= loop->io_interval && !loop->virtual_clock) return;
             left = loop->batch;
             last = t;
         }
@@ -183,17 +186,22 @@ static bool loop_has_work(mo_loop_t *loop)
 
 int mo_loop_alive(const mo_loop_t *loop)
 {
-    if (!loop) return MO_EINVAL;
+    if (!loop) return 0; /* not MO_EINVAL, which would read as true */
     mo_loop_t *l = (mo_loop_t *)loop;
     return l->ready.head != l->ready.tail || l->io.active || l->holds || l->expected ||
            l->timers.count || mo__wake_pending(&l->wake);
 }
 
 /* How long the poll may block: 0 when work is ready, else until the next
- * delayed call, else without limit if something could still wake us. */
-static int64_t poll_timeout(mo_loop_t *loop, int mode)
+ * delayed call, else without limit if something could still wake us.
+ * MO_RUN_ONCE waits only if no callback ran yet in this iteration (`seq`
+ * is the dispatch count when it began): it returns once something ran. */
+static int64_t poll_timeout(mo_loop_t *loop, int mode, uint64_t seq)
 {
     if (mode == MO_RUN_NOWAIT || loop->stop) return 0;
+    if (mode == MO_RUN_ONCE &&
+        atomic_load_explicit(&loop->dispatch.seq, memory_order_relaxed) != seq)
+        return 0;
     if (loop->ready.head != loop->ready.tail || mo__wake_pending(&loop->wake)) return 0;
     int64_t next = mo__timers_next(&loop->timers);
     bool waitable = loop->io.active || loop->holds || loop->expected;
@@ -214,10 +222,12 @@ static int64_t poll_timeout(mo_loop_t *loop, int mode)
 /* Whether a zero-timeout poll can be left out: in MO_RUN_DEFAULT, while
  * work is ready (due timers, queued calls), rule 1 asks for a poll only
  * once per io_interval. With a timer due every microsecond this saves a
- * system call per iteration; the other modes promise one poll per call. */
+ * system call per iteration; the other modes promise one poll per call,
+ * and so does a virtual clock, whose iterations must not depend on the
+ * machine's speed. */
 static bool poll_skippable(mo_loop_t *loop, int64_t timeout, int mode)
 {
-    if (timeout != 0 || mode != MO_RUN_DEFAULT || loop->stop) return false;
+    if (timeout != 0 || mode != MO_RUN_DEFAULT || loop->stop || loop->virtual_clock) return false;
     return mo_hrtime() - loop->last_poll < loop->io_interval;
 }
 
@@ -250,11 +260,12 @@ static void run_due(mo_loop_t *loop)
 
 static int loop_iterate(mo_loop_t *loop, int mode)
 {
+    uint64_t seq = atomic_load_explicit(&loop->dispatch.seq, memory_order_relaxed);
     loop_update(loop);
     mo__stats_mark(loop, loop->virtual_clock ? mo_hrtime() : loop->now);
     run_due(loop);
     run_ready(loop);
-    int err = loop_poll(loop, poll_timeout(loop, mode), mode);
+    int err = loop_poll(loop, poll_timeout(loop, mode, seq), mode);
     if (mode == MO_RUN_ONCE && !loop->stop) {
         /* As libuv does: what the wait was for runs in this same call. */
         loop_update(loop);

@@ -138,6 +138,42 @@ static void wake_notify(struct mo__wake *w)
     }
 }
 
+/* A Treiber stack: pushes race only with each other and with the loop
+ * taking the whole stack, so there is no ABA (a node is pushed again only
+ * after its call ran). Release: the loop sees what the poster wrote. */
+void mo__post_from_thread(mo_loop_t *loop, struct mo_post_ *post, mo_call_fn fn)
+{
+    struct mo__wake *w = &loop->wake;
+    post->fn_ = fn;
+    struct mo_post_ *top = __atomic_load_n(&w->posts, __ATOMIC_RELAXED);
+    do post->next_ = top;
+    while (!__atomic_compare_exchange_n(&w->posts, &top, post, true, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED));
+    wake_notify(w);
+}
+
+/* Runs the posts taken from the stack, oldest first: reversed, the stack
+ * is the order of posting, per poster. */
+static size_t run_posts(mo_loop_t *loop, struct mo_post_ *top)
+{
+    struct mo_post_ *fifo = NULL;
+    while (top) {
+        struct mo_post_ *next = top->next_;
+        top->next_ = fifo;
+        fifo = top;
+        top = next;
+    }
+    size_t ran = 0;
+    while (fifo) {
+        struct mo_post_ *p = fifo;
+        fifo = p->next_; /* read first: the node is the caller's once fn runs */
+        ran++;
+        mo__dispatch_publish(loop, MO__FN(p->fn_));
+        p->fn_(loop, p);
+    }
+    return ran;
+}
+
 int mo_call_from_thread(mo_loop_t *loop, mo_call_fn fn, void *arg)
 {
     if (!loop || !fn) return MO_EINVAL;
@@ -200,6 +236,12 @@ size_t mo__wake_drain(mo_loop_t *loop, int64_t budget)
     struct mo__wake *w = &loop->wake;
     atomic_store_explicit(&w->pending, 0, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
+    /* The posts are taken first and run last: a call a thread made with
+     * mo_call_from_thread() before its post is then in a lane already, and
+     * runs first. */
+    struct mo_post_ *posts = NULL;
+    if (__atomic_load_n(&w->posts, __ATOMIC_RELAXED)) /* no atomic write when there are none */
+        posts = __atomic_exchange_n(&w->posts, NULL, __ATOMIC_ACQUIRE);
     uint32_t used = atomic_load_explicit(&w->lanes_used, memory_order_acquire);
     int64_t now = budget < 0 ? 0 : mo_hrtime();
     int64_t end = budget < 0 || budget > INT64_MAX - now ? -1 : now + budget;
@@ -218,7 +260,7 @@ size_t mo__wake_drain(mo_loop_t *loop, int64_t budget)
     }
     /* What is left runs in the next iteration: the poll must not sleep. */
     if (cut) atomic_store_explicit(&w->pending, 1, memory_order_relaxed);
-    return ran;
+    return ran + run_posts(loop, posts);
 }
 
 bool mo__wake_prepare_sleep(struct mo__wake *w)

@@ -15,24 +15,6 @@
 #include <stdio.h>
 #include <string.h>
 
-void mo__link_resume(mo_result_t *result, void *arg)
-{
-    (void)result;
-    (void)arg;
-}
-
-void mo__link_chain(mo_result_t *result, void *arg)
-{
-    (void)result;
-    (void)arg;
-}
-
-void mo__link_list(mo_result_t *result, void *arg)
-{
-    (void)result;
-    (void)arg;
-}
-
 static inline struct mo__link *links(mo_deferred_t *d)
 {
     return d->cap > MO__INLINE_LINKS ? d->u.heap : d->u.inl;
@@ -165,14 +147,20 @@ static void drop_links(mo_deferred_t *d, mo_deferred_t **queue)
 {
     for (uint32_t i = d->head; i < d->len; i++) {
         struct mo__link *l = &links(d)[i];
-        if (l->cb == mo__link_resume) {
-            mo_deferred_t *outer = l->arg;
+        mo_deferred_t *outer = l->arg;
+        switch (mo__link_kind(l)) {
+        case MO__LINK_RESUME:
             if (outer->waiting == d) outer->waiting = NULL;
             release(outer, queue);
-        } else if (l->cb == mo__link_chain) {
+            break;
+        case MO__LINK_CHAIN:
             release(l->arg, queue);
-        } else if (l->cb == mo__link_list) {
+            break;
+        case MO__LINK_LIST:
             release(mo__dlist_member_dropped(l->arg), queue);
+            break;
+        case MO__LINK_USER:
+            break;
         }
     }
     d->head = d->len = 0;
@@ -180,7 +168,8 @@ static void drop_links(mo_deferred_t *d, mo_deferred_t **queue)
 
 static void destroy(mo_deferred_t *d, mo_deferred_t **queue)
 {
-    if (d->fired && !d->paused && d->res.failure) report_unhandled(d->loop, d->res.failure);
+    const mo_failure_t *f = d->fired && !d->paused ? d->res.failure : NULL;
+    if (f && !(d->quiet && f->code == MO_ECANCELED)) report_unhandled(d->loop, f);
     drop_links(d, queue);
     result_clear(&d->res);
     if (d->is_list) mo__dlist_fini(d);
@@ -230,9 +219,15 @@ int mo__deferred_reserve(mo_deferred_t *d, uint32_t n)
     return 0;
 }
 
-static void append(mo_deferred_t *d, mo_deferred_fn cb, mo_deferred_fn eb, void *arg)
+static void append(mo_deferred_t *d, struct mo__link link)
 {
-    links(d)[d->len++] = (struct mo__link){cb, eb, arg};
+    links(d)[d->len++] = link;
+}
+
+/* An internal link to `arg`. */
+static struct mo__link internal(enum mo__link_kind kind, void *arg)
+{
+    return (struct mo__link){.u.kind = kind, .arg = arg};
 }
 
 /* The callback handed back `d->res.wait`: drop the outcome and take the
@@ -245,7 +240,7 @@ static void take_wait(mo_deferred_t *d)
     if (settled(inner)) {
         mo__result_move(&d->res, &inner->res);
     } else if (mo__deferred_reserve(inner, 1) == 0) {
-        append(inner, mo__link_resume, NULL, d);
+        append(inner, internal(MO__LINK_RESUME, d));
         d->refs++;
         d->paused = 1;
         d->waiting = inner;
@@ -274,23 +269,19 @@ static mo_deferred_t *chain_fire(mo_deferred_t *d, mo_deferred_t *other)
 /* An internal link: returns the Deferred it hands the outcome to, if any. */
 static mo_deferred_t *run_internal(mo_deferred_t *d, const struct mo__link *l)
 {
-    if (l->cb == mo__link_resume) {
+    enum mo__link_kind kind = mo__link_kind(l);
+    if (kind == MO__LINK_RESUME) {
         mo_deferred_t *outer = l->arg;
         mo__result_move(&outer->res, &d->res);
         outer->paused = 0;
         outer->waiting = NULL;
         return outer;
     }
-    if (l->cb == mo__link_chain) return chain_fire(d, l->arg);
+    if (kind == MO__LINK_CHAIN) return chain_fire(d, l->arg);
     mo_deferred_t *release_it = NULL;
     mo_deferred_t *next = mo__dlist_member_fired(d, l->arg, &release_it);
     mo_deferred_unref(release_it);
     return next;
-}
-
-static bool is_internal(mo_deferred_fn cb)
-{
-    return cb == mo__link_resume || cb == mo__link_chain || cb == mo__link_list;
 }
 
 /* Runs d's links until none is left, d pauses, or one hands the outcome on;
@@ -299,12 +290,12 @@ static mo_deferred_t *step(mo_deferred_t *d)
 {
     while (!d->paused && d->head < d->len) {
         struct mo__link l = links(d)[d->head++];
-        if (is_internal(l.cb)) {
+        if (mo__link_kind(&l) != MO__LINK_USER) {
             mo_deferred_t *next = run_internal(d, &l);
             if (next) return next;
             continue;
         }
-        mo_deferred_fn fn = d->res.failure ? l.eb : l.cb;
+        mo_deferred_fn fn = d->res.failure ? l.u.eb : l.cb;
         if (!fn) continue;
         fn(&d->res, l.arg);
         if (d->res.wait) take_wait(d);
@@ -375,6 +366,12 @@ int mo_deferred_errback(mo_deferred_t *d, mo_failure_t *failure)
     return fire(d, (struct mo_result){.failure = failure});
 }
 
+int mo__deferred_errback_quiet(mo_deferred_t *d, mo_failure_t *failure)
+{
+    if (!d->fired) d->quiet = 1;
+    return mo_deferred_errback(d, failure);
+}
+
 int mo_deferred_fail(mo_deferred_t *d, int code, const char *origin, const char *fmt, ...)
 {
     if (!d || code == 0) return MO_EINVAL;
@@ -386,11 +383,11 @@ int mo_deferred_fail(mo_deferred_t *d, int code, const char *origin, const char 
     return fire(d, (struct mo_result){.failure = f});
 }
 
-int mo__deferred_add(mo_deferred_t *d, mo_deferred_fn cb, mo_deferred_fn eb, void *arg)
+int mo__deferred_add(mo_deferred_t *d, const struct mo__link *link)
 {
     int rc = mo__deferred_reserve(d, 1);
     if (rc) return rc;
-    append(d, cb, eb, arg);
+    append(d, *link);
     mo__deferred_run(d);
     return 0;
 }
@@ -398,7 +395,7 @@ int mo__deferred_add(mo_deferred_t *d, mo_deferred_fn cb, mo_deferred_fn eb, voi
 int mo_deferred_add_callbacks(mo_deferred_t *d, mo_deferred_fn cb, mo_deferred_fn eb, void *arg)
 {
     if (!d || (!cb && !eb)) return MO_EINVAL;
-    return mo__deferred_add(d, cb, eb, arg);
+    return mo__deferred_add(d, &(struct mo__link){cb, {eb}, arg});
 }
 
 int mo_deferred_add_callback(mo_deferred_t *d, mo_deferred_fn cb, void *arg)
@@ -426,7 +423,7 @@ int mo_deferred_chain(mo_deferred_t *d, mo_deferred_t *other)
     int rc = mo__deferred_reserve(d, 1);
     if (rc) return rc;
     other->refs++;
-    append(d, mo__link_chain, NULL, other);
+    append(d, internal(MO__LINK_CHAIN, other));
     mo__deferred_run(d);
     return 0;
 }
@@ -453,7 +450,7 @@ int mo_deferred_cancel(mo_deferred_t *d)
 
 int mo_deferred_fired(const mo_deferred_t *d)
 {
-    if (!d) return MO_EINVAL;
+    if (!d) return 0; /* not MO_EINVAL, which would read as true */
     return d->fired ? 1 : 0;
 }
 
@@ -569,7 +566,7 @@ int mo_result_wait(mo_result_t *result, mo_deferred_t *d)
 
 /* ---- ready-made Deferreds ---- */
 
-int mo_defer_succeed(mo_loop_t *loop, void *value, mo_dtor_fn dtor, mo_deferred_t **dp)
+int mo_deferred_new_succeeded(mo_loop_t *loop, void *value, mo_dtor_fn dtor, mo_deferred_t **dp)
 {
     int rc = loop && dp ? mo__deferred_alloc(loop, 0, dp) : MO_EINVAL;
     if (rc) {
@@ -582,7 +579,7 @@ int mo_defer_succeed(mo_loop_t *loop, void *value, mo_dtor_fn dtor, mo_deferred_
     return 0;
 }
 
-int mo_defer_fail(mo_loop_t *loop, mo_failure_t *failure, mo_deferred_t **dp)
+int mo_deferred_new_failed(mo_loop_t *loop, mo_failure_t *failure, mo_deferred_t **dp)
 {
     int rc = loop && dp && failure ? mo__deferred_alloc(loop, 0, dp) : MO_EINVAL;
     if (rc) {
@@ -619,13 +616,14 @@ static void later_cancel(mo_deferred_t *d, void *arg)
     if (mo_call_cancel(d->loop, later_id(d)) == 0) d->refs--; /* the call's */
 }
 
-int mo_defer_later(mo_loop_t *loop, int64_t delay, mo_deferred_fn fn, void *arg, mo_deferred_t **dp)
+int mo_deferred_call_later(mo_loop_t *loop, int64_t delay, mo_deferred_fn fn, void *arg,
+                           mo_deferred_t **dp)
 {
     if (!loop || !fn || !dp || delay < 0) return MO_EINVAL;
     mo_deferred_t *d;
     int rc = mo__deferred_alloc(loop, sizeof(mo_call_id), &d);
     if (rc) return rc;
-    append(d, fn, NULL, arg);
+    append(d, (struct mo__link){fn, {NULL}, arg});
     mo_call_id id;
     rc = mo_call_later(loop, delay, later_fire, d, &id);
     if (rc) {
@@ -637,4 +635,21 @@ int mo_defer_later(mo_loop_t *loop, int64_t delay, mo_deferred_fn fn, void *arg,
     memcpy(d + 1, &id, sizeof(id));
     *dp = d;
     return 0;
+}
+
+/* ---- deprecated names ---- */
+
+int mo_defer_succeed(mo_loop_t *loop, void *value, mo_dtor_fn dtor, mo_deferred_t **dp)
+{
+    return mo_deferred_new_succeeded(loop, value, dtor, dp);
+}
+
+int mo_defer_fail(mo_loop_t *loop, mo_failure_t *failure, mo_deferred_t **dp)
+{
+    return mo_deferred_new_failed(loop, failure, dp);
+}
+
+int mo_defer_later(mo_loop_t *loop, int64_t delay, mo_deferred_fn fn, void *arg, mo_deferred_t **dp)
+{
+    return mo_deferred_call_later(loop, delay, fn, arg, dp);
 }

@@ -41,16 +41,38 @@ mo_failure_t *mo__failure_with_index(mo_failure_t *f, const char *context, size_
  *   which holds a reference); a Deferred is on at most one stack. Only the
  *   loop that owns a stack runs its links, so links added meanwhile are
  *   run by that loop, never recursively.
- * - Internal links are told apart by their cb, one of the sentinels below;
- *   their arg is a Deferred (or list entry) they hold a reference to.
+ * - A link is a user's callback pair, or an internal link whose arg is a
+ *   Deferred (or list entry) it holds a reference to. mo__link_kind() tells
+ *   which from an explicit kind field, never from a function's address
+ *   (the kinds used to be the addresses of three empty sentinel functions,
+ *   which identical-code folding may merge into one, or into a user's).
  */
 #define MO__INLINE_LINKS 3
 
+enum mo__link_kind {
+    MO__LINK_USER,   /* cb/eb(result, arg), as added by mo_deferred_add_callbacks() */
+    MO__LINK_RESUME, /* arg: the outer Deferred waiting on this one (mo_result_wait) */
+    MO__LINK_CHAIN,  /* arg: the Deferred this one fires (mo_deferred_chain) */
+    MO__LINK_LIST    /* arg: this member's entry in a Deferred list */
+};
+
+/* Three words, so that three links fit inline in a Deferred of 176 bytes.
+ * An internal link has cb NULL and its kind where a pair has its errback. A
+ * pair never has both functions NULL (MO_EINVAL), so one with cb NULL has
+ * an errback, which is no small integer: it reads as MO__LINK_USER. */
 struct mo__link {
     mo_deferred_fn cb;
-    mo_deferred_fn eb;
+    union {
+        mo_deferred_fn eb; /* MO__LINK_USER */
+        uintptr_t kind;    /* an internal link's enum mo__link_kind (cb NULL) */
+    } u;
     void *arg;
 };
+
+static inline enum mo__link_kind mo__link_kind(const struct mo__link *l)
+{
+    return l->cb || l->u.kind > MO__LINK_LIST ? MO__LINK_USER : (enum mo__link_kind)l->u.kind;
+}
 
 struct mo_result {
     void *value;
@@ -65,6 +87,7 @@ struct mo_deferred {
     uint32_t scratch; /* mo_deferred_list(): reservations per member */
     uint32_t head, len, cap;
     uint8_t fired, cancelled, paused, on_stack, is_list;
+    uint8_t quiet; /* an MO_ECANCELED failure left unhandled is not reported */
     struct mo_result res;
     mo_canceller_fn canceller;
     void *canceller_arg;
@@ -76,24 +99,24 @@ struct mo_deferred {
     } u;
 };
 
-/* Sentinels for internal links; never called. */
-void mo__link_resume(mo_result_t *result, void *arg);
-void mo__link_chain(mo_result_t *result, void *arg);
-void mo__link_list(mo_result_t *result, void *arg);
-
 /* Creates a Deferred with `extra` bytes after it (for a list's state). */
 int mo__deferred_alloc(mo_loop_t *loop, size_t extra, mo_deferred_t **dp);
 /* Makes room for n more links without allocating later. */
 int mo__deferred_reserve(mo_deferred_t *d, uint32_t n);
 /* Appends a link; runs the chain if d is settled. MO_ENOMEM possible if
  * nothing was reserved. */
-int mo__deferred_add(mo_deferred_t *d, mo_deferred_fn cb, mo_deferred_fn eb, void *arg);
+int mo__deferred_add(mo_deferred_t *d, const struct mo__link *link);
 /* Moves d's outcome into `to` (empty), leaving d a NULL value. */
 void mo__result_move(struct mo_result *to, struct mo_result *from);
 /* Runs d's chain now unless d is unfired, paused, or already being run. */
 void mo__deferred_run(mo_deferred_t *d);
 /* Fires d (unfired, not on a stack) with `res` and runs the chain. */
 void mo__deferred_fire(mo_deferred_t *d, struct mo_result res);
+/* mo_deferred_errback() for a stop that nobody may be watching (a task
+ * stopped; DESIGN rule 20): an MO_ECANCELED failure that ends d's chain
+ * unhandled is then not reported. Any other failure a callback puts in its
+ * place still is. */
+int mo__deferred_errback_quiet(mo_deferred_t *d, mo_failure_t *failure);
 
 /* ---- Deferred lists (deferred_list.c) ---- */
 /* The LIST link of a member fired: settles the entry and returns the list

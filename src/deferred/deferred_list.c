@@ -173,7 +173,7 @@ static void add_member(mo_deferred_t *list, mo_deferred_t *m, size_t i)
     struct dlist_entry *e = &state(list)->entries[i];
     *e = (struct dlist_entry){.list = list, .member = m, .index = i};
     list->refs++;
-    if (mo__deferred_add(m, mo__link_list, NULL, e) == 0) return;
+    if (mo__deferred_add(m, &(struct mo__link){.u.kind = MO__LINK_LIST, .arg = e}) == 0) return;
     list->refs--;
     e->member = NULL;
     if (list->fired) return;

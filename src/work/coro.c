@@ -14,7 +14,7 @@ struct mo_coro {
     mo_failure_t *failure; /* of the last failed mo_await() */
     int status;            /* what the step reports when the coroutine switches out */
     bool running;
-    bool finished;
+    bool returned; /* fn returned: the stack is no longer needed */
 };
 
 /* Runs on the coroutine's stack. */
@@ -22,7 +22,7 @@ static void coro_main(void *arg)
 {
     mo_coro_t *co = arg;
     int rc = co->fn(co, co->arg);
-    co->finished = true;
+    co->returned = true;
     if (rc == 0) {
         co->status = MO_DONE;
     } else if (co->failure && mo_failure_code(co->failure) == rc) {
@@ -46,13 +46,13 @@ static int coro_step(mo_task_t *task, void *arg)
 {
     (void)task;
     mo_coro_t *co = arg;
-    if (co->finished) return MO_DONE;
+    if (co->returned) return MO_DONE;
     mo__ctx_init_thread(&co->caller);
     co->status = MO_CONTINUE;
     co->running = true;
     mo__ctx_switch(&co->caller, &co->ctx);
     co->running = false;
-    if (co->finished) coro_unmap(co);
+    if (co->returned) coro_unmap(co);
     return co->status;
 }
 
@@ -76,7 +76,7 @@ int mo_yield(mo_coro_t *co)
     if (!co || !co->running) return MO_EINVAL;
     mo_task_t *t = co->task;
     if (--t->budget == 0 || t->pauses) coro_suspend(co, MO_CONTINUE);
-    return t->finished ? MO_ECANCELED : 0;
+    return mo__task_finished(t) ? MO_ECANCELED : 0;
 }
 
 /* Hands the awaited value over, or destroys it. */
@@ -96,7 +96,7 @@ static void coro_receive(mo_coro_t *co, void **valuep, mo_dtor_fn *dtorp)
 static int coro_resumed(mo_coro_t *co, void **valuep, mo_dtor_fn *dtorp)
 {
     mo_task_t *t = co->task;
-    if (t->finished) return MO_ECANCELED;
+    if (mo__task_finished(t)) return MO_ECANCELED;
     if (t->failure) {
         mo_failure_unref(co->failure);
         co->failure = t->failure;
@@ -114,7 +114,7 @@ int mo_await(mo_coro_t *co, mo_deferred_t *d, void **valuep, mo_dtor_fn *dtorp)
         return MO_EINVAL;
     }
     mo_task_t *t = co->task;
-    if (t->finished) {
+    if (mo__task_finished(t)) {
         mo_deferred_unref(d);
         return MO_ECANCELED;
     }
@@ -128,7 +128,7 @@ int mo_coro_offload(mo_coro_t *co, mo_thread_fn fn, void *arg, void **valuep, mo
 {
     if (!co || !fn || !co->running || !valuep != !dtorp) return MO_EINVAL;
     mo_task_t *t = co->task;
-    if (t->finished) return MO_ECANCELED;
+    if (mo__task_finished(t)) return MO_ECANCELED;
     int err = mo__task_offload(t, fn, arg);
     if (err) return err;
     if (t->budget) t->budget--;

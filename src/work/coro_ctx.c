@@ -30,18 +30,21 @@ static size_t page_size(void)
 int mo__stack_alloc(struct mo__stack *s, size_t size)
 {
     size_t page = page_size();
+    size_t guard = (MO_CORO_GUARD_SIZE + page - 1) & ~(page - 1);
     if (size == 0) return MO_EINVAL;
-    if (size > SIZE_MAX - 2 * page) return MO_ENOMEM;
+    if (size > SIZE_MAX - guard - page) return MO_ENOMEM;
     size = (size + page - 1) & ~(page - 1);
-    void *map = mmap(NULL, size + page, PROT_READ | PROT_WRITE,
+    /* One mapping, then the guard made inaccessible: two map entries in
+     * all (vm.max_map_count, coro.h). The guard costs address space only. */
+    void *map = mmap(NULL, guard + size, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (map == MAP_FAILED) return MO_ENOMEM;
-    /* The stack grows down: the lowest page is the guard. */
-    if (mprotect(map, page, PROT_NONE) != 0) {
-        munmap(map, size + page);
+    /* The stack grows down: the guard is below it. */
+    if (mprotect(map, guard, PROT_NONE) != 0) {
+        munmap(map, guard + size);
         return MO_ENOMEM;
     }
-    *s = (struct mo__stack){map, size + page, (char *)map + page, size, 0};
+    *s = (struct mo__stack){map, guard + size, (char *)map + guard, size, 0};
 #ifdef MO__VALGRIND
     s->valgrind_id = VALGRIND_STACK_REGISTER((char *)s->lo, (char *)s->lo + size);
 #endif

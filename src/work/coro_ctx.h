@@ -9,8 +9,9 @@
  * swapcontext(), slower (it saves the signal mask with a system call) but
  * portable.
  *
- * Stacks come from mmap with a PROT_NONE guard page below them, so an
- * overflow faults at once instead of corrupting the neighbouring memory.
+ * Stacks come from mmap with a PROT_NONE guard region below them
+ * (MO_CORO_GUARD_SIZE, coro.h says what it catches), so an overflow faults
+ * at once instead of corrupting the neighbouring memory.
  *
  * Under AddressSanitizer and ThreadSanitizer every switch is announced to
  * the sanitizer (the fiber APIs), which otherwise would take the new stack
@@ -53,7 +54,7 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
-/* A mapped stack: the mapping with its guard page, and the usable part. */
+/* A mapped stack: the mapping with its guard region, and the usable part. */
 struct mo__stack {
     void *map;
     size_t map_size;
@@ -83,7 +84,9 @@ struct mo__ctx {
 };
 
 /* Maps a stack of at least `size` usable bytes (rounded up to whole pages)
- * plus a guard page. Returns 0, MO_EINVAL (size 0) or MO_ENOMEM. */
+ * above a guard region of MO_CORO_GUARD_SIZE. Returns 0, MO_EINVAL (size
+ * 0) or MO_ENOMEM (no memory or address space, or vm.max_map_count
+ * reached). */
 int mo__stack_alloc(struct mo__stack *s, size_t size);
 void mo__stack_free(struct mo__stack *s);
 

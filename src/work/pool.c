@@ -31,10 +31,8 @@
 #include <linux/futex.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -46,6 +44,7 @@
 enum { JOB_IDLE = 0, JOB_QUEUED = 1, JOB_TAKEN = 2 };
 
 _Static_assert(sizeof(uintptr_t) == sizeof(mo_pool_job_t *), "the ring is sized in uintptr_t");
+_Static_assert(sizeof(mo_pool_job_t) <= MO__CACHELINE, "a job is one cache line (bench_pool)");
 
 struct mo__worker {
     _Alignas(MO__CACHELINE) _Atomic uint32_t awake; /* futex word: 0 asleep, 1 woken */
@@ -68,7 +67,7 @@ struct mo_pool {
     _Alignas(MO__CACHELINE) atomic_int kick; /* the spinner watches this line only */
     _Alignas(MO__CACHELINE) atomic_bool cancel_queued;
     unsigned nthreads; /* set before any worker starts */
-    int nice;          /* workers' nice value, set before any worker starts */
+    int priority;      /* enum mo_pool_priority, set before any worker starts */
     unsigned nstarted;
     struct mo__worker *workers;
 };
@@ -114,7 +113,7 @@ static void futex_wake(_Atomic uint32_t *word)
 }
 
 /* Under lock, when jobs wait: kicks the spinner, or picks a sleeper for
- * wake() to wake once the lock is released. */
+ * wake_worker() to wake once the lock is released. */
 static struct mo__worker *need_worker(struct mo_pool *p)
 {
     if (p->spinning) {
@@ -127,7 +126,7 @@ static struct mo__worker *need_worker(struct mo_pool *p)
     return w;
 }
 
-static void wake(struct mo__worker *w)
+static void wake_worker(struct mo__worker *w)
 {
     if (!w) return;
     atomic_store_explicit(&w->awake, 1, memory_order_release);
@@ -179,7 +178,7 @@ static int ring_push(struct mo_pool *p, mo_pool_job_t *job)
 {
     if (p->tail - p->head > p->mask && ring_grow(p) != 0) return MO_ENOMEM;
     p->ring[p->tail & p->mask] = job;
-    job->pos_ = p->tail++;
+    job->u_.run_.pos_ = p->tail++;
     job->state_ = JOB_QUEUED;
     return 0;
 }
@@ -201,11 +200,12 @@ static unsigned ring_take(struct mo_pool *p, mo_pool_job_t **out, unsigned want)
 
 /* ---- the workers ---- */
 
-/* On the loop thread: a batch's completions, linked through next_. */
+/* On the loop thread: a batch's completions, linked through next_ from the
+ * job whose post node is `arg`. */
 static void jobs_done(mo_loop_t *loop, void *arg)
 {
     mo_pool_job_t *next;
-    for (mo_pool_job_t *job = arg; job; job = next) {
+    for (mo_pool_job_t *job = mo__container_of(arg, mo_pool_job_t, u_.post_); job; job = next) {
         next = job->next_;
         mo_pool_done_fn done = job->done_;
         job->state_ = JOB_IDLE;
@@ -215,21 +215,6 @@ static void jobs_done(mo_loop_t *loop, void *arg)
         mo__dispatch_publish(loop, MO__FN(done));
         done(loop, job, job->status_, job->arg_);
     }
-}
-
-/* Hands one loop's list of finished jobs back to it. */
-static void post_list(mo_loop_t *loop, mo_pool_job_t *first, unsigned n)
-{
-    for (;;) {
-        int err = mo_call_from_thread(loop, jobs_done, first);
-        if (!err) return;
-        if (err != MO_ENOMEM) break;
-        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
-    }
-    fprintf(stderr,
-            "morsel: pool: %u job(s) finished after their loop was closed; "
-            "their done callbacks cannot run\n",
-            n);
 }
 
 /* Posts a batch, one call per run of jobs of the same loop. */
@@ -242,7 +227,10 @@ static void post_batch(mo_pool_job_t **batch, unsigned n)
             j++;
         }
         batch[j]->next_ = NULL;
-        post_list(batch[i]->loop_, batch[i], j - i + 1);
+        /* Through the first job's own node: a completion needs no memory,
+         * so it reaches the loop even when none is left (the loop, which
+         * expects it, cannot close before). */
+        mo__post_from_thread(batch[i]->loop_, &batch[i]->u_.post_, jobs_done);
         i = j + 1;
     }
 }
@@ -260,7 +248,7 @@ static unsigned worker_take(struct mo__worker *self, mo_pool_job_t **batch, unsi
             /* Jobs left behind: another worker should see to them. */
             struct mo__worker *w = p->head != p->tail ? need_worker(p) : NULL;
             pool_unlock(p);
-            wake(w);
+            wake_worker(w);
             return n;
         }
         if (atomic_load_explicit(&p->closing, memory_order_relaxed)) {
@@ -280,16 +268,35 @@ static void run_batch(struct mo_pool *p, mo_pool_job_t **batch, unsigned n)
             continue;
         }
         job->status_ = 0;
-        job->work_(job, job->arg_);
+        job->u_.run_.work_(job, job->arg_);
     }
+}
+
+/* How far below its creator a LOW worker runs. */
+#define MO__POOL_LOW_NICE 10
+
+/* The worker lowers its own priority (pool.h); best effort: without the
+ * right to change it the pool still works. On Linux the nice value is per
+ * thread, and a new thread starts with its creator's. */
+static void worker_set_priority(int priority)
+{
+    if (priority == MO_POOL_PRIORITY_IDLE &&
+        pthread_setschedparam(pthread_self(), SCHED_IDLE, &(struct sched_param){0}) == 0)
+        return;
+    if (priority == MO_POOL_PRIORITY_NORMAL) return;
+    id_t tid = (id_t)gettid();
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, tid);
+    if (nice == -1 && errno) return;
+    nice = nice + MO__POOL_LOW_NICE > 19 ? 19 : nice + MO__POOL_LOW_NICE;
+    (void)setpriority(PRIO_PROCESS, tid, nice);
 }
 
 static void *worker_main(void *arg)
 {
     struct mo__worker *self = arg;
     struct mo_pool *p = self->pool;
-    /* Best effort: without the right to change it the pool still works. */
-    if (p->nice) (void)setpriority(PRIO_PROCESS, (id_t)gettid(), p->nice);
+    worker_set_priority(p->priority);
     mo_pool_job_t *batch[MO__POOL_BATCH];
     unsigned want = 1, n;
     while ((n = worker_take(self, batch, want)) != 0) {
@@ -368,17 +375,18 @@ static void stop_workers(struct mo_pool *p)
     pool_unlock(p);
     for (struct mo__worker *w = sleepers, *next; w; w = next) {
         next = w->next_idle;
-        wake(w);
+        wake_worker(w);
     }
     for (unsigned i = 0; i < p->nstarted; i++) pthread_join(p->workers[i].thread, NULL);
 }
 
-static int pool_create(mo_pool_t **poolp, unsigned nthreads, int nice)
+static int pool_create(mo_pool_t **poolp, unsigned nthreads, int priority)
 {
     if (!poolp || nthreads == 0 || nthreads > MO_POOL_MAX_THREADS) return MO_EINVAL;
+    if (priority < MO_POOL_PRIORITY_NORMAL || priority > MO_POOL_PRIORITY_IDLE) return MO_EINVAL;
     struct mo_pool *p = aligned_zalloc(sizeof(*p));
     if (!p) return MO_ENOMEM;
-    p->nice = nice;
+    p->priority = priority;
     p->ring = mo__malloc(MO__POOL_RING_INITIAL * sizeof(uintptr_t)); /* pointers */
     p->workers = aligned_zalloc(nthreads * sizeof(*p->workers));
     if (!p->ring || !p->workers) {
@@ -417,15 +425,21 @@ int mo_pool_free(mo_pool_t *pool, unsigned flags)
 
 int mo_pool_new(mo_pool_t **poolp, unsigned nthreads)
 {
-    return pool_create(poolp, nthreads, 0);
+    return pool_create(poolp, nthreads, MO_POOL_PRIORITY_NORMAL);
+}
+
+int mo_pool_new_with(mo_pool_t **poolp, const struct mo_pool_opts *opts)
+{
+    struct mo_pool_opts o = opts ? *opts : (struct mo_pool_opts){0};
+    return pool_create(poolp, o.threads ? o.threads : mo_pool_default_threads(), o.priority);
 }
 
 /* The default pool serves one loop whose responsiveness is the point, so
  * its workers run below the loop thread's priority: with CPU-bound pieces
  * on every core, the loop gets a core back when it wakes instead of
  * queueing behind them (offloaded 20 ms pieces: heartbeat p99 3 ms at
- * equal priority). */
-#define MO__DEFAULT_POOL_NICE 10
+ * equal priority). LOW, not IDLE: the default pool must not starve when
+ * the machine is busy with other work. */
 
 static const struct mo__hooks default_pool_hooks;
 
@@ -445,7 +459,7 @@ int mo_loop_pool(mo_loop_t *loop, mo_pool_t **poolp)
     mo_pool_t *pool = mo__loop_state(loop, &default_pool_hooks);
     if (!pool) {
         if (loop->closed) return MO_ESHUTDOWN;
-        int err = pool_create(&pool, mo_pool_default_threads(), MO__DEFAULT_POOL_NICE);
+        int err = pool_create(&pool, mo_pool_default_threads(), MO_POOL_PRIORITY_LOW);
         if (err) return err;
         if ((err = mo__loop_attach(loop, &default_pool_hooks, pool)) != 0) {
             mo_pool_free(pool, 0);
@@ -467,7 +481,7 @@ int mo_pool_submit(mo_pool_t *pool, mo_loop_t *loop, mo_pool_job_t *job, mo_pool
     int err = pool ? 0 : mo_loop_pool(loop, &pool);
     if (err) return err;
     job->loop_ = loop;
-    job->work_ = work;
+    job->u_.run_.work_ = work;
     job->done_ = done;
     job->arg_ = arg;
     struct mo__worker *w = NULL;
@@ -480,7 +494,7 @@ int mo_pool_submit(mo_pool_t *pool, mo_loop_t *loop, mo_pool_job_t *job, mo_pool
     }
     pool_unlock(pool);
     if (err) return err;
-    wake(w);
+    wake_worker(w);
     mo__loop_expect(loop, 1);
     return 0;
 }
@@ -493,7 +507,7 @@ int mo_pool_cancel(mo_pool_job_t *job)
     pool_lock(p);
     int state = job->state_;
     if (state == JOB_QUEUED) {
-        p->ring[job->pos_ & p->mask] = NULL;
+        p->ring[job->u_.run_.pos_ & p->mask] = NULL;
         job->state_ = JOB_IDLE;
         job->pool_ = NULL;
     }

@@ -72,13 +72,11 @@ static void ring_insert(struct mo__coop *c, mo_task_t *t)
         t->prev->next = t;
         c->cursor->prev = t;
     }
-    t->in_ring = true;
     c->nready++;
 }
 
 static void ring_remove(struct mo__coop *c, mo_task_t *t)
 {
-    if (!t->in_ring) return;
     if (t->next == t) {
         c->cursor = NULL;
     } else {
@@ -86,7 +84,7 @@ static void ring_remove(struct mo__coop *c, mo_task_t *t)
         t->next->prev = t->prev;
         if (c->cursor == t) c->cursor = t->next;
     }
-    t->in_ring = false;
+    t->next = t->prev = NULL;
     c->nready--;
 }
 
@@ -98,18 +96,54 @@ static int coop_schedule(struct mo__coop *c)
     return err;
 }
 
+/* ---- the task's state ---- */
+
 static bool task_runnable(const mo_task_t *t)
 {
-    if (t->draining) return !t->ended && !t->offloading;
-    return !t->finished && !t->waiting && !t->pauses;
+    if (t->state == MO__TASK_READY) return !t->pauses;
+    return t->state == MO__TASK_UNWINDING && !t->piece_out;
 }
 
-/* Puts a task that became runnable in the ring, last in the round. */
-static int task_wake(mo_task_t *t)
+/* Puts the task in the ready ring or takes it out, as its state, pauses
+ * and piece say; a task made ready goes last in the round. Returns 0, or
+ * the error of scheduling a slice (the task is in the ring then: the caller
+ * fails or drops it). */
+static int task_sync(mo_task_t *t)
 {
-    if (t->in_ring || !task_runnable(t)) return 0;
+    bool in = t->next != NULL;
+    if (in == task_runnable(t)) return 0;
+    if (in) {
+        ring_remove(t->coop, t);
+        return 0;
+    }
     ring_insert(t->coop, t);
     return coop_schedule(t->coop);
+}
+
+static const char *const state_names[] = {"READY", "WAITING", "OFFLOADED", "UNWINDING", "DONE"};
+
+#ifndef NDEBUG
+/* The moves a task may make (work_int.h), one bit per target state. */
+#define TO(s) (1u << (s))
+static const unsigned legal_moves[] = {
+    [MO__TASK_READY] =
+        TO(MO__TASK_WAITING) | TO(MO__TASK_OFFLOADED) | TO(MO__TASK_UNWINDING) | TO(MO__TASK_DONE),
+    [MO__TASK_WAITING] = TO(MO__TASK_READY) | TO(MO__TASK_UNWINDING) | TO(MO__TASK_DONE),
+    [MO__TASK_OFFLOADED] = TO(MO__TASK_READY) | TO(MO__TASK_UNWINDING) | TO(MO__TASK_DONE),
+    [MO__TASK_UNWINDING] = TO(MO__TASK_DONE),
+    [MO__TASK_DONE] = 0,
+};
+#undef TO
+#endif
+
+/* The one place a task changes state: checks the move (debug builds) and
+ * keeps the ready ring in step. Returns task_sync()'s result. */
+static int task_move(mo_task_t *t, enum mo__task_state to)
+{
+    MO__ASSERT(legal_moves[t->state] & (1u << to), "task %p: %s -> %s", (void *)t,
+               state_names[t->state], state_names[to]);
+    t->state = (uint8_t)to;
+    return task_sync(t);
 }
 
 /* ---- lifetime ---- */
@@ -146,14 +180,13 @@ static void all_insert(struct mo__coop *c, mo_task_t *t)
         t->all_prev->all_next = t;
         c->all->all_prev = t;
     }
-    t->on_all = true;
     c->ntasks++;
 }
 
-/* The cooperator lets go of a task that finished (and unwound). */
+/* The cooperator lets go of a task that is DONE. */
 static void coop_drop(struct mo__coop *c, mo_task_t *t)
 {
-    if (!t->on_all) return;
+    if (!t->all_next) return;
     if (t->all_next == t) {
         c->all = NULL;
     } else {
@@ -161,49 +194,53 @@ static void coop_drop(struct mo__coop *c, mo_task_t *t)
         t->all_next->all_prev = t->all_prev;
         if (c->all == t) c->all = t->all_next;
     }
-    t->on_all = false;
+    t->all_next = t->all_prev = NULL;
     c->ntasks--;
     mo__task_unref(t);
+}
+
+/* A task that will not run again: out of the ring, let go of. */
+static void task_end(mo_task_t *t)
+{
+    task_move(t, MO__TASK_DONE);
+    coop_drop(t->coop, t);
 }
 
 /* ---- finishing ---- */
 
 /* The task no longer waits for its piece: a queued piece is taken back (fn
  * never runs); a running one returns in its own time and offload_done()
- * discards its result. */
+ * discards its result. No user code runs. */
 static void offload_abandon(mo_task_t *t)
 {
     if (mo_pool_cancel(&t->off.job) != 0) return;
-    t->offloading = false;
+    t->piece_out = false;
     mo__task_unref(t); /* the job's; the caller holds another */
 }
 
+/* How a task finishes: with the outcome it produced, or stopped. */
+enum finish_how { FINISH_OUTCOME, FINISH_STOP };
+
 /* Fires the outcome: the value of mo_task_done() if f is NULL, else f (the
- * reference is taken). A stopped coroutine stays on to unwind. */
-static void task_finish(mo_task_t *t, mo_failure_t *f)
+ * reference is taken). A coroutine stays on to unwind. A stopped task's
+ * wait ends: like inlineCallbacks, what it waits on is cancelled, so a
+ * timer or a thread job does not outlive the task's interest; and its
+ * MO_ECANCELED is quiet (DESIGN rule 20): reported by nobody if nobody
+ * looks at it. */
+static void task_finish(mo_task_t *t, mo_failure_t *f, enum finish_how how)
 {
-    struct mo__coop *c = t->coop;
     mo__task_ref(t);
-    t->finished = true;
-    ring_remove(c, t);
-    if (t->waiting) {
-        /* Like inlineCallbacks: what a stopped task waits on is cancelled,
-         * so a timer or a thread job does not outlive the task's interest. */
-        t->waiting = false;
-        if (t->offloading)
-            offload_abandon(t);
-        else
-            mo_deferred_cancel(t->wait_d);
-    }
-    if (t->coro && !t->ended) {
-        t->draining = true;
-        if (task_wake(t) != 0) {
-            t->ended = true; /* cannot unwind: dropped suspended */
-            ring_remove(c, t);
-        }
-    }
+    mo_deferred_t *cancel = NULL;
+    if (how == FINISH_STOP && t->state == MO__TASK_OFFLOADED) offload_abandon(t);
+    if (how == FINISH_STOP && t->state == MO__TASK_WAITING) cancel = t->wait_d;
+    if (task_move(t, t->coro ? MO__TASK_UNWINDING : MO__TASK_DONE) != 0)
+        task_move(t, MO__TASK_DONE); /* cannot be scheduled to unwind: dropped suspended */
+    if (cancel) mo_deferred_cancel(cancel);
     if (f) {
-        mo_deferred_errback(t->done, f);
+        if (how == FINISH_STOP)
+            mo__deferred_errback_quiet(t->done, f);
+        else
+            mo_deferred_errback(t->done, f);
     } else {
         void *v = t->value;
         mo_dtor_fn dtor = t->value_dtor;
@@ -211,13 +248,18 @@ static void task_finish(mo_task_t *t, mo_failure_t *f)
         t->value_dtor = NULL;
         mo_deferred_callback(t->done, v, dtor);
     }
-    if (!t->draining || t->ended) coop_drop(c, t);
+    if (t->state == MO__TASK_DONE) coop_drop(t->coop, t);
     mo__task_unref(t);
 }
 
 static void task_fail_code(mo_task_t *t, int code, const char *origin)
 {
-    task_finish(t, mo_failure_new(code, origin, NULL));
+    task_finish(t, mo_failure_new(code, origin, NULL), FINISH_OUTCOME);
+}
+
+static void task_stop(mo_task_t *t, const char *origin)
+{
+    task_finish(t, mo_failure_new(MO_ECANCELED, origin, NULL), FINISH_STOP);
 }
 
 /* ---- what the task waited on came out ---- */
@@ -225,11 +267,10 @@ static void task_fail_code(mo_task_t *t, int code, const char *origin)
 /* A value: the next step takes it with mo_task_received(). */
 static void task_wait_succeeded(mo_task_t *t, void *v, mo_dtor_fn dtor, const char *origin)
 {
-    t->waiting = false;
     if (t->received_dtor) t->received_dtor(t->received);
     t->received = v;
     t->received_dtor = dtor;
-    int err = task_wake(t);
+    int err = task_move(t, MO__TASK_READY);
     if (err) task_fail_code(t, err, origin);
 }
 
@@ -237,14 +278,13 @@ static void task_wait_succeeded(mo_task_t *t, void *v, mo_dtor_fn dtor, const ch
  * mo_coro_offload(); a step function's task fails with it. */
 static void task_wait_failed(mo_task_t *t, mo_failure_t *f, const char *origin)
 {
-    t->waiting = false;
     if (!t->coro) {
-        task_finish(t, f);
+        task_finish(t, f, FINISH_OUTCOME);
         return;
     }
     mo_failure_unref(t->failure);
     t->failure = f;
-    int err = task_wake(t);
+    int err = task_move(t, MO__TASK_READY);
     if (err) task_fail_code(t, err, origin);
 }
 
@@ -253,7 +293,7 @@ static void task_wait_failed(mo_task_t *t, mo_failure_t *f, const char *origin)
 static void wait_cb(mo_result_t *result, void *arg)
 {
     mo_task_t *t = arg;
-    if (t->waiting && !t->offloading) {
+    if (t->state == MO__TASK_WAITING) {
         mo_dtor_fn dtor;
         void *v = mo_result_take(result, &dtor);
         task_wait_succeeded(t, v, dtor, "mo_task_wait");
@@ -268,7 +308,7 @@ static void wait_eb(mo_result_t *result, void *arg)
     /* The task takes the failure over: in the awaited Deferred it counts
      * as handled. */
     mo_result_set(result, NULL, NULL);
-    if (t->waiting && !t->offloading)
+    if (t->state == MO__TASK_WAITING)
         task_wait_failed(t, f, t->coro ? "mo_await" : "mo_task_wait");
     else
         mo_failure_unref(f);
@@ -281,13 +321,12 @@ static void task_begin_wait(mo_task_t *t)
         task_fail_code(t, MO_EINVAL, "step returned MO_WAIT without mo_task_wait()");
         return;
     }
-    ring_remove(t->coop, t);
-    t->waiting = true;
+    task_move(t, MO__TASK_WAITING);
     mo__task_ref(t);
     int err = mo_deferred_add_callbacks(t->wait_d, wait_cb, wait_eb, t);
     if (err) {
-        t->waiting = false;
         mo__task_unref(t);
+        task_move(t, MO__TASK_READY); /* it never waited: nothing to cancel */
         task_fail_code(t, err, "mo_task_wait");
     }
 }
@@ -301,15 +340,6 @@ static void offload_work(mo_pool_job_t *job, void *arg)
     mo__thread_call_run(&((mo_task_t *)arg)->off);
 }
 
-/* A stopped coroutine waited for its piece to return before unwinding. */
-static void offload_unwind(mo_task_t *t)
-{
-    if (!t->draining || t->ended || task_wake(t) == 0) return;
-    t->ended = true; /* cannot unwind: dropped suspended */
-    ring_remove(t->coop, t);
-    coop_drop(t->coop, t);
-}
-
 /* On the loop thread, once the piece returned (or the pool shut down
  * before it ran). */
 static void offload_done(mo_loop_t *loop, mo_pool_job_t *job, int status, void *arg)
@@ -320,12 +350,13 @@ static void offload_done(mo_loop_t *loop, mo_pool_job_t *job, int status, void *
     void *v;
     mo_dtor_fn dtor;
     mo_failure_t *f = mo__thread_call_take(&t->off, status, "mo_task_offload", &v, &dtor);
-    t->offloading = false;
-    if (t->finished) {
-        /* Stopped while the piece ran: nobody wants its result. */
+    t->piece_out = false;
+    if (mo__task_finished(t)) {
+        /* Stopped while the piece ran: nobody wants its result. A stopped
+         * coroutine may unwind now. */
         mo_failure_unref(f);
         if (dtor) dtor(v);
-        offload_unwind(t);
+        if (task_sync(t) != 0) task_end(t); /* cannot unwind: dropped suspended */
     } else if (f) {
         task_wait_failed(t, f, "mo_task_offload");
     } else {
@@ -336,7 +367,7 @@ static void offload_done(mo_loop_t *loop, mo_pool_job_t *job, int status, void *
 
 int mo__task_offload(mo_task_t *t, mo_thread_fn fn, void *arg)
 {
-    if (t->offloading) return MO_EBUSY;
+    if (t->piece_out) return MO_EBUSY;
     struct mo__thread_call *o = &t->off;
     o->fn = fn;
     o->arg = arg;
@@ -344,9 +375,8 @@ int mo__task_offload(mo_task_t *t, mo_thread_fn fn, void *arg)
     int err = mo_pool_submit(t->pool, t->coop->loop, &o->job, offload_work, offload_done, t);
     if (err) return err;
     mo__task_ref(t);
-    t->offloading = true;
-    t->waiting = true;
-    ring_remove(t->coop, t);
+    t->piece_out = true;
+    task_move(t, MO__TASK_OFFLOADED);
     return 0;
 }
 
@@ -355,23 +385,19 @@ int mo__task_offload(mo_task_t *t, mo_thread_fn fn, void *arg)
 /* What happens after a batch that did not end with MO_CONTINUE. */
 static void task_settle(mo_task_t *t, int st)
 {
-    if (t->draining) {
-        if (st == MO_DONE || st < 0 || st == MO_FAIL) {
-            t->ended = true;
-            ring_remove(t->coop, t);
-            coop_drop(t->coop, t);
-        }
+    if (t->state == MO__TASK_UNWINDING) {
+        if (st == MO_DONE || st < 0 || st == MO_FAIL) task_end(t); /* it has unwound */
         return;
     }
-    if (t->finished) return; /* stopped during its step: the outcome is out */
+    if (mo__task_finished(t)) return; /* stopped during its step: the outcome is out */
     if (st == MO_DONE) {
-        task_finish(t, NULL);
+        task_finish(t, NULL, FINISH_OUTCOME);
     } else if (st == MO_WAIT) {
-        if (!t->offloading) task_begin_wait(t); /* else mo__task_offload() began it */
+        if (t->state == MO__TASK_READY) task_begin_wait(t); /* else it offloaded a piece */
     } else if (st == MO_FAIL && t->failure) {
         mo_failure_t *f = t->failure;
         t->failure = NULL;
-        task_finish(t, f);
+        task_finish(t, f, FINISH_OUTCOME);
     } else {
         task_fail_code(t, st < 0 ? st : MO_EINVAL, "task step");
     }
@@ -518,8 +544,8 @@ int mo__task_start(mo_loop_t *loop, mo_step_fn step, void *arg, const struct mo_
     t->name = MO__FN(step);
     t->slice = opts ? opts->slice : 0;
     t->pool = opts ? opts->pool : NULL;
-    ring_insert(c, t);
-    if ((err = coop_schedule(c)) != 0) {
+    t->state = MO__TASK_READY;
+    if ((err = task_sync(t)) != 0) {
         ring_remove(c, t);
         mo_deferred_unref(t->done);
         mo__free(t);
@@ -566,7 +592,7 @@ int mo_task_done(mo_task_t *task, void *value, mo_dtor_fn dtor)
 
 int mo_task_wait(mo_task_t *task, mo_deferred_t *d)
 {
-    if (!task || !d || task->offloading) {
+    if (!task || !d || task->piece_out) {
         mo_deferred_unref(d);
         return !task || !d ? MO_EINVAL : MO_EBUSY;
     }
@@ -578,7 +604,7 @@ int mo_task_wait(mo_task_t *task, mo_deferred_t *d)
 int mo_task_offload(mo_task_t *task, mo_thread_fn fn, void *arg)
 {
     if (!task || !fn || task->coro) return MO_EINVAL;
-    if (task->finished) return MO_EALREADY;
+    if (mo__task_finished(task)) return MO_EALREADY;
     if (task->coop->current != task) return MO_EINVAL; /* not from its step */
     int err = mo__task_offload(task, fn, arg);
     return err ? err : MO_WAIT;
@@ -608,22 +634,22 @@ int mo_task_fail(mo_task_t *task, mo_failure_t *failure)
 int mo_task_pause(mo_task_t *task)
 {
     if (!task) return MO_EINVAL;
-    if (task->finished) return MO_EALREADY;
+    if (mo__task_finished(task)) return MO_EALREADY;
     task->pauses++;
-    ring_remove(task->coop, task);
+    task_sync(task); /* takes it out of the ring: cannot fail */
     return 0;
 }
 
 int mo_task_resume(mo_task_t *task)
 {
     if (!task) return MO_EINVAL;
-    if (task->finished) return MO_EALREADY;
+    if (mo__task_finished(task)) return MO_EALREADY;
     if (!task->pauses) return MO_EINVAL;
     task->pauses--;
-    int err = task_wake(task);
+    int err = task_sync(task);
     if (err) {
-        ring_remove(task->coop, task);
         task->pauses++;
+        task_sync(task); /* back out of the ring, paused as before */
     }
     return err;
 }
@@ -631,17 +657,17 @@ int mo_task_resume(mo_task_t *task)
 int mo_task_stop(mo_task_t *task)
 {
     if (!task) return MO_EINVAL;
-    if (task->finished) return MO_EALREADY;
-    task_fail_code(task, MO_ECANCELED, "mo_task_stop");
+    if (mo__task_finished(task)) return MO_EALREADY;
+    task_stop(task, "mo_task_stop");
     return 0;
 }
 
 int mo_task_state(const mo_task_t *task)
 {
     if (!task) return MO_EINVAL;
-    if (task->finished) return MO_TASK_DONE;
+    if (mo__task_finished(task)) return MO_TASK_DONE;
     if (task->pauses) return MO_TASK_PAUSED;
-    return task->waiting ? MO_TASK_WAITING : MO_TASK_READY;
+    return task->state == MO__TASK_READY ? MO_TASK_READY : MO_TASK_WAITING;
 }
 
 int mo_task_stats(const mo_task_t *task, struct mo_task_stats *stats)
@@ -667,7 +693,7 @@ int mo_cooperator_set_slice(mo_loop_t *loop, int64_t ns)
 static mo_task_t *next_live(struct mo__coop *c, mo_task_t *t, uint64_t limit)
 {
     while (t && t->seq < limit) {
-        if (!t->finished) return t;
+        if (!mo__task_finished(t)) return t;
         t = t->all_next == c->all ? NULL : t->all_next;
     }
     return NULL;
@@ -685,9 +711,9 @@ static int coop_stop_all(struct mo__coop *c)
     while (t) {
         mo_task_t *next = t->all_next == c->all ? NULL : t->all_next;
         if (next) mo__task_ref(next);
-        task_fail_code(t, MO_ECANCELED, "mo_cooperator_stop");
+        task_stop(t, "mo_cooperator_stop");
         stopped++;
-        if (next && !next->on_all) {
+        if (next && !next->all_next) {
             mo__task_unref(next);
             t = next_live(c, c->all, limit);
         } else {
@@ -720,12 +746,50 @@ static void coop_free(mo_loop_t *loop, void *state)
     struct mo__coop *c = state;
     coop_stop_all(c);
     /* Coroutines left unwinding are dropped suspended: the loop is going. */
-    while (c->all) {
-        mo_task_t *t = c->all;
-        t->ended = true;
-        ring_remove(c, t);
-        coop_drop(c, t);
-    }
+    while (c->all) task_end(c->all);
     (void)loop;
     mo__free(c);
+}
+
+/* ---- checking the invariants (tests) ---- */
+
+static void verify_task(const struct mo__coop *c, const mo_task_t *t)
+{
+    MO__CHECK(t->coop == c, "task %p: another cooperator's", (const void *)t);
+    MO__CHECK(t->state < MO__TASK_DONE, "task %p: DONE but held", (const void *)t);
+    MO__CHECK(t->state != MO__TASK_OFFLOADED || t->piece_out, "task %p: OFFLOADED, no piece",
+              (const void *)t);
+    MO__CHECK(!t->piece_out || t->state != MO__TASK_READY, "task %p: READY with a piece out",
+              (const void *)t);
+    MO__CHECK(!t->piece_out || t->state != MO__TASK_WAITING, "task %p: WAITING with a piece out",
+              (const void *)t);
+    MO__CHECK(t->state != MO__TASK_UNWINDING || t->coro, "task %p: UNWINDING, not a coroutine",
+              (const void *)t);
+    MO__CHECK((t->next != NULL) == task_runnable(t), "task %p: %s, pauses %u, piece %d, ring %d",
+              (const void *)t, state_names[t->state], t->pauses, t->piece_out, t->next != NULL);
+    MO__CHECK(t->refs >= 1, "task %p: held with no reference", (const void *)t);
+}
+
+void mo__coop_verify(mo_loop_t *loop)
+{
+    const struct mo__coop *c = coop_of(loop);
+    if (!c) return;
+    uint32_t ntasks = 0, nready = 0;
+    const mo_task_t *t = c->all;
+    for (; t; t = t->all_next == c->all ? NULL : t->all_next) {
+        MO__CHECK(t->all_next->all_prev == t, "task %p: broken task list", (const void *)t);
+        MO__CHECK(t->all_next == c->all || t->all_next->seq > t->seq, "task %p: start order",
+                  (const void *)t);
+        verify_task(c, t);
+        ntasks++;
+    }
+    MO__CHECK(ntasks == c->ntasks, "%u tasks held, %u counted", ntasks, c->ntasks);
+    for (t = c->cursor; t; t = t->next == c->cursor ? NULL : t->next) {
+        MO__CHECK(t->next->prev == t, "task %p: broken ring", (const void *)t);
+        MO__CHECK(t->all_next, "task %p: in the ring, not held", (const void *)t);
+        nready++;
+    }
+    MO__CHECK(nready == c->nready, "%u tasks ready, %u in the ring", c->nready, nready);
+    MO__CHECK(!c->cursor || c->scheduled, "tasks ready, no slice scheduled");
+    MO__CHECK(!c->current, "verified from inside a turn");
 }

@@ -28,7 +28,8 @@ struct mo__watchdog {
     pthread_t thread;
     pthread_mutex_t mutex;
     pthread_cond_t cond;
-    bool stop; /* under mutex */
+    bool stop;               /* under mutex */
+    struct mo__symtab names; /* the watchdog thread's */
 };
 
 /* What the watchdog last saw. */
@@ -51,21 +52,32 @@ static void default_hook(const struct mo_watchdog_report *r, void *arg)
         fprintf(stderr, "morsel: watchdog: %s returned after %.1f ms\n", name, r->elapsed / 1e6);
 }
 
+/* "name" or "name+0x1f" in buf. */
+static const char *symbol_at(char *buf, size_t size, const char *name, uintptr_t off)
+{
+    if (!off) return name;
+    snprintf(buf, size, "%s+0x%lx", name, (unsigned long)off);
+    return buf;
+}
+
+/* Names fn: dladdr() for exported functions; the object's full symbol
+ * table (symtab.c) for the rest, static ones included; else the nearest
+ * exported symbol before it, with an offset. */
 static void report(struct mo__watchdog *w, int event, uintptr_t fn, int64_t elapsed)
 {
     struct mo_watchdog_report r = {w->loop, event, fn, NULL, NULL, elapsed};
     char buf[256];
     Dl_info info;
+    bool exact = false;
     if (dladdr((void *)fn, &info)) {
         r.object = info.dli_fname;
-        if (info.dli_sname && (uintptr_t)info.dli_saddr == fn) {
-            r.symbol = info.dli_sname;
-        } else if (info.dli_sname) {
-            snprintf(buf, sizeof(buf), "%s+0x%lx", info.dli_sname,
-                     (unsigned long)(fn - (uintptr_t)info.dli_saddr));
-            r.symbol = buf;
-        }
+        exact = info.dli_sname && (uintptr_t)info.dli_saddr == fn;
+        if (info.dli_sname)
+            r.symbol = symbol_at(buf, sizeof(buf), info.dli_sname, fn - (uintptr_t)info.dli_saddr);
     }
+    uintptr_t off;
+    const char *name = exact ? NULL : mo__symtab_lookup(&w->names, fn, &off);
+    if (name) r.symbol = symbol_at(buf, sizeof(buf), name, off);
     (w->hook ? w->hook : default_hook)(&r, w->arg);
 }
 
@@ -138,6 +150,7 @@ static int watchdog_init(struct mo__watchdog *w)
 
 static void watchdog_destroy(struct mo__watchdog *w)
 {
+    mo__symtab_free(&w->names);
     pthread_cond_destroy(&w->cond);
     pthread_mutex_destroy(&w->mutex);
     mo__free(w);

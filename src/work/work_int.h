@@ -3,27 +3,31 @@
  * (task.c), coroutines (coro.c, with coro_ctx.c and arch/), and the
  * watchdog (watchdog.c). Uses core and deferred.
  *
- * The cooperator's invariants:
- * - A task is in the ready ring (in_ring) iff it is runnable: not finished,
- *   not waiting, not paused; or draining (a stopped coroutine unwinding).
+ * The cooperator's invariants, checked by mo__coop_verify():
+ * - A task's life is its `state` (enum mo__task_state), changed only by
+ *   task_move() in task.c, which checks the move: READY -> WAITING |
+ *   OFFLOADED | UNWINDING | DONE; WAITING and OFFLOADED -> READY |
+ *   UNWINDING | DONE; UNWINDING -> DONE. UNWINDING and DONE are "finished"
+ *   (the outcome has fired); only a coroutine's task passes through
+ *   UNWINDING. Besides the state: `pauses` (a count), `piece_out` (a pool
+ *   job holds the task and uses its `off`), and `coro` (fixed at start).
+ * - OFFLOADED implies piece_out. piece_out outside OFFLOADED only when
+ *   finished: the piece runs on, its result is discarded when it returns.
+ *   A stopped coroutine unwinds only once its piece returned (the piece may
+ *   use the coroutine's stack).
+ * - A task is in the ready ring (`next` not NULL) iff it is runnable: READY
+ *   and not paused, or UNWINDING without a piece out.
  * - The ring is a circular queue: `cursor` is its head, the task whose
  *   turn comes next. A turn moves the cursor on, which sends the task that
  *   had it to the back; a task made ready is inserted just before the
  *   cursor: at the back. Removing the cursor's task moves the cursor to its
  *   successor, so no other task loses its turn.
- * - The cooperator holds one reference to each task on its `all` list: from
- *   mo_cooperate() until the task finished (and, for a coroutine, until it
- *   unwound). The caller's handle is another; a callback registered on an
- *   awaited Deferred is a third; a running turn holds one too; so does a
- *   piece on the pool (`offloading`), from its submission until its done
- *   ran or it was taken back.
- * - `waiting` means the task sleeps on wait_d or, when `offloading` too, on
- *   its piece. A finished task no longer waits, but may still be
- *   `offloading`: its piece runs on, and its result is discarded. A stopped
- *   coroutine unwinds only once its piece returned (the piece may use the
- *   coroutine's stack).
+ * - The cooperator holds one reference to each task on its `all` list
+ *   (`all_next` not NULL): from mo_cooperate() until the task is DONE. The
+ *   caller's handle is another; a callback registered on an awaited
+ *   Deferred is a third; a running turn holds one too; so does a piece out.
  * - `scheduled` is true iff one slice call is queued on the loop; it is
- *   queued whenever the ring is non-empty.
+ *   queued whenever the ring is non-empty (outside the slice itself).
  */
 #ifndef MORSEL_WORK_INT_H
 #define MORSEL_WORK_INT_H
@@ -41,7 +45,7 @@ bool mo__pool_closing(mo_pool_t *pool);
 /* ---- calls on the pool (thread_call.c) ----
  *
  * A mo_thread_fn call made by a pool worker, its outcome kept for the loop
- * thread: the one record behind mo_defer_to_thread() and mo_task_offload().
+ * thread: the one record behind mo_deferred_call_on_pool() and mo_task_offload().
  * fn and arg are written before the submission; code, value, dtor and
  * failure by the worker, then read on the loop thread once the job's done
  * runs (the pool's hand-back orders the two). */
@@ -65,11 +69,45 @@ void mo__thread_call_run(struct mo__thread_call *c);
 mo_failure_t *mo__thread_call_take(struct mo__thread_call *c, int status, const char *origin,
                                    void **vp, mo_dtor_fn *dtorp);
 
+/* ---- naming code addresses (symtab.c) ---- */
+
+#define MO__SYMTAB_OBJECTS 8
+
+struct mo__symobj {
+    char path[256];
+    const unsigned char *map; /* the whole file, read-only */
+    size_t size;
+};
+
+/* The ELF objects mapped so far, by one thread (the watchdog's). Zero it
+ * to start; mo__symtab_free() unmaps. */
+struct mo__symtab {
+    struct mo__symobj objs[MO__SYMTAB_OBJECTS];
+    unsigned n;
+};
+
+/* The name of the function that holds `addr`, from the .symtab of the
+ * object loaded there (which names static functions too), with addr's
+ * offset into it in *offp; NULL if the object has no such table (stripped)
+ * or no function there. The name lives until mo__symtab_free(). Maps the
+ * object's file on first use; never allocates through the seam. */
+const char *mo__symtab_lookup(struct mo__symtab *t, uintptr_t addr, uintptr_t *offp);
+void mo__symtab_free(struct mo__symtab *t);
+
 /* ---- the cooperator (task.c) ---- */
 
+/* Where a task is in its life; see the invariants above. */
+enum mo__task_state {
+    MO__TASK_READY,     /* runs in its turns, unless paused */
+    MO__TASK_WAITING,   /* sleeps until wait_d fires */
+    MO__TASK_OFFLOADED, /* sleeps until its piece returns */
+    MO__TASK_UNWINDING, /* finished; a coroutine resumed once more to unwind */
+    MO__TASK_DONE       /* finished for good: the cooperator let go of it */
+};
+
 struct mo_task {
-    struct mo_task *next, *prev;         /* the ready ring */
-    struct mo_task *all_next, *all_prev; /* the cooperator's tasks */
+    struct mo_task *next, *prev;         /* the ready ring; NULL when out of it */
+    struct mo_task *all_next, *all_prev; /* the cooperator's tasks; NULL once let go */
     struct mo__coop *coop;
     mo_step_fn step;
     void *arg;
@@ -90,10 +128,18 @@ struct mo_task {
     uint32_t budget; /* steps left in the running batch (a coroutine counts down) */
     uint32_t pauses;
     uint32_t refs;
-    bool in_ring, on_all, waiting, offloading, finished, draining, ended, coro;
+    uint8_t state;  /* enum mo__task_state */
+    bool coro;      /* a coroutine's task */
+    bool piece_out; /* a pool job holds the task (its `off`) */
     uint64_t steps, turns, overlong;
     uint64_t seq; /* start order */
 };
+
+/* Whether the task's outcome has fired (it is UNWINDING or DONE). */
+static inline bool mo__task_finished(const mo_task_t *t)
+{
+    return t->state >= MO__TASK_UNWINDING;
+}
 
 struct mo__coop {
     mo_loop_t *loop;
@@ -112,6 +158,11 @@ struct mo__coop {
 
 /* The loop's cooperator in *cp, created on first use. Errors: MO_ENOMEM. */
 int mo__coop_get(mo_loop_t *loop, struct mo__coop **cp);
+
+/* Tests: checks the invariants above for the loop's cooperator (if it has
+ * one) and each of its tasks; prints the first broken one and aborts.
+ * Call it between loop runs, not from a callback. */
+void mo__coop_verify(mo_loop_t *loop);
 
 /* Test-only: makes the cooperator read `clock(arg)` instead of the real
  * monotonic clock when it times slices and steps, so slicing can be tested

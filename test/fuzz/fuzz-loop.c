@@ -637,10 +637,10 @@ static void op_def_new(struct fz *h, struct fz_in *in, uint8_t ttl)
         rc = mo_deferred_new(h->loop, how & 4 ? canceller : NULL, x, &d);
         break;
     case 1:
-        rc = mo_defer_succeed(h->loop, tok_new(), tok_free, &d);
+        rc = mo_deferred_new_succeeded(h->loop, tok_new(), tok_free, &d);
         break;
     case 2:
-        rc = mo_defer_fail(h->loop, mo_failure_new(-(1 + how % 100), "fuzz", "made failed"), &d);
+        rc = mo_deferred_new_failed(h->loop, mo_failure_new(-(1 + how % 100), "fuzz", "made failed"), &d);
         break;
     default:
         rc = mo_deferred_new(h->loop, canceller, x, &d);
@@ -843,7 +843,7 @@ static void op_def_later(struct fz *h, struct fz_in *in, uint8_t ttl)
     memcpy(x->act, act, ACT);
     mo_deferred_t *d = NULL;
     long inj = fz_injected;
-    int rc = mo_defer_later(h->loop, delay, later_fn, x, &d);
+    int rc = mo_deferred_call_later(h->loop, delay, later_fn, x, &d);
     check_nomem(rc, inj);
     if (rc) {
         FZ_CHECK(rc == MO_ENOMEM);
