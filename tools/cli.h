@@ -14,6 +14,7 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 int cli_lag(int argc, char **argv);
 int cli_factorial(int argc, char **argv);
 int cli_walk(int argc, char **argv);
+int cli_serve(int argc, char **argv);
 
 /* Prints "morsel: <command>: message" on stderr. */
 void cli_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -22,7 +22,8 @@ struct fact_run {
     fact_progress_fn progress;
     void *arg;
     mo_task_t *task;        /* runs the small pieces */
-    bool paused;            /* the task waits for a worker */
+    bool paused;            /* the task waits for a worker, or for fact_loop_resume() */
+    bool held;              /* fact_loop_hold(): no new piece starts */
     bool all_on_workers;    /* FACT_LOOP_ALL_ON_WORKERS */
     struct piece_job *jobs; /* one per piece */
     int *small;             /* small pieces ready, FIFO (taken in priority order) */
@@ -106,13 +107,13 @@ static int dispatch(struct fact_run *r)
         else
             r->small[r->small_tail++] = id;
     }
-    while (r->nbig && r->on_workers < offload_threads(r->workers)) {
+    while (r->nbig && !r->held && r->on_workers < offload_threads(r->workers)) {
         int id = pop_big(r);
         int err = offload_submit(r->workers, work_big, big_done, &r->jobs[id]);
         if (err) return err;
         r->on_workers++;
     }
-    if (r->paused && r->small_head < r->small_tail) {
+    if (r->paused && !r->held && r->small_head < r->small_tail) {
         r->paused = false;
         return mo_task_resume(r->task);
     }
@@ -150,7 +151,7 @@ static void big_done(mo_loop_t *loop, void *arg)
 static int run_step(mo_task_t *task, void *arg)
 {
     struct fact_run *r = arg;
-    if (r->small_head == r->small_tail) { /* wait for the workers */
+    if (r->small_head == r->small_tail || r->held) { /* wait for the workers, or the consumer */
         r->paused = true;
         mo_task_pause(task);
         return MO_CONTINUE;
@@ -160,7 +161,7 @@ static int run_step(mo_task_t *task, void *arg)
         struct piece_job *j = &r->jobs[r->small[r->small_head++]];
         j->err = fact_piece_run(r->plan, j->piece);
         if (piece_finished(j)) return MO_CONTINUE; /* r is gone; ignored after a stop */
-    } while (!r->err && r->small_head < r->small_tail && mo_hrtime() < end);
+    } while (!r->err && !r->held && r->small_head < r->small_tail && mo_hrtime() < end);
     return MO_CONTINUE;
 }
 
@@ -198,8 +199,28 @@ static int run_start_task(struct fact_run *r)
     return err;
 }
 
+void fact_loop_hold(struct fact_run *r)
+{
+    r->held = true;
+}
+
+void fact_loop_resume(struct fact_run *r)
+{
+    if (!r->held) return;
+    r->held = false;
+    if (!r->err) r->err = dispatch(r);
+    run_settle(r);
+}
+
 int fact_loop_start(mo_loop_t *loop, struct offload *workers, struct fact_plan *plan,
                     unsigned flags, fact_progress_fn progress, void *arg, mo_deferred_t **dp)
+{
+    return fact_loop_start_run(loop, workers, plan, flags, progress, arg, NULL, dp);
+}
+
+int fact_loop_start_run(mo_loop_t *loop, struct offload *workers, struct fact_plan *plan,
+                        unsigned flags, fact_progress_fn progress, void *arg,
+                        struct fact_run **runp, mo_deferred_t **dp)
 {
     size_t n = fact_plan_piece_count(plan);
     struct fact_run *r = calloc(1, sizeof *r);
@@ -227,6 +248,7 @@ int fact_loop_start(mo_loop_t *loop, struct offload *workers, struct fact_plan *
     }
     for (size_t i = 0; i < n; i++) r->jobs[i] = (struct piece_job){r, (int)i, 0};
     *dp = mo_deferred_ref(r->d);
+    if (runp) *runp = r;
     r->err = dispatch(r);
     run_settle(r);
     return 0;

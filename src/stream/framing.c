@@ -135,16 +135,21 @@ bool mo__frame_ready(const mo_stream_t *s)
     return s->fpos < s->flen && frame_len(s, s->fbuf + s->fpos, s->flen - s->fpos) != 0;
 }
 
-static void drain_call(mo_loop_t *loop, void *arg)
+void mo__frame_kept(mo_stream_t *s)
 {
-    (void)loop;
-    mo_stream_t *s = arg;
-    s->drain_queued = false;
     if (!can_deliver(s) || !mo__frame_ready(s)) return;
     s->corked = true;
     drain_kept(s);
     s->corked = false;
     mo__stream_flush(s);
+}
+
+static void drain_call(mo_loop_t *loop, void *arg)
+{
+    (void)loop;
+    mo_stream_t *s = arg;
+    s->drain_queued = false;
+    mo__frame_kept(s);
 }
 
 void mo__frame_drain(mo_stream_t *s)

@@ -155,6 +155,9 @@ static void on_readable(mo_loop_t *loop, int fd, unsigned events, void *arg)
     mo_stream_t *s = arg;
     char *buf = mo__streams_rbuf(s->ctx);
     if (!buf) return mo__stream_end(s, MO_ENOMEM, "no memory for the read buffer");
+    /* Frames kept while the stream was stopped go before anything newer,
+     * its end of file included. */
+    mo__frame_kept(s);
     for (unsigned i = 0; i < MO__READS_MAX && s->rid; i++) {
         ssize_t n = read_once(s, buf);
         if (n == MO_EAGAIN) return;

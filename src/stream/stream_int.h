@@ -181,8 +181,10 @@ void mo__stream_sync_write(mo_stream_t *s);
 
 /* Hands `len` bytes just read to the user, framed or not. */
 void mo__frame_input(mo_stream_t *s, char *data, size_t len);
-/* Delivers frames kept while the stream was stopped; true if bytes remain
- * that make no whole frame (or nothing remains). */
+/* Delivers the frames kept while the stream was stopped, now (with the
+ * writes corked), as long as it reads. */
+void mo__frame_kept(mo_stream_t *s);
+/* The same from a later pass of the loop. */
 void mo__frame_drain(mo_stream_t *s);
 /* True if kept bytes hold at least one whole frame. */
 bool mo__frame_ready(const mo_stream_t *s);

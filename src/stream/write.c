@@ -86,10 +86,13 @@ static void check_low(mo_stream_t *s)
     if (s->nwaiters) fire_waiters(s, 0);
 }
 
-/* Lets go of the producer; a paused one is resumed first. */
-static void producer_clear(mo_stream_t *s)
+/* Lets go of the producer. The stream's own pause of a task is undone;
+ * a paused callback producer is told to resume only when the stream ends
+ * (`ending`), so that it notices. */
+static void producer_clear(mo_stream_t *s, bool ending)
 {
-    if (s->paused) producer_resume(s);
+    if (s->paused && ending && s->p_resume) s->p_resume(s, s->p_arg);
+    if (s->paused && s->p_task) mo_task_resume(s->p_task);
     mo_task_t *t = s->p_task;
     s->p_pause = s->p_resume = NULL;
     s->p_arg = NULL;
@@ -99,7 +102,7 @@ static void producer_clear(mo_stream_t *s)
 
 void mo__stream_release_producer(mo_stream_t *s)
 {
-    producer_clear(s);
+    producer_clear(s, true);
     s->paused = false;
     if (s->nwaiters) fire_waiters(s, s->reason ? mo_failure_code(s->reason) : MO_EPIPE);
 }
@@ -115,7 +118,7 @@ int mo_stream_set_producer(mo_stream_t *s, mo_stream_fn pause, mo_stream_fn resu
 {
     if (!s) return MO_EINVAL;
     bool paused = s->paused;
-    producer_clear(s);
+    producer_clear(s, false);
     s->paused = paused;
     s->p_pause = pause;
     s->p_resume = resume;
@@ -128,7 +131,7 @@ int mo_stream_set_producer_task(mo_stream_t *s, mo_task_t *task)
 {
     if (!s) return MO_EINVAL;
     bool paused = s->paused;
-    producer_clear(s);
+    producer_clear(s, false);
     s->paused = paused;
     if (!task) return 0;
     mo__task_ref(task);
