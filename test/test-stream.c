@@ -1000,6 +1000,44 @@ static void test_line_framing(void **state)
     mo_loop_free(loop);
 }
 
+/* Frames kept while a stream was stopped go before its end of file, even
+ * when the read restarts from a cooperator slice, after which the loop
+ * polls before its next pass (the server restarts reading that way). */
+static int start_reading_step(mo_task_t *task, void *arg)
+{
+    assert_ok(mo_stream_read_start(arg));
+    return mo_task_done(task, NULL, NULL);
+}
+
+static void test_kept_frames_before_eof(void **state)
+{
+    (void)state;
+    static const struct mo_stream_callbacks no_eof_cbs = {frame_read, NULL, peer_lost, NULL};
+    mo_loop_t *loop = mo_test_loop();
+    struct server sv;
+    server_start(&sv, loop, "127.0.0.1:0");
+    sv.start = false;
+    int fd = raw_connect(&sv.addr);
+    RUN_UNTIL(loop, sv.n == 1);
+    struct peer *p = &sv.peers[0];
+    assert_ok(mo_stream_set_callbacks(p->s, &no_eof_cbs, p));
+    assert_ok(mo_stream_set_framing(p->s, MO_FRAME_LINE, 100));
+    p->stop_in_read = true;
+    assert_ok(mo_stream_read_start(p->s));
+    assert_int_equal(send(fd, "a\nb\nc\n", 6, 0), 6);
+    assert_int_equal(shutdown(fd, SHUT_WR), 0);
+    RUN_UNTIL(loop, p->reads == 1);
+    run_for(loop, 20);
+    p->stop_in_read = false;
+    assert_ok(mo_cooperate(loop, start_reading_step, p->s, NULL, NULL));
+    RUN_UNTIL(loop, p->lost);
+    assert_string_equal(p->in, "a|b|c|"); /* then the end of file closed it */
+    assert_int_equal(p->lost_code, 0);
+    close(fd);
+    server_stop(&sv);
+    mo_loop_free(loop);
+}
+
 static void test_u32_framing(void **state)
 {
     (void)state;
@@ -1202,20 +1240,23 @@ static void test_emfile_on_accept(void **state)
     mo_loop_free(loop);
 }
 
-MO_TEST_MAIN(
-    cmocka_unit_test(test_addr_parse_and_format), cmocka_unit_test(test_echo_tcp4),
-    cmocka_unit_test(test_echo_tcp6), cmocka_unit_test(test_echo_unix_and_file_removed),
-    cmocka_unit_test(test_connect_resolves_localhost), cmocka_unit_test(test_connect_refused),
-    cmocka_unit_test(test_connect_name_does_not_resolve),
-    cmocka_unit_test(test_connect_bad_input_and_cancel), cmocka_unit_test(test_listen_port_in_use),
-    cmocka_unit_test(test_writes_in_order_with_destructors),
-    cmocka_unit_test(test_writes_after_close_and_bad_input),
-    cmocka_unit_test(test_close_after_flush), cmocka_unit_test(test_abort_drops_queue),
-    cmocka_unit_test(test_close_inside_read_callback), cmocka_unit_test(test_half_close),
-    cmocka_unit_test(test_peer_resets_mid_write),
-    cmocka_unit_test(test_callback_producer_paused_and_resumed),
-    cmocka_unit_test(test_task_producer), cmocka_unit_test(test_coroutine_awaits_writable),
-    cmocka_unit_test(test_waiters_wake_when_stream_ends), cmocka_unit_test(test_line_framing),
-    cmocka_unit_test(test_u32_framing), cmocka_unit_test(test_huge_line_is_refused),
-    cmocka_unit_test(test_nodelay_keepalive_and_watermarks),
-    cmocka_unit_test(test_loop_freed_with_open_streams), cmocka_unit_test(test_emfile_on_accept))
+MO_TEST_MAIN(cmocka_unit_test(test_addr_parse_and_format), cmocka_unit_test(test_echo_tcp4),
+             cmocka_unit_test(test_echo_tcp6), cmocka_unit_test(test_echo_unix_and_file_removed),
+             cmocka_unit_test(test_connect_resolves_localhost),
+             cmocka_unit_test(test_connect_refused),
+             cmocka_unit_test(test_connect_name_does_not_resolve),
+             cmocka_unit_test(test_connect_bad_input_and_cancel),
+             cmocka_unit_test(test_listen_port_in_use),
+             cmocka_unit_test(test_writes_in_order_with_destructors),
+             cmocka_unit_test(test_writes_after_close_and_bad_input),
+             cmocka_unit_test(test_close_after_flush), cmocka_unit_test(test_abort_drops_queue),
+             cmocka_unit_test(test_close_inside_read_callback), cmocka_unit_test(test_half_close),
+             cmocka_unit_test(test_peer_resets_mid_write),
+             cmocka_unit_test(test_callback_producer_paused_and_resumed),
+             cmocka_unit_test(test_task_producer), cmocka_unit_test(test_coroutine_awaits_writable),
+             cmocka_unit_test(test_waiters_wake_when_stream_ends),
+             cmocka_unit_test(test_line_framing), cmocka_unit_test(test_kept_frames_before_eof),
+             cmocka_unit_test(test_u32_framing), cmocka_unit_test(test_huge_line_is_refused),
+             cmocka_unit_test(test_nodelay_keepalive_and_watermarks),
+             cmocka_unit_test(test_loop_freed_with_open_streams),
+             cmocka_unit_test(test_emfile_on_accept))
