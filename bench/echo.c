@@ -412,8 +412,7 @@ static void print_row(const char *name, double v, double first, const char *bett
     printf("  %-10s %12.2f   %.2fx morsel's (%s is better)\n", name, v, v / first, better);
 }
 
-static void compare_load(const char *title, int nconn, unsigned window, unsigned reps,
-                         double secs)
+static void compare_load(const char *title, int nconn, unsigned window, unsigned reps, double secs)
 {
     double tput[NSERVERS][MAXREPS], p50[NSERVERS][MAXREPS], p99[NSERVERS][MAXREPS];
     for (unsigned r = 0; r < reps; r++) {

@@ -23,6 +23,7 @@ static const char *const cmd = "serve";
 struct serve_cli {
     struct serve_opts o;
     int64_t grace;
+    int64_t watchdog; /* 0: none */
     mo_loop_t *loop;
     struct server *srv;
     mo_io_id sig_id;
@@ -122,6 +123,7 @@ static void serve_usage(FILE *f)
             "  --grace SECONDS      on a signal, let answers finish this long (default 5)\n"
             "  --threads T          factorial worker threads (default: one per CPU)\n"
             "  --heartbeat MS       the timer whose lateness 'stats' reports (default 1)\n"
+            "  --watchdog MS        report on stderr a callback that holds the loop longer\n"
             "  --blocking           compute each request in one callback (a lesson)\n"
             "  --steps K            factorial as the seed's optFactorial, K products per call\n");
 }
@@ -134,6 +136,7 @@ enum {
     OPT_GRACE,
     OPT_THREADS,
     OPT_HEARTBEAT,
+    OPT_WATCHDOG,
     OPT_BLOCKING,
     OPT_STEPS
 };
@@ -181,6 +184,10 @@ static int parse_option(int c, struct serve_cli *s)
         if (cli_parse_u64(optarg, 60000, &v)) return s->o.heartbeat = v ? MO_MSEC(v) : -1, 0;
         cli_error(cmd, "--heartbeat takes milliseconds from 0 (none) to 60000");
         return CLI_USAGE;
+    case OPT_WATCHDOG:
+        if (cli_parse_u64(optarg, 60000, &v) && v) return s->watchdog = MO_MSEC(v), 0;
+        cli_error(cmd, "--watchdog takes milliseconds from 1 to 60000");
+        return CLI_USAGE;
     case OPT_STEPS:
         if (cli_parse_u64(optarg, UINT32_MAX, &v) && v) {
             s->o.mode = SERVE_STEPS;
@@ -204,6 +211,7 @@ static int parse(int argc, char **argv, struct serve_cli *s)
                                              {"grace", required_argument, NULL, OPT_GRACE},
                                              {"threads", required_argument, NULL, OPT_THREADS},
                                              {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
+                                             {"watchdog", required_argument, NULL, OPT_WATCHDOG},
                                              {"blocking", no_argument, NULL, OPT_BLOCKING},
                                              {"steps", required_argument, NULL, OPT_STEPS},
                                              {"help", no_argument, NULL, 'h'},
@@ -251,6 +259,8 @@ static int serve_run(struct serve_cli *s)
     int err = mo_loop_new(&s->loop, 0);
     if (!err) err = serve_start(s->loop, &s->o, &s->srv, &what);
     if (!err && (err = signals_setup(s)) != 0) what = "cannot catch signals";
+    if (!err && s->watchdog && (err = mo_watchdog_start(s->loop, s->watchdog, NULL, NULL)) != 0)
+        what = "cannot start the watchdog";
     if (err) {
         cli_error(cmd, "%s: %s", what, mo_strerror(err));
         serve_free(s->srv);
