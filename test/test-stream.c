@@ -3,7 +3,8 @@
  * backpressure with callback, task and coroutine producers, framing, and
  * the faults a peer can cause. Everything runs on one loop in this
  * process: the clients are streams too, or raw sockets. SIGPIPE keeps its
- * default action, so a write that raised it would kill the test. */
+ * default action, so a write that raised it would kill the test.
+ * MO_TEST_LABEL_THREADS: host names are resolved on the pool. */
 #include "test.h"
 
 #include <fcntl.h>
@@ -1211,6 +1212,19 @@ static void test_emfile_on_accept(void **state)
     low = old;
     low.rlim_cur = (rlim_t)lowest;
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    /* Valgrind keeps its own count of descriptors, which accept4() does
+     * not follow: the limit cannot be tested under it. */
+    const char *preload = getenv("LD_PRELOAD");
+    int probe = dup(0);
+    if (probe >= 0 || (preload && strstr(preload, "vgpreload"))) {
+        if (probe >= 0) close(probe);
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+        for (int i = 0; i < K; i++) close(waiting[i]);
+        close(first);
+        server_stop(&sv);
+        mo_loop_free(loop);
+        skip();
+    }
     RUN_UNTIL(loop, sv.errors >= K);
     int64_t until = mo_hrtime() + MO_MSEC(50);
     while (mo_hrtime() < until) spin_once(loop); /* and it does not spin */

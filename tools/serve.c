@@ -29,26 +29,6 @@ void serve_reply(struct conn *c, const char *fmt, ...)
     mo_stream_write_copy(c->s, line, (size_t)n); /* a broken stream is reported by on_lost */
 }
 
-int serve_write_escaped(struct conn *c, const char *text, size_t len)
-{
-    char buf[1024];
-    size_t k = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (k + 2 > sizeof buf) {
-            int err = mo_stream_write_copy(c->s, buf, k);
-            if (err) return err;
-            k = 0;
-        }
-        char ch = text[i];
-        if (ch == '\n' || ch == '\\') {
-            buf[k++] = '\\';
-            ch = ch == '\n' ? 'n' : '\\';
-        }
-        buf[k++] = ch;
-    }
-    return k ? mo_stream_write_copy(c->s, buf, k) : 0;
-}
-
 /* ---- the end of a connection ---- */
 
 static void server_maybe_done(struct server *srv);

@@ -65,7 +65,4 @@ void serve_answer_done(struct conn *c);
 void serve_fact(struct conn *c, unsigned long n);
 void serve_walk(struct conn *c, const char *dir);
 
-/* Writes text with "\n" and "\\" escaped as two characters each. */
-int serve_write_escaped(struct conn *c, const char *text, size_t len);
-
 #endif

@@ -20,37 +20,89 @@
  * connections wait little for it. */
 #define WALK_SLICE MO_USEC(250)
 
+/* The text of an answer, built a directory's listing at a time and
+ * written with one write: a system call per listing, not per path. */
+struct out {
+    char *p;
+    size_t len, cap;
+    bool failed; /* out of memory */
+};
+
+static void out_add(struct out *o, const char *s, size_t n)
+{
+    if (o->failed) return;
+    if (o->len + n > o->cap) {
+        size_t cap = o->cap ? o->cap : 4096;
+        while (cap < o->len + n) cap *= 2;
+        char *p = realloc(o->p, cap);
+        if (!p) {
+            o->failed = true;
+            return;
+        }
+        o->p = p;
+        o->cap = cap;
+    }
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+
+/* Text with "\n" and "\\" written as two characters each. */
+static void out_escaped(struct out *o, const char *s, size_t n)
+{
+    for (size_t i = 0, run = 0; i <= n; i++) {
+        if (i < n && s[i] != '\n' && s[i] != '\\') continue;
+        out_add(o, s + run, i - run);
+        if (i < n) out_add(o, s[i] == '\n' ? "\\n" : "\\\\", 2);
+        run = i + 1;
+    }
+}
+
+/* One path: dir, the part of the walked path after the full path, and a
+ * name joined with "/" as os.path.join does (none if name is NULL). */
+static void out_path(struct out *o, const char *dir, const char *rest, const char *name,
+                     size_t nlen)
+{
+    size_t dlen = strlen(dir), rlen = strlen(rest);
+    out_escaped(o, dir, dlen);
+    out_escaped(o, rest, rlen);
+    if (name) {
+        char last = rlen ? rest[rlen - 1] : dlen ? dir[dlen - 1] : '/';
+        if (last != '/') out_add(o, "/", 1);
+        out_escaped(o, name, nlen);
+    }
+    out_add(o, "\n", 1);
+}
+
+/* Writes what was built; the stream copies what the kernel does not take. */
+static void out_flush(struct out *o, struct conn *c)
+{
+    if (o->failed)
+        serve_reply(c, "error: walk: %s", mo_strerror(MO_ENOMEM));
+    else if (o->len)
+        mo_stream_write_copy(c->s, o->p, o->len);
+    o->len = 0;
+}
+
+static void out_error(struct out *o, struct conn *c, const char *dir, const char *rest, int err)
+{
+    out_add(o, "error: walk: '", 14);
+    out_escaped(o, dir, strlen(dir));
+    out_escaped(o, rest, strlen(rest));
+    out_add(o, "': ", 3);
+    const char *msg = strerror(-err);
+    out_add(o, msg, strlen(msg));
+    out_add(o, "\n", 1);
+    out_flush(o, c);
+}
+
 struct walk_ans {
     struct conn *c;
     mo_deferred_t *d; /* our reference */
     const char *dir;  /* as requested: into text[] */
     size_t full_len;  /* the length of the path walked, which prefixes every dirname */
-    char text[];      /* dir, NUL, the full path, NUL */
+    struct out out;
+    char text[]; /* dir, NUL, the full path, NUL */
 };
-
-/* The printed form of a path under the walked one: dir, then the part of
- * path after the full path. */
-static void write_path(struct conn *c, const char *dir, const char *rest, const char *name,
-                       size_t nlen)
-{
-    size_t dlen = strlen(dir), rlen = strlen(rest);
-    serve_write_escaped(c, dir, dlen);
-    serve_write_escaped(c, rest, rlen);
-    if (name) {
-        bool slash = (rlen ? rest[rlen - 1] : dlen ? dir[dlen - 1] : '/') == '/';
-        if (!slash) mo_stream_write_copy(c->s, "/", 1);
-        serve_write_escaped(c, name, nlen);
-    }
-    mo_stream_write_copy(c->s, "\n", 1);
-}
-
-static void walk_error(struct conn *c, const char *dir, const char *rest, int err)
-{
-    mo_stream_write_copy(c->s, "error: walk: '", 14);
-    serve_write_escaped(c, dir, strlen(dir));
-    serve_write_escaped(c, rest, strlen(rest));
-    serve_reply(c, "': %s", strerror(-err));
-}
 
 /* ---- sliced, with mo_walk() ---- */
 
@@ -59,12 +111,14 @@ static void visit(void *arg, const char *dirname, mo_walk_names *names)
     struct walk_ans *a = arg;
     const char *rest = dirname + a->full_len;
     for (size_t i = 0; i < names->count; i++)
-        write_path(a->c, a->dir, rest, names->names[i].name, names->names[i].len);
+        out_path(&a->out, a->dir, rest, names->names[i].name, names->names[i].len);
+    out_flush(&a->out, a->c);
 }
 
 static void walk_free(struct walk_ans *a)
 {
     mo_deferred_unref(a->d);
+    free(a->out.p);
     free(a);
 }
 
@@ -79,8 +133,8 @@ static void walk_over(mo_result_t *result, void *arg)
     }
     if (f) {
         const char *path = mo_failure_message(f);
-        walk_error(c, a->dir, strlen(path) >= a->full_len ? path + a->full_len : "",
-                   mo_failure_code(f));
+        out_error(&a->out, c, a->dir, strlen(path) >= a->full_len ? path + a->full_len : "",
+                  mo_failure_code(f));
         mo_result_set(result, NULL, NULL); /* handled */
     } else {
         mo_stream_write_copy(c->s, "\n", 1);
@@ -144,7 +198,7 @@ struct bwalk {
     size_t full_len;
     char *path; /* the directory being read */
     size_t len, cap;
-    int err;
+    struct out out;
 };
 
 static bool bw_push(struct bwalk *b, const char *name)
@@ -169,7 +223,7 @@ static int bw_dir(struct bwalk *b)
 {
     DIR *d = opendir(b->path);
     if (!d) {
-        walk_error(b->c, b->dir, b->path + b->full_len, -errno);
+        out_error(&b->out, b->c, b->dir, b->path + b->full_len, -errno);
         return -1;
     }
     char **subs = NULL;
@@ -177,7 +231,8 @@ static int bw_dir(struct bwalk *b)
     int err = 0;
     for (struct dirent *e; !err && (e = readdir(d)) != NULL;) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        write_path(b->c, b->dir, b->path + b->full_len, e->d_name, strlen(e->d_name));
+        out_path(&b->out, b->dir, b->path + b->full_len, e->d_name, strlen(e->d_name));
+        if (b->out.len >= 65536) out_flush(&b->out, b->c);
         bool is_dir = e->d_type == DT_DIR;
         struct stat st;
         if (e->d_type == DT_UNKNOWN && fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
@@ -194,6 +249,7 @@ static int bw_dir(struct bwalk *b)
         if (!err && !(subs[nsubs++] = strdup(e->d_name))) err = -1;
     }
     closedir(d);
+    out_flush(&b->out, b->c);
     size_t len = b->len;
     for (size_t i = 0; i < nsubs; i++) {
         if (!err && bw_push(b, subs[i])) err = bw_dir(b);
@@ -207,13 +263,14 @@ static int bw_dir(struct bwalk *b)
 
 static void walk_blocking(struct conn *c, const char *dir, const char *full)
 {
-    struct bwalk b = {c, dir, strlen(full), NULL, 0, 0, 0};
+    struct bwalk b = {c, dir, strlen(full), NULL, 0, 0, {0}};
     if (!bw_push(&b, full)) { /* on the empty path: just full */
         serve_reply(c, "error: walk: %s", mo_strerror(MO_ENOMEM));
         return;
     }
     if (bw_dir(&b) == 0) mo_stream_write_copy(c->s, "\n", 1);
     free(b.path);
+    free(b.out.p);
 }
 
 /* ---- the request ---- */
@@ -225,22 +282,23 @@ static int confine(struct conn *c, const char *dir, char *full, size_t size)
     const char *root = c->srv->root;
     int n =
         dir[0] == '/' ? snprintf(full, size, "%s", dir) : snprintf(full, size, "%s/%s", root, dir);
-    if (n < 0 || (size_t)n >= size) {
-        walk_error(c, dir, "", MO_ENAMETOOLONG);
-        return -1;
-    }
+    struct out o = {0};
     char real[PATH_MAX];
-    if (!realpath(full, real)) {
-        walk_error(c, dir, "", -errno);
+    int err = n < 0 || (size_t)n >= size ? MO_ENAMETOOLONG : realpath(full, real) ? 0 : -errno;
+    if (err) {
+        out_error(&o, c, dir, "", err);
+        free(o.p);
         return -1;
     }
     size_t rl = strlen(root);
     bool inside =
         !strcmp(root, "/") || (!strncmp(real, root, rl) && (real[rl] == '\0' || real[rl] == '/'));
     if (!inside) {
-        mo_stream_write_copy(c->s, "error: walk: '", 14);
-        serve_write_escaped(c, dir, strlen(dir));
-        serve_reply(c, "' is outside the root");
+        out_add(&o, "error: walk: '", 14);
+        out_escaped(&o, dir, strlen(dir));
+        out_add(&o, "' is outside the root\n", 22);
+        out_flush(&o, c);
+        free(o.p);
         return -1;
     }
     return 0;
@@ -253,15 +311,18 @@ void serve_walk(struct conn *c, const char *dir)
     /* DIR itself first, as find prints it; only a directory is walked (a
      * symbolic link is not followed unless DIR ends with "/"). */
     struct stat st;
+    struct out o = {0};
+    bool is_dir = false;
     if (fstatat(AT_FDCWD, full, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        walk_error(c, dir, "", -errno);
-        return;
+        out_error(&o, c, dir, "", -errno);
+    } else {
+        is_dir = S_ISDIR(st.st_mode);
+        out_path(&o, dir, "", NULL, 0);
+        if (!is_dir) out_add(&o, "\n", 1); /* the empty line: nothing below a file */
+        out_flush(&o, c);
     }
-    write_path(c, dir, "", NULL, 0);
-    if (!S_ISDIR(st.st_mode)) {
-        mo_stream_write_copy(c->s, "\n", 1);
-        return;
-    }
+    free(o.p);
+    if (!is_dir) return;
     if (c->srv->o.mode == SERVE_BLOCKING)
         walk_blocking(c, dir, full);
     else
