@@ -22,6 +22,7 @@
 #include "morsel.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 

@@ -4,7 +4,6 @@
 /* MO_TEST_LABEL_THREADS (offloaded pieces run on pool threads) */
 #include "test.h"
 
-
 #include "work/coro_ctx.h"
 #include "work/work_int.h"
 
