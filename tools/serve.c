@@ -94,9 +94,12 @@ static const char *split(char *line, const char **rest)
     return line;
 }
 
+/* One or more ASCII digits (leading zeros allowed), at most 100000000. */
 static bool parse_n(const char *text, unsigned long *n)
 {
-    if (!text || *text < '0' || *text > '9' || strlen(text) > 9) return false;
+    if (!text || *text < '0' || *text > '9') return false;
+    while (text[0] == '0' && text[1]) text++;
+    if (strlen(text) > 9) return false;
     char *end;
     unsigned long v = strtoul(text, &end, 10);
     if (*end || v > SERVE_FACT_MAX) return false;

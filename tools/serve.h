@@ -30,7 +30,8 @@ struct serve_opts {
     const char *listen;       /* TCP address, e.g. "127.0.0.1:0"; NULL: none */
     const char *unix_path;    /* a Unix socket to listen on too; NULL: none */
     unsigned max_connections; /* 0: no limit; beyond it: an error line, then closed */
-    const char *root;         /* walk requests are confined below it; NULL: "." */
+    const char *root;         /* walk requests are relative to it and confined below it;
+                                 NULL: relative to ".", not confined */
     int mode;                 /* enum serve_mode */
     unsigned long steps;      /* SERVE_STEPS: multiplications per call (>= 1) */
     unsigned threads;         /* factorial workers; 0: one per CPU */

@@ -1,8 +1,9 @@
 /* `walk DIR` for the server: every path under DIR, DIR first, one per line
  * as `find DIR` prints them (DIR as the client wrote it, then "/" and the
  * names below it), then an empty line. DIR is taken relative to the
- * server's root, or as an absolute path, and must resolve (symbolic links
- * included) to the root or below it. The walk is mo_walk() in pieces,
+ * server's root (--root, else its working directory), or as an absolute
+ * path; with --root it must resolve (symbolic links included) to the root
+ * or below it. The walk is mo_walk() in pieces,
  * paused while the client does not read (the stream's producer); in the
  * blocking mode, a recursive readdir in the read callback. The first
  * error ends the answer with its error line, after the paths so far. */
@@ -85,10 +86,10 @@ static void out_flush(struct out *o, struct conn *c)
 
 static void out_error(struct out *o, struct conn *c, const char *dir, const char *rest, int err)
 {
-    out_add(o, "error: walk: '", 14);
+    out_add(o, "error: walk: ", 13);
     out_escaped(o, dir, strlen(dir));
     out_escaped(o, rest, strlen(rest));
-    out_add(o, "': ", 3);
+    out_add(o, ": ", 2);
     const char *msg = strerror(-err);
     out_add(o, msg, strlen(msg));
     out_add(o, "\n", 1);
@@ -275,8 +276,8 @@ static void walk_blocking(struct conn *c, const char *dir, const char *full)
 
 /* ---- the request ---- */
 
-/* The path to walk for dir, confined below the root: 0, or an error line
- * has been written. */
+/* The path to walk for dir (relative to the root), confined below the
+ * root if one was given: 0, or an error line has been written. */
 static int confine(struct conn *c, const char *dir, char *full, size_t size)
 {
     const char *root = c->srv->root;
@@ -291,12 +292,12 @@ static int confine(struct conn *c, const char *dir, char *full, size_t size)
         return -1;
     }
     size_t rl = strlen(root);
-    bool inside =
-        !strcmp(root, "/") || (!strncmp(real, root, rl) && (real[rl] == '\0' || real[rl] == '/'));
+    bool inside = !c->srv->o.root || !strcmp(root, "/") ||
+                  (!strncmp(real, root, rl) && (real[rl] == '\0' || real[rl] == '/'));
     if (!inside) {
-        out_add(&o, "error: walk: '", 14);
+        out_add(&o, "error: walk: ", 13);
         out_escaped(&o, dir, strlen(dir));
-        out_add(&o, "' is outside the root\n", 22);
+        out_add(&o, ": outside the root\n", 19);
         out_flush(&o, c);
         free(o.p);
         return -1;
@@ -308,21 +309,20 @@ void serve_walk(struct conn *c, const char *dir)
 {
     char full[PATH_MAX];
     if (confine(c, dir, full, sizeof full)) return;
-    /* DIR itself first, as find prints it; only a directory is walked (a
-     * symbolic link is not followed unless DIR ends with "/"). */
+    /* DIR must be a directory (a symbolic link is not one, unless DIR ends
+     * with "/"); it is the first line, as find prints it. */
     struct stat st;
     struct out o = {0};
-    bool is_dir = false;
-    if (fstatat(AT_FDCWD, full, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        out_error(&o, c, dir, "", -errno);
-    } else {
-        is_dir = S_ISDIR(st.st_mode);
+    int err = fstatat(AT_FDCWD, full, &st, AT_SYMLINK_NOFOLLOW) ? -errno
+              : !S_ISDIR(st.st_mode)                            ? MO_ENOTDIR
+                                                                : 0;
+    if (err)
+        out_error(&o, c, dir, "", err);
+    else
         out_path(&o, dir, "", NULL, 0);
-        if (!is_dir) out_add(&o, "\n", 1); /* the empty line: nothing below a file */
-        out_flush(&o, c);
-    }
+    out_flush(&o, c);
     free(o.p);
-    if (!is_dir) return;
+    if (err) return;
     if (c->srv->o.mode == SERVE_BLOCKING)
         walk_blocking(c, dir, full);
     else
