@@ -45,8 +45,8 @@
  * not spin: it accepts the connection with a spare descriptor kept for
  * that, closes it, and reports MO_EMFILE to its error callback.
  *
- * Memory: a stream takes about 200 bytes (plus the kernel's socket
- * buffers); a listener about 150. Reads use one buffer per loop
+ * Memory: a stream takes 280 bytes (plus the kernel's socket buffers and
+ * the loop's 56-byte record of its descriptor); a listener about 300. Reads use one buffer per loop
  * (64 KiB), so an idle connection costs no read buffer; a stream with
  * framing keeps a buffer for its partial frame, up to the frame's maximum
  * plus one read. Write records and the chunks that hold copied bytes come
@@ -280,7 +280,8 @@ MO_EXTERN int mo_stream_writable(const mo_stream_t *s);
  * streaming producer): pause(s, arg) runs when a write takes the queue
  * above the high mark, resume(s, arg) when it has drained to the low mark,
  * and once more, if paused, when the stream ends (writes then fail: end
- * the production). Either may be NULL. Replaces the previous producer;
+ * the production). Either may be NULL. Replaces the previous producer,
+ * which is not called again (a task the stream had paused is resumed);
  * pause and resume NULL unregister it. If the stream is paused now, pause
  * runs before this returns. Errors: MO_EINVAL (NULL s). Loop thread. */
 MO_EXTERN int mo_stream_set_producer(mo_stream_t *s, mo_stream_fn pause, mo_stream_fn resume,
@@ -393,7 +394,8 @@ MO_EXTERN int mo_listen(mo_loop_t *loop, const mo_addr_t *addr, const struct mo_
 MO_EXTERN int mo_listener_addr(const mo_listener_t *l, mo_addr_t *addr);
 
 /* Stops accepting for a while (connections wait in the backlog) and
- * starts again. Idempotent. Errors: MO_EINVAL (NULL). Loop thread. */
+ * starts again. Idempotent. Errors: MO_EINVAL (NULL), MO_ENOMEM (resume:
+ * the watcher could not be started; still paused). Loop thread. */
 MO_EXTERN int mo_listener_pause(mo_listener_t *l);
 MO_EXTERN int mo_listener_resume(mo_listener_t *l);
 
