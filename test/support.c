@@ -1,6 +1,9 @@
 #include "test.h"
 
+#include <limits.h>
 #include <pthread.h>
+#include <string.h>
+#include <unistd.h>
 
 mo_loop_t *mo_test_virtual_loop(void)
 {
@@ -34,4 +37,16 @@ int mo_test_run_on_small_stack(size_t stack_size, void *(*fn)(void *), void *arg
     pthread_attr_destroy(&attr);
     pthread_join(th, &ret);
     return (int)(intptr_t)ret;
+}
+
+const char *mo_test_morsel(void)
+{
+    static char path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 16);
+    assert_true(n > 0);
+    path[n] = '\0';
+    strcpy(strrchr(path, '/') + 1, "morsel");
+    /* CMake builds the tests that call this only with the CLI. */
+    if (access(path, X_OK) != 0) fail_msg("no executable morsel beside the test: %s", path);
+    return path;
 }

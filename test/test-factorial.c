@@ -251,6 +251,20 @@ static void count_progress(struct fact_plan *plan, void *arg)
     ((struct outcome *)arg)->progress++;
 }
 
+/* The plan's text is GMP's digits of n!. */
+static void assert_plan_text(struct fact_plan *plan, unsigned long n)
+{
+    char *got = plan_text(plan);
+    mpz_t f;
+    mpz_init(f);
+    mpz_fac_ui(f, n);
+    char *want = mpz_get_str(NULL, 10, f);
+    assert_true(strcmp(got, want) == 0);
+    free(got);
+    free(want);
+    mpz_clear(f);
+}
+
 static void loop_driver_text(void **state)
 {
     (void)state;
@@ -268,15 +282,7 @@ static void loop_driver_text(void **state)
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
     assert_non_null(o.plan);
     assert_int_equal(o.progress, pieces);
-    char *got = plan_text(o.plan);
-    mpz_t f;
-    mpz_init(f);
-    mpz_fac_ui(f, 250003);
-    char *want = mpz_get_str(NULL, 10, f);
-    assert_true(strcmp(got, want) == 0);
-    free(got);
-    free(want);
-    mpz_clear(f);
+    assert_plan_text(o.plan, 250003);
     fact_plan_free(o.plan);
     offload_free(w);
     mo_loop_free(loop);
@@ -336,15 +342,7 @@ static void loop_driver_hold(void **state)
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
     assert_non_null(o.plan);
     assert_int_equal(h.progress, pieces);
-    char *got = plan_text(o.plan);
-    mpz_t f;
-    mpz_init(f);
-    mpz_fac_ui(f, 250003);
-    char *want = mpz_get_str(NULL, 10, f);
-    assert_true(strcmp(got, want) == 0);
-    free(got);
-    free(want);
-    mpz_clear(f);
+    assert_plan_text(o.plan, 250003);
     fact_plan_free(o.plan);
     offload_free(w);
     mo_loop_free(loop);

@@ -21,15 +21,11 @@
 #include <time.h>
 #include <unistd.h>
 
-static char morsel[PATH_MAX];
+static const char *morsel;
 
 static void find_morsel(void)
 {
-    ssize_t n = readlink("/proc/self/exe", morsel, sizeof morsel - 16);
-    assert_true(n > 0);
-    morsel[n] = '\0';
-    strcpy(strrchr(morsel, '/') + 1, "morsel");
-    if (access(morsel, X_OK) != 0) fail_msg("no executable morsel beside the test: %s", morsel);
+    morsel = mo_test_morsel();
 }
 
 /* ---- the server process ---- */

@@ -260,6 +260,30 @@ static void small_buffers(mo_stream_t *a, mo_stream_t *b)
     assert_int_equal(setsockopt(mo_stream_fd(b), SOL_SOCKET, SO_RCVBUF, &v, sizeof v), 0);
 }
 
+/* ---- a loop, a server and one client connected to it ---- */
+
+/* Fills *loop, *sv and *c: a new loop, a server on 127.0.0.1 (echoing if
+ * `echo`) and a client connected to it, accepted as sv->peers[0]. */
+static void pair_open(mo_loop_t **loop, struct server *sv, struct peer *c, bool echo)
+{
+    *loop = mo_test_loop();
+    server_start(sv, *loop, "127.0.0.1:0");
+    sv->echo = echo;
+    memset(c, 0, sizeof *c);
+    assert_int_equal(dial(*loop, sv->text, c), 0);
+    RUN_UNTIL(*loop, sv->n == 1);
+}
+
+/* Ends the client (if still open), the server's peers and the loop. */
+static void pair_close(mo_loop_t *loop, struct server *sv, struct peer *c)
+{
+    if (c->s) mo_stream_abort(c->s);
+    RUN_UNTIL(loop, c->lost);
+    server_stop(sv);
+    peer_clear(c);
+    mo_loop_free(loop);
+}
+
 /* ---- addresses ---- */
 
 static void test_addr_parse_and_format(void **state)
@@ -335,9 +359,7 @@ static void echo_round_trip(const char *listen_addr)
     assert_ok(mo_stream_close(sv.peers[0].s));
     RUN_UNTIL(loop, sv.peers[0].lost);
     assert_int_equal(sv.peers[0].lost_code, 0);
-    server_stop(&sv);
-    peer_clear(&c);
-    mo_loop_free(loop);
+    pair_close(loop, &sv, &c);
 }
 
 static void test_echo_tcp4(void **state)
@@ -396,9 +418,7 @@ static void test_connect_resolves_localhost(void **state)
     mo_stream_abort(c.s);
     RUN_UNTIL(loop, c.lost);
     assert_int_equal(c.lost_code, MO_ECONNABORTED);
-    server_stop(&sv);
-    peer_clear(&c);
-    mo_loop_free(loop);
+    pair_close(loop, &sv, &c);
 }
 
 static void test_connect_refused(void **state)
@@ -490,19 +510,26 @@ static void owned_free(void *arg)
     o->freed++;
 }
 
+/* Writes a buffer of `size` bytes of `fill` on s, zero-copy, recording in
+ * o when the stream lets go of it; o->buf is the caller's to free. */
+static void write_big(mo_stream_t *s, size_t size, char fill, struct owned *o)
+{
+    *o = (struct owned){malloc(size), 0};
+    assert_non_null(o->buf);
+    memset(o->buf, fill, size);
+    assert_ok(mo_stream_write(s, o->buf, size, owned_free, o));
+}
+
 /* Zero-copy and copied writes, mixed, arrive in order; each buffer's
  * destructor runs once, after its bytes went out. The peer does not read
  * at first, so the writes queue and go out gathered. */
 static void test_writes_in_order_with_destructors(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_loop();
+    mo_loop_t *loop;
     struct server sv;
-    server_start(&sv, loop, "127.0.0.1:0");
-    sv.echo = false;
-    struct peer c = {0};
-    assert_int_equal(dial(loop, sv.text, &c), 0);
-    RUN_UNTIL(loop, sv.n == 1);
+    struct peer c;
+    pair_open(&loop, &sv, &c, false);
     mo_stream_t *s = sv.peers[0].s;
     small_buffers(s, c.s);
     enum { N = 200, SIZE = 4096 };
@@ -533,11 +560,7 @@ static void test_writes_in_order_with_destructors(void **state)
     assert_ok(mo_stream_stats(s, &st));
     assert_int_equal(st.bytes_written, total);
     assert_true(st.max_queued > 0);
-    mo_stream_abort(c.s);
-    RUN_UNTIL(loop, c.lost);
-    server_stop(&sv);
-    peer_clear(&c);
-    mo_loop_free(loop);
+    pair_close(loop, &sv, &c);
 }
 
 static void test_writes_after_close_and_bad_input(void **state)
@@ -579,9 +602,7 @@ static void test_writes_after_close_and_bad_input(void **state)
     assert_mo(MO_EPIPE, mo_stream_peer_addr(s, &a));
     RUN_UNTIL(loop, c.lost);
     assert_int_equal(c.lost_code, 0); /* the close had already ended it cleanly */
-    server_stop(&sv);
-    peer_clear(&c);
-    mo_loop_free(loop);
+    pair_close(loop, &sv, &c);
 }
 
 /* ---- ending ---- */
@@ -591,29 +612,22 @@ static void test_writes_after_close_and_bad_input(void **state)
 static void test_close_after_flush(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_loop();
+    mo_loop_t *loop;
     struct server sv;
-    server_start(&sv, loop, "127.0.0.1:0");
-    sv.echo = false;
-    struct peer c = {0};
-    assert_int_equal(dial(loop, sv.text, &c), 0);
-    RUN_UNTIL(loop, sv.n == 1);
+    struct peer c;
+    pair_open(&loop, &sv, &c, false);
     size_t size = 1 << 20;
-    char *big = malloc(size);
-    memset(big, 'z', size);
-    struct owned o = {big, 0};
-    assert_ok(mo_stream_write(sv.peers[0].s, big, size, owned_free, &o));
+    struct owned o;
+    write_big(sv.peers[0].s, size, 'z', &o);
     assert_ok(mo_stream_close(sv.peers[0].s));
     RUN_UNTIL(loop, c.eofs && sv.peers[0].lost);
     assert_int_equal(c.inlen, size);
     assert_int_equal(o.freed, 1);
     assert_int_equal(sv.peers[0].lost_code, 0);
-    free(big);
+    free(o.buf);
     mo_stream_close(c.s);
     RUN_UNTIL(loop, c.lost);
-    server_stop(&sv);
-    peer_clear(&c);
-    mo_loop_free(loop);
+    pair_close(loop, &sv, &c);
 }
 
 /* Abort drops the queue (destructors run at once) and ends the stream
@@ -621,30 +635,22 @@ static void test_close_after_flush(void **state)
 static void test_abort_drops_queue(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_loop();
+    mo_loop_t *loop;
     struct server sv;
-    server_start(&sv, loop, "127.0.0.1:0");
-    struct peer c = {0};
-    assert_int_equal(dial(loop, sv.text, &c), 0);
-    RUN_UNTIL(loop, sv.n == 1);
+    struct peer c;
+    pair_open(&loop, &sv, &c, true);
     assert_ok(mo_stream_read_stop(c.s));
     size_t size = 8 << 20;
-    char *big = malloc(size);
-    memset(big, 'q', size);
-    struct owned o = {big, 0};
-    assert_ok(mo_stream_write(sv.peers[0].s, big, size, owned_free, &o));
+    struct owned o;
+    write_big(sv.peers[0].s, size, 'q', &o);
     assert_true(mo_stream_queued(sv.peers[0].s) > 0);
     assert_int_equal(o.freed, 0);
     assert_ok(mo_stream_abort(sv.peers[0].s));
     assert_int_equal(o.freed, 1);
     RUN_UNTIL(loop, sv.peers[0].lost);
     assert_int_equal(sv.peers[0].lost_code, MO_ECONNABORTED);
-    free(big);
-    mo_stream_abort(c.s);
-    RUN_UNTIL(loop, c.lost);
-    server_stop(&sv);
-    peer_clear(&c);
-    mo_loop_free(loop);
+    free(o.buf);
+    pair_close(loop, &sv, &c);
 }
 
 /* Closing, or aborting, a stream from inside its own read callback. */
@@ -652,12 +658,10 @@ static void test_close_inside_read_callback(void **state)
 {
     (void)state;
     for (int abort_it = 0; abort_it < 2; abort_it++) {
-        mo_loop_t *loop = mo_test_loop();
+        mo_loop_t *loop;
         struct server sv;
-        server_start(&sv, loop, "127.0.0.1:0");
-        struct peer c = {0};
-        assert_int_equal(dial(loop, sv.text, &c), 0);
-        RUN_UNTIL(loop, sv.n == 1);
+        struct peer c;
+        pair_open(&loop, &sv, &c, true);
         /* The server echoes, then closes (or aborts) in the same callback. */
         sv.peers[0].close_in_read = !abort_it;
         sv.peers[0].abort_in_read = abort_it;
@@ -666,11 +670,7 @@ static void test_close_inside_read_callback(void **state)
         assert_int_equal(sv.peers[0].reads, 1);
         assert_int_equal(sv.peers[0].lost_code, abort_it ? MO_ECONNABORTED : 0);
         if (!abort_it) assert_string_equal(c.in, "one"); /* the echo was flushed first */
-        if (c.s) mo_stream_abort(c.s);
-        RUN_UNTIL(loop, c.lost);
-        server_stop(&sv);
-        peer_clear(&c);
-        mo_loop_free(loop);
+        pair_close(loop, &sv, &c);
     }
 }
 
@@ -680,13 +680,10 @@ static void test_close_inside_read_callback(void **state)
 static void test_half_close(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_loop();
+    mo_loop_t *loop;
     struct server sv;
-    server_start(&sv, loop, "127.0.0.1:0");
-    sv.echo = false;
-    struct peer c = {0};
-    assert_int_equal(dial(loop, sv.text, &c), 0);
-    RUN_UNTIL(loop, sv.n == 1);
+    struct peer c;
+    pair_open(&loop, &sv, &c, false);
     struct peer *p = &sv.peers[0];
     p->answer_eof = true; /* on the client's end of file: "bye" and close */
     assert_ok(mo_stream_write_copy(c.s, "question", 8));
@@ -699,9 +696,7 @@ static void test_half_close(void **state)
     mo_stream_close(c.s);
     RUN_UNTIL(loop, c.lost);
     assert_int_equal(c.lost_code, 0);
-    server_stop(&sv);
-    peer_clear(&c);
-    mo_loop_free(loop);
+    pair_close(loop, &sv, &c);
 }
 
 /* The peer resets the connection while we write a lot: the stream ends
@@ -716,10 +711,8 @@ static void test_peer_resets_mid_write(void **state)
     int fd = raw_connect(&sv.addr);
     RUN_UNTIL(loop, sv.n == 1);
     size_t size = 16 << 20;
-    char *big = malloc(size);
-    memset(big, 'r', size);
-    struct owned o = {big, 0};
-    assert_ok(mo_stream_write(sv.peers[0].s, big, size, owned_free, &o));
+    struct owned o;
+    write_big(sv.peers[0].s, size, 'r', &o);
     assert_true(mo_stream_queued(sv.peers[0].s) > 0);
     /* Read a little, then reset: SO_LINGER 0 makes close() send RST. */
     char buf[4096];
@@ -731,7 +724,7 @@ static void test_peer_resets_mid_write(void **state)
     int code = sv.peers[0].lost_code;
     if (code != MO_ECONNRESET && code != MO_EPIPE) fail_msg("lost with %s", mo_err_name(code));
     assert_int_equal(o.freed, 1);
-    free(big);
+    free(o.buf);
     server_stop(&sv);
     mo_loop_free(loop);
 }
@@ -811,11 +804,7 @@ static void test_callback_producer_paused_and_resumed(void **state)
     assert_ok(mo_stream_stats(pr.s, &st));
     assert_true(st.max_queued <= MO_STREAM_HIGH_WATER + sizeof piece);
     assert_int_equal(st.pauses, (uint64_t)pr.pauses);
-    mo_stream_abort(c.s);
-    RUN_UNTIL(loop, c.lost);
-    server_stop(&sv);
-    peer_clear(&c);
-    mo_loop_free(loop);
+    pair_close(loop, &sv, &c);
 }
 
 /* A cooperative task as the producer: one piece per step. */
@@ -834,14 +823,11 @@ static int task_step(mo_task_t *task, void *arg)
 static void test_task_producer(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_loop();
+    mo_loop_t *loop;
     struct server sv;
-    server_start(&sv, loop, "127.0.0.1:0");
-    sv.echo = false;
-    struct peer c = {0};
-    assert_int_equal(dial(loop, sv.text, &c), 0);
+    struct peer c;
+    pair_open(&loop, &sv, &c, false);
     assert_ok(mo_stream_read_stop(c.s));
-    RUN_UNTIL(loop, sv.n == 1);
     static char piece[3000];
     memset(piece, 't', sizeof piece);
     struct producer pr = {
@@ -858,11 +844,7 @@ static void test_task_producer(void **state)
     RUN_UNTIL(loop, mo_task_state(task) == MO_TASK_DONE && c.inlen == pr.total);
     assert_true(pr.max_queued <= MO_STREAM_HIGH_WATER + sizeof piece);
     mo_task_release(task);
-    mo_stream_abort(c.s);
-    RUN_UNTIL(loop, c.lost);
-    server_stop(&sv);
-    peer_clear(&c);
-    mo_loop_free(loop);
+    pair_close(loop, &sv, &c);
 }
 
 /* A coroutine producer that awaits "writable" between pieces. */
@@ -884,14 +866,11 @@ static int coro_produce(mo_coro_t *co, void *arg)
 static void test_coroutine_awaits_writable(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_loop();
+    mo_loop_t *loop;
     struct server sv;
-    server_start(&sv, loop, "127.0.0.1:0");
-    sv.echo = false;
-    struct peer c = {0};
-    assert_int_equal(dial(loop, sv.text, &c), 0);
+    struct peer c;
+    pair_open(&loop, &sv, &c, false);
     assert_ok(mo_stream_read_stop(c.s));
-    RUN_UNTIL(loop, sv.n == 1);
     static char piece[5000];
     memset(piece, 'c', sizeof piece);
     struct producer pr = {
@@ -907,11 +886,7 @@ static void test_coroutine_awaits_writable(void **state)
     assert_ok(mo_stream_read_start(c.s));
     RUN_UNTIL(loop, mo_task_state(task) == MO_TASK_DONE && c.inlen == pr.total);
     mo_task_release(task);
-    mo_stream_abort(c.s);
-    RUN_UNTIL(loop, c.lost);
-    server_stop(&sv);
-    peer_clear(&c);
-    mo_loop_free(loop);
+    pair_close(loop, &sv, &c);
 }
 
 /* A coroutine waiting for "writable" when the peer goes away wakes with
@@ -919,14 +894,11 @@ static void test_coroutine_awaits_writable(void **state)
 static void test_waiters_wake_when_stream_ends(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_loop();
+    mo_loop_t *loop;
     struct server sv;
-    server_start(&sv, loop, "127.0.0.1:0");
-    sv.echo = false;
-    struct peer c = {0};
-    assert_int_equal(dial(loop, sv.text, &c), 0);
+    struct peer c;
+    pair_open(&loop, &sv, &c, false);
     assert_ok(mo_stream_read_stop(c.s));
-    RUN_UNTIL(loop, sv.n == 1);
     static char piece[5000];
     struct producer pr = {sv.peers[0].s, sizeof piece, 0, 64 << 20, piece, 0, 0, false, 0};
     mo_task_t *task;
@@ -945,11 +917,7 @@ static void test_waiters_wake_when_stream_ends(void **state)
     mo_failure_unref(taken);
     mo_deferred_unref(td);
     mo_task_release(task);
-    mo_stream_abort(c.s);
-    RUN_UNTIL(loop, c.lost);
-    server_stop(&sv);
-    peer_clear(&c);
-    mo_loop_free(loop);
+    pair_close(loop, &sv, &c);
 }
 
 /* ---- framing ---- */
@@ -1069,9 +1037,7 @@ static void test_u32_framing(void **state)
     assert_int_equal(p->err, MO_EMSGSIZE);
     mo_stream_abort(c.s);
     RUN_UNTIL(loop, c.lost && p->lost);
-    server_stop(&sv);
-    peer_clear(&c);
-    mo_loop_free(loop);
+    pair_close(loop, &sv, &c);
 }
 
 /* A client sends a line of up to 1 GiB: the server, with lines of at most
@@ -1135,11 +1101,7 @@ static void test_nodelay_keepalive_and_watermarks(void **state)
     assert_ok(mo_stream_set_watermarks(c.s, 1000, 10));
     assert_mo(MO_EINVAL, mo_stream_set_watermarks(c.s, 0, 0));
     assert_ptr_equal(mo_stream_loop(c.s), loop);
-    mo_stream_abort(c.s);
-    RUN_UNTIL(loop, c.lost);
-    server_stop(&sv);
-    peer_clear(&c);
-    mo_loop_free(loop);
+    pair_close(loop, &sv, &c);
 }
 
 /* ---- the loop freed with streams open ---- */
@@ -1150,19 +1112,14 @@ static void test_nodelay_keepalive_and_watermarks(void **state)
 static void test_loop_freed_with_open_streams(void **state)
 {
     (void)state;
-    mo_loop_t *loop = mo_test_loop();
+    mo_loop_t *loop;
     struct server sv;
-    server_start(&sv, loop, "127.0.0.1:0");
-    sv.echo = false;
-    struct peer c = {0};
-    assert_int_equal(dial(loop, sv.text, &c), 0);
+    struct peer c;
+    pair_open(&loop, &sv, &c, false);
     assert_ok(mo_stream_read_stop(c.s));
-    RUN_UNTIL(loop, sv.n == 1);
     size_t size = 8 << 20;
-    char *big = malloc(size);
-    memset(big, 'f', size);
-    struct owned o = {big, 0};
-    assert_ok(mo_stream_write(sv.peers[0].s, big, size, owned_free, &o));
+    struct owned o;
+    write_big(sv.peers[0].s, size, 'f', &o);
     assert_ok(mo_stream_set_framing(c.s, MO_FRAME_LINE, 100));
     assert_ok(mo_stream_write_copy(c.s, "partial line", 12));
     /* A stream whose on_lost is queued, and a connect in progress. */
@@ -1183,7 +1140,7 @@ static void test_loop_freed_with_open_streams(void **state)
     assert_int_equal(c2.lost, 1);
     assert_int_equal(c2.lost_code, MO_ECONNABORTED);
     assert_int_equal(sv.peers[0].lost, 1);
-    free(big);
+    free(o.buf);
     peer_clear(&c);
     peer_clear(&c2);
     for (int i = 0; i < sv.n; i++) peer_clear(&sv.peers[i]);

@@ -53,4 +53,8 @@ struct mo_test_tag {
  * for it; returns the thread's exit code or a negative error. */
 int mo_test_run_on_small_stack(size_t stack_size, void *(*fn)(void *), void *arg);
 
+/* The path of the morsel binary beside the test program; fails the test
+ * if there is none. */
+const char *mo_test_morsel(void);
+
 #endif

@@ -16,6 +16,14 @@ int cli_factorial(int argc, char **argv);
 int cli_walk(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 
+/* The memory a command may use, in bytes: physical memory, or less if
+ * RLIMIT_AS or RLIMIT_DATA says so (gmp_memory.c). */
+double cli_memory_limit(void);
+
+/* Makes GMP's allocations exit 1 with "morsel: <command>: out of memory"
+ * instead of aborting (gmp_memory.c). command must stay valid. */
+void cli_gmp_exit_on_oom(const char *command);
+
 /* Prints "morsel: <command>: message" on stderr. */
 void cli_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

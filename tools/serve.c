@@ -7,6 +7,8 @@
  * serve_walk.c. */
 #include "serve_int.h"
 
+#include "cli.h"
+
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -270,12 +272,6 @@ static int server_setup(struct server *srv, const char **msg)
     return 0;
 }
 
-/* The memory factorials may use: physical memory, or a lower limit. */
-static double memory_limit(void)
-{
-    return (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
-}
-
 int serve_start(mo_loop_t *loop, const struct serve_opts *o, struct server **sp, const char **msg)
 {
     static const char *ignored;
@@ -290,7 +286,7 @@ int serve_start(mo_loop_t *loop, const struct serve_opts *o, struct server **sp,
     srv->o = *o;
     if (!srv->o.heartbeat) srv->o.heartbeat = MO_MSEC(1);
     srv->conns.next = srv->conns.prev = &srv->conns;
-    srv->mem_limit = memory_limit() * 0.8;
+    srv->mem_limit = cli_memory_limit() * 0.8;
     int err = server_setup(srv, msg);
     if (err) {
         serve_free(srv);

@@ -73,37 +73,6 @@ static int signals_setup(struct serve_cli *c)
     return mo_io_start(c->loop, sig_pipe[0], MO_READABLE, on_sig_readable, c, &c->sig_id);
 }
 
-/* ---- GMP allocation that never aborts: a clear message and exit 1 ---- */
-
-static void no_memory(void)
-{
-    static const char msg[] = "morsel: serve: out of memory\n";
-    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)w;
-    _exit(CLI_FAIL);
-}
-
-static void *gmp_alloc(size_t size)
-{
-    void *p = malloc(size);
-    if (!p) no_memory();
-    return p;
-}
-
-static void *gmp_realloc(void *ptr, size_t old, size_t size)
-{
-    (void)old;
-    void *p = realloc(ptr, size);
-    if (!p) no_memory();
-    return p;
-}
-
-static void gmp_free(void *ptr, size_t size)
-{
-    (void)size;
-    free(ptr);
-}
-
 /* ---- options ---- */
 
 static void serve_usage(FILE *f)
@@ -288,7 +257,7 @@ int cli_serve(int argc, char **argv)
     struct serve_cli s = {.o = {.log = stderr}, .grace = MO_SEC(5)};
     int rc = parse(argc, argv, &s);
     if (rc >= 0) return rc;
-    mp_set_memory_functions(gmp_alloc, gmp_realloc, gmp_free);
+    cli_gmp_exit_on_oom(cmd);
     rc = serve_run(&s);
     if (sig_pipe[0] >= 0) {
         close(sig_pipe[0]);
