@@ -350,6 +350,7 @@ static void echo_round_trip(const char *listen_addr)
     mo_addr_format(&cl, a, sizeof a);
     mo_addr_format(&sp, b, sizeof b);
     assert_string_equal(a, b);
+    if (sv.addr.u.sa.sa_family == AF_UNIX) assert_mo(MO_ENOTSUP, mo_stream_set_nodelay(c.s, 1));
     /* The client closes: the server reads its end of file; with an on_eof
      * that does not close, it stays open until it closes too. */
     assert_ok(mo_stream_close(c.s));
@@ -479,6 +480,79 @@ static void test_connect_bad_input_and_cancel(void **state)
     mo_deferred_unref(d);
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT)); /* the job comes back */
     mo_loop_free(loop);
+}
+
+/* mo_connect_addr() skips the text; a paused listener leaves connections
+ * in the backlog until it resumes. */
+static void connect_addr_done(mo_result_t *r, void *arg)
+{
+    dialed(r, arg);
+}
+
+static void test_connect_addr_and_listener_pause(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct server sv;
+    server_start(&sv, loop, "127.0.0.1:0");
+    assert_ok(mo_listener_pause(sv.l));
+    assert_ok(mo_listener_pause(sv.l)); /* idempotent */
+    struct peer c = {0};
+    struct dial d = {&c, 0, 0};
+    mo_deferred_t *df;
+    assert_ok(mo_connect_addr(loop, &sv.addr, NULL, &df));
+    assert_ok(mo_deferred_add_callbacks(df, connect_addr_done, dial_failed, &d));
+    mo_deferred_unref(df);
+    RUN_UNTIL(loop, d.done); /* the kernel completes it from the backlog */
+    assert_int_equal(d.code, 0);
+    run_for(loop, 20);
+    assert_int_equal(sv.n, 0); /* not accepted while paused */
+    assert_ok(mo_listener_resume(sv.l));
+    RUN_UNTIL(loop, sv.n == 1);
+    assert_ok(mo_stream_write_copy(c.s, "x", 1));
+    RUN_UNTIL(loop, c.inlen == 1);
+    struct mo_listener_stats st;
+    assert_ok(mo_listener_stats(sv.l, &st));
+    assert_int_equal(st.accepted, 1);
+    assert_mo(MO_EINVAL, mo_connect_addr(loop, &(mo_addr_t){0}, NULL, &df));
+    pair_close(loop, &sv, &c);
+}
+
+/* Writes made in a read callback wait until it returns, then go out
+ * together; outside one, a write to an empty queue goes out at once. */
+struct corked {
+    int reads;
+    size_t queued_in_callback;
+};
+
+static void corked_read(mo_stream_t *s, char *data, size_t len, void *arg)
+{
+    struct corked *k = arg;
+    k->reads++;
+    assert_ok(mo_stream_write_copy(s, data, len));
+    assert_ok(mo_stream_write_copy(s, data, len));
+    k->queued_in_callback = mo_stream_queued(s);
+}
+
+static void test_writes_in_read_callback_go_out_together(void **state)
+{
+    (void)state;
+    mo_loop_t *loop;
+    struct server sv;
+    struct peer c;
+    pair_open(&loop, &sv, &c, false);
+    struct corked k = {0};
+    static const struct mo_stream_callbacks cbs = {corked_read, NULL, NULL, NULL};
+    assert_ok(mo_stream_set_callbacks(sv.peers[0].s, &cbs, &k));
+    assert_ok(mo_stream_write_copy(c.s, "abc", 3));
+    assert_int_equal(mo_stream_queued(c.s), 0); /* sent at once */
+    RUN_UNTIL(loop, c.inlen == 6);
+    assert_int_equal(k.reads, 1);
+    assert_int_equal(k.queued_in_callback, 6); /* held until the callback returned */
+    assert_string_equal(c.in, "abcabc");
+    assert_int_equal(mo_stream_queued(sv.peers[0].s), 0);
+    assert_ok(mo_stream_set_callbacks(sv.peers[0].s, &peer_cbs, &sv.peers[0]));
+    pair_close(loop, &sv, &c);
 }
 
 static void test_listen_port_in_use(void **state)
@@ -840,6 +914,12 @@ static void test_task_producer(void **state)
     run_for(loop, 30);
     assert_int_equal(mo_task_state(task), MO_TASK_PAUSED);
     assert_true(pr.max_queued <= MO_STREAM_HIGH_WATER + sizeof piece);
+    /* Replacing the producer undoes the stream's pause of the task; the
+     * task as producer again is paused again. */
+    assert_ok(mo_stream_set_producer_task(pr.s, NULL));
+    assert_int_equal(mo_task_state(task), MO_TASK_READY);
+    assert_ok(mo_stream_set_producer_task(pr.s, task));
+    assert_int_equal(mo_task_state(task), MO_TASK_PAUSED);
     assert_ok(mo_stream_read_start(c.s));
     RUN_UNTIL(loop, mo_task_state(task) == MO_TASK_DONE && c.inlen == pr.total);
     assert_true(pr.max_queued <= MO_STREAM_HIGH_WATER + sizeof piece);
@@ -1217,6 +1297,8 @@ MO_TEST_MAIN(cmocka_unit_test(test_addr_parse_and_format), cmocka_unit_test(test
              cmocka_unit_test(test_connect_refused),
              cmocka_unit_test(test_connect_name_does_not_resolve),
              cmocka_unit_test(test_connect_bad_input_and_cancel),
+             cmocka_unit_test(test_connect_addr_and_listener_pause),
+             cmocka_unit_test(test_writes_in_read_callback_go_out_together),
              cmocka_unit_test(test_listen_port_in_use),
              cmocka_unit_test(test_writes_in_order_with_destructors),
              cmocka_unit_test(test_writes_after_close_and_bad_input),
