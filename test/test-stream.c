@@ -1226,6 +1226,31 @@ static void test_loop_freed_with_open_streams(void **state)
     for (int i = 0; i < sv.n; i++) peer_clear(&sv.peers[i]);
 }
 
+/* on_lost may close the listener while the loop is freed (a server that
+ * stops listening when its last client goes, as examples/echo_server.c). */
+static void lost_closes_listener(mo_stream_t *s, const mo_failure_t *reason, void *arg)
+{
+    (void)s, (void)reason;
+    mo_listener_t **l = arg;
+    mo_listener_close(*l);
+    *l = NULL;
+}
+
+static void test_loop_freed_on_lost_closes_listener(void **state)
+{
+    (void)state;
+    mo_loop_t *loop;
+    struct server sv;
+    struct peer c;
+    pair_open(&loop, &sv, &c, true);
+    static const struct mo_stream_callbacks cbs = {NULL, NULL, lost_closes_listener, NULL};
+    assert_ok(mo_stream_set_callbacks(sv.peers[0].s, &cbs, &sv.l));
+    mo_loop_free(loop);
+    assert_null(sv.l);
+    peer_clear(&c);
+    peer_clear(&sv.peers[0]);
+}
+
 /* ---- out of descriptors ---- */
 
 static void test_emfile_on_accept(void **state)
@@ -1312,4 +1337,5 @@ MO_TEST_MAIN(cmocka_unit_test(test_addr_parse_and_format), cmocka_unit_test(test
              cmocka_unit_test(test_u32_framing), cmocka_unit_test(test_huge_line_is_refused),
              cmocka_unit_test(test_nodelay_keepalive_and_watermarks),
              cmocka_unit_test(test_loop_freed_with_open_streams),
+             cmocka_unit_test(test_loop_freed_on_lost_closes_listener),
              cmocka_unit_test(test_emfile_on_accept))

@@ -123,12 +123,14 @@ static void streams_free(mo_loop_t *loop, void *state)
 {
     (void)loop;
     struct mo__streams *c = state;
+    /* The user's callbacks run here (errbacks, on_lost) and may end other
+     * streams or close their listeners: listeners go last. */
     while (c->connects.next != &c->connects)
         mo__connect_free_now((struct mo__connect *)(void *)c->connects.next);
-    while (c->listeners.next != &c->listeners)
-        mo__listener_free_now((mo_listener_t *)(void *)c->listeners.next);
     while (c->streams.next != &c->streams)
         mo__stream_free_now((mo_stream_t *)(void *)c->streams.next);
+    while (c->listeners.next != &c->listeners)
+        mo__listener_free_now((mo_listener_t *)(void *)c->listeners.next);
     while (c->slabs) {
         struct mo__wslab *s = c->slabs;
         c->slabs = s->next;
