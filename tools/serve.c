@@ -361,10 +361,11 @@ void serve_free(struct server *s)
     /* Connections still open: their answers are given up now, and the
      * streams aborted; on_lost, which frees each, runs in a later pass. */
     for (struct conn *c = s->conns.next; c != &s->conns; c = c->next) {
+        mo_stream_set_callbacks(c->s, &(struct mo_stream_callbacks){0}, NULL);
+        mo_stream_set_producer(c->s, NULL, NULL, NULL); /* it is about to go */
+        mo_stream_abort(c->s);
         if (c->ans.cancel) c->ans.cancel(c);
         c->ans.cancel = NULL;
-        mo_stream_set_callbacks(c->s, &(struct mo_stream_callbacks){0}, NULL);
-        mo_stream_abort(c->s);
     }
     for (struct conn *c = s->conns.next, *next; c != &s->conns; c = next) {
         next = c->next;
