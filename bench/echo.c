@@ -345,8 +345,9 @@ static struct result run_load(int port, int nconn, unsigned window, double secs)
     for (int i = 0; i < nconn; i++) close(cs[i].fd);
     close(ep);
     qsort(rtt, nrtt, sizeof *rtt, cmp_i64);
-    struct result res = {done / secs, nrtt ? rtt[nrtt / 2] / 1e3 : 0,
-                         nrtt ? rtt[nrtt * 99 / 100] / 1e3 : 0};
+    size_t i50 = nrtt / 2, i99 = nrtt * 99 / 100;
+    struct result res = {(double)done / secs, nrtt ? (double)rtt[i50] / 1e3 : 0,
+                         nrtt ? (double)rtt[i99] / 1e3 : 0};
     free(rtt);
     free(cs);
     return res;

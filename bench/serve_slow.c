@@ -78,7 +78,7 @@ static pid_t start_server(const char *morsel, char **extra, int nextra, int *por
     while (n + 1 < sizeof line && read(out[0], line + n, 1) == 1 && line[n] != '\n') n++;
     line[n] = '\0';
     const char *colon = strrchr(line, ':');
-    if (strncmp(line, "listening on 127.0.0.1:", 23) || !colon) die("server did not start");
+    if (strncmp(line, "listening on 127.0.0.1:", 23) != 0 || !colon) die("server did not start");
     *port = atoi(colon + 1);
     *errfd = err[0];
     close(out[0]);
@@ -121,8 +121,8 @@ static long factorial_alone_kb(const char *morsel, unsigned long n)
 }
 
 struct pinger {
-    int fd;
     int64_t next, sent_at;
+    int fd;
     bool waiting;
 };
 
@@ -133,8 +133,9 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *morsel = argv[1];
-    unsigned long n = argc > 2 && strcmp(argv[2], "--") ? strtoul(argv[2], NULL, 10) : 10000000;
-    double rate = argc > 3 && strcmp(argv[3], "--") ? atof(argv[3]) : 1048576.0;
+    unsigned long n =
+        argc > 2 && strcmp(argv[2], "--") != 0 ? strtoul(argv[2], NULL, 10) : 10000000;
+    double rate = argc > 3 && strcmp(argv[3], "--") != 0 ? atof(argv[3]) : 1048576.0;
     int extra_at = argc;
     for (int i = 2; i < argc; i++)
         if (!strcmp(argv[i], "--")) extra_at = i + 1;
@@ -149,8 +150,8 @@ int main(int argc, char **argv)
     struct pinger pg[PINGERS];
     int64_t t0 = bench_now();
     for (int i = 0; i < PINGERS; i++) {
-        pg[i] = (struct pinger){connect_to(port, 0), t0 + 200000000LL + i * (PING_GAP / PINGERS), 0,
-                                false};
+        pg[i] = (struct pinger){.next = t0 + 200000000LL + i * (PING_GAP / PINGERS),
+                                .fd = connect_to(port, 0)};
         struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
         epoll_ctl(ep, EPOLL_CTL_ADD, pg[i].fd, &ev);
     }
@@ -233,9 +234,10 @@ int main(int argc, char **argv)
         n, rate, PINGERS, PING_GAP / 1000000);
     printf("digits+newline received: %llu in %.1f s (first byte after %.2f s)\n",
            (unsigned long long)got, (done_at - t0) / 1e9, (first_byte - t0) / 1e9);
+    size_t i50 = nrtt / 2, i99 = nrtt * 99 / 100, imax = nrtt ? nrtt - 1 : 0;
     printf("ping round trips: %zu, p50 %.1f us, p99 %.1f us, max %.1f us\n", nrtt,
-           nrtt ? rtt[nrtt / 2] / 1e3 : 0, nrtt ? rtt[nrtt * 99 / 100] / 1e3 : 0,
-           nrtt ? rtt[nrtt - 1] / 1e3 : 0);
+           nrtt ? (double)rtt[i50] / 1e3 : 0, nrtt ? (double)rtt[i99] / 1e3 : 0,
+           nrtt ? (double)rtt[imax] / 1e3 : 0);
     printf("server's heartbeat: %s", stats);
     printf("queued for the slow client at most: %ld B (high mark + one chunk: %d B)\n", queued,
            65536 + 400001);

@@ -14,14 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../tools/fact.c"
-#include "../tools/fact_loop.c"
-#include "../tools/fact_naive.c"
-#include "../tools/gmp_memory.c"
-#include "../tools/offload.c"
-#include "../tools/serve.c"
-#include "../tools/serve_fact.c"
-#include "../tools/serve_walk.c"
+#include "cli.h"
+#include "serve_int.h"
 
 static void noop(mo_loop_t *loop, void *arg)
 {
@@ -44,7 +38,7 @@ static void run_for(mo_loop_t *loop, int ms)
 static struct server *start(mo_loop_t *loop, int mode)
 {
     struct serve_opts o = {.listen = "127.0.0.1:0", .mode = mode, .steps = 50, .threads = 2};
-    struct server *srv;
+    struct server *srv = NULL;
     const char *msg;
     assert_ok(serve_start(loop, &o, &srv, &msg));
     return srv;

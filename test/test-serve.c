@@ -165,7 +165,9 @@ static char *get_line(struct client *c)
         }
         char *nl = memchr(c->buf + c->pos, '\n', c->len - c->pos);
         size_t k = nl ? (size_t)(nl - (c->buf + c->pos)) : c->len - c->pos;
-        line = realloc(line, n + k + 1);
+        char *grown = realloc(line, n + k + 1);
+        assert_non_null(grown);
+        line = grown;
         memcpy(line + n, c->buf + c->pos, k);
         n += k;
         line[n] = '\0';
@@ -177,8 +179,8 @@ static char *get_line(struct client *c)
 static void expect_line(struct client *c, const char *want)
 {
     char *got = get_line(c);
-    if (!got) fail_msg("connection closed, expected '%s'", want);
-    if (strcmp(got, want)) fail_msg("got '%.200s', expected '%s'", got, want);
+    if (!got || strcmp(got, want) != 0)
+        fail_msg("got '%.200s', expected '%s'", got ? got : "(the end)", want);
     free(got);
 }
 
@@ -199,7 +201,11 @@ static char *cli_factorial(unsigned long n)
     size_t r;
     while ((r = fread(s + len, 1, cap - len - 1, p)) > 0) {
         len += r;
-        if (len + 1 == cap) s = realloc(s, cap *= 2);
+        if (len + 1 == cap) {
+            char *grown = realloc(s, cap *= 2);
+            assert_non_null(grown);
+            s = grown;
+        }
     }
     s[len] = '\0';
     assert_int_equal(pclose(p), 0);
@@ -213,7 +219,7 @@ static void test_requests_and_errors(void **state)
 {
     (void)state;
     struct srv s;
-    srv_start(&s, NULL);
+    srv_start(&s, (char *)NULL);
     assert_true(s.port > 0);
     struct client c;
     client_open(&c, s.port);
@@ -260,7 +266,7 @@ static void test_factorial_matches_cli(void **state)
 {
     (void)state;
     struct srv s;
-    srv_start(&s, NULL);
+    srv_start(&s, (char *)NULL);
     struct client c;
     client_open(&c, s.port);
     send_str(&c, "factorial 200000\nping\n");
@@ -280,7 +286,7 @@ static void test_pipelined_answers_in_order(void **state)
 {
     (void)state;
     struct srv s;
-    srv_start(&s, NULL); /* no --root: anywhere */
+    srv_start(&s, (char *)NULL); /* no --root: anywhere */
     struct client c;
     client_open(&c, s.port);
     send_str(&c, "ping\nfactorial 50000\nping\nwalk /proc/self/fd\nfactorial 5\nstats\nping\n");
@@ -341,7 +347,7 @@ static void test_walk_escapes_and_confines(void **state)
     (void)state;
     make_tree();
     struct srv s;
-    srv_start(&s, "--root", tree_root, NULL);
+    srv_start(&s, "--root", tree_root, (char *)NULL);
     struct client c;
     client_open(&c, s.port);
     send_str(&c, "walk tree\n");
@@ -395,12 +401,12 @@ static void test_walk_error_midway(void **state)
     snprintf(p, sizeof p, "%s/tree/sub", tree_root);
     chmod(p, 0);
     struct srv s;
-    srv_start(&s, "--root", tree_root, NULL);
+    srv_start(&s, "--root", tree_root, (char *)NULL);
     struct client c;
     client_open(&c, s.port);
     send_str(&c, "walk tree\nping\n");
     char *l;
-    while ((l = get_line(&c)) && strncmp(l, "error: ", 7)) {
+    while ((l = get_line(&c)) && strncmp(l, "error: ", 7) != 0) {
         assert_true(*l); /* no empty line before the error */
         free(l);
     }
@@ -419,7 +425,7 @@ static void test_max_connections_and_log(void **state)
 {
     (void)state;
     struct srv s;
-    srv_start(&s, "--max-connections", "1", NULL);
+    srv_start(&s, "--max-connections", "1", (char *)NULL);
     struct client a, b;
     client_open(&a, s.port);
     send_str(&a, "ping\n");
@@ -458,7 +464,7 @@ static void test_unix_socket(void **state)
     snprintf(path, sizeof path, "/tmp/morsel-serve-%d.sock", (int)getpid());
     unlink(path);
     struct srv s;
-    srv_start(&s, "--unix", path, NULL);
+    srv_start(&s, "--unix", path, (char *)NULL);
     char want[160];
     snprintf(want, sizeof want, "listening on unix:%s", path);
     assert_string_equal(s.first, want);
@@ -486,9 +492,9 @@ static void test_blocking_and_steps_modes(void **state)
     for (int m = 0; m < 2; m++) {
         struct srv s;
         if (modes[m][1])
-            srv_start(&s, "--root", tree_root, modes[m][0], modes[m][1], NULL);
+            srv_start(&s, "--root", tree_root, modes[m][0], modes[m][1], (char *)NULL);
         else
-            srv_start(&s, "--root", tree_root, modes[m][0], NULL);
+            srv_start(&s, "--root", tree_root, modes[m][0], (char *)NULL);
         struct client c;
         client_open(&c, s.port);
         send_str(&c, "factorial 30\nfactorial 3000\nwalk tree/sub\nping\n");
@@ -516,7 +522,7 @@ static void test_line_too_long(void **state)
 {
     (void)state;
     struct srv s;
-    srv_start(&s, NULL);
+    srv_start(&s, (char *)NULL);
     struct client c, d;
     client_open(&c, s.port);
     static char chunk[1 << 16];
@@ -548,7 +554,7 @@ static void test_client_that_never_reads(void **state)
 {
     (void)state;
     struct srv s;
-    srv_start(&s, NULL);
+    srv_start(&s, (char *)NULL);
     struct client c, p;
     client_open(&c, s.port);
     int small = 4096;
@@ -584,7 +590,7 @@ static void test_sigterm_lets_answers_finish(void **state)
 {
     (void)state;
     struct srv s;
-    srv_start(&s, "--grace", "20", NULL);
+    srv_start(&s, "--grace", "20", (char *)NULL);
     struct client busy, idle;
     client_open(&busy, s.port);
     client_open(&idle, s.port);
@@ -593,12 +599,16 @@ static void test_sigterm_lets_answers_finish(void **state)
     send_str(&busy, "factorial 1000000\n");
     usleep(100000);
     kill(s.pid, SIGTERM);
-    assert_null(get_line(&idle)); /* closed */
+    char *end = get_line(&idle);
+    assert_null(end); /* closed */
+    free(end);
     char *f = get_line(&busy);
     assert_non_null(f);
     assert_int_equal(strlen(f), 5565709); /* every digit of 10^6! */
     free(f);
-    assert_null(get_line(&busy)); /* then closed */
+    end = get_line(&busy);
+    assert_null(end); /* then closed */
+    free(end);
     client_close(&busy);
     client_close(&idle);
     assert_int_equal(srv_stop(&s, 0), 0); /* signal 0: only wait */
@@ -610,7 +620,7 @@ static void test_grace_runs_out(void **state)
 {
     (void)state;
     struct srv s;
-    srv_start(&s, "--grace", "0.3", NULL);
+    srv_start(&s, "--grace", "0.3", (char *)NULL);
     struct client c;
     client_open(&c, s.port);
     int small = 4096;
@@ -643,7 +653,7 @@ static void test_usage_and_listen_errors(void **state)
     assert_int_equal(system(cmd), 0);
     /* A port in use: a message and status 1. */
     struct srv s;
-    srv_start(&s, NULL);
+    srv_start(&s, (char *)NULL);
     snprintf(cmd, sizeof cmd,
              "'%s' serve --listen 127.0.0.1:%d 2>&1 >/dev/null | grep -q "
              "'^morsel: serve: cannot listen on TCP: address already in use'",

@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <gmp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -13,11 +14,10 @@ static const char *gmp_command = "";
 
 static void no_memory(void)
 {
-    static const char head[] = "morsel: ", tail[] = ": out of memory\n";
-    ssize_t w = write(STDERR_FILENO, head, sizeof head - 1);
-    w = write(STDERR_FILENO, gmp_command, strlen(gmp_command));
-    w = write(STDERR_FILENO, tail, sizeof tail - 1);
-    (void)w;
+    char msg[128];
+    int n = snprintf(msg, sizeof msg, "morsel: %s: out of memory\n", gmp_command);
+    if (n > 0 && write(STDERR_FILENO, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1)) {
+    }
     _exit(CLI_FAIL);
 }
 

@@ -218,8 +218,35 @@ static bool bw_push(struct bwalk *b, const char *name)
     return true;
 }
 
+/* The subdirectories of a directory being listed. */
+struct subdirs {
+    char **v;
+    size_t n, cap;
+};
+
+static bool subdirs_add(struct subdirs *sd, const char *name)
+{
+    if (sd->n == sd->cap) {
+        size_t cap = sd->cap ? 2 * sd->cap : 16;
+        char **v = realloc(sd->v, cap * sizeof(char *));
+        if (!v) return false;
+        sd->v = v;
+        sd->cap = cap;
+    }
+    char *copy = strdup(name);
+    if (copy) sd->v[sd->n++] = copy;
+    return copy != NULL;
+}
+
+static bool is_subdir(DIR *d, const struct dirent *e)
+{
+    struct stat st;
+    if (e->d_type != DT_UNKNOWN) return e->d_type == DT_DIR;
+    return fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
 /* Lists path, then walks its subdirectories (os.path.walk's order, as the
- * sliced walk). Returns 0 or the first error (written). */
+ * sliced walk). Returns 0, or -1 once the first error is written. */
 static int bw_dir(struct bwalk *b)
 {
     DIR *d = opendir(b->path);
@@ -227,39 +254,29 @@ static int bw_dir(struct bwalk *b)
         out_error(&b->out, b->c, b->dir, b->path + b->full_len, -errno);
         return -1;
     }
-    char **subs = NULL;
-    size_t nsubs = 0, cap = 0;
+    struct subdirs sd = {0};
     int err = 0;
     for (struct dirent *e; !err && (e = readdir(d)) != NULL;) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
         out_path(&b->out, b->dir, b->path + b->full_len, e->d_name, strlen(e->d_name));
         if (b->out.len >= 65536) out_flush(&b->out, b->c);
-        bool is_dir = e->d_type == DT_DIR;
-        struct stat st;
-        if (e->d_type == DT_UNKNOWN && fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-            is_dir = S_ISDIR(st.st_mode);
-        if (!is_dir) continue;
-        if (nsubs == cap) {
-            cap = cap ? 2 * cap : 16;
-            char **s = realloc(subs, cap * sizeof *s);
-            if (!s)
-                err = -1;
-            else
-                subs = s;
-        }
-        if (!err && !(subs[nsubs++] = strdup(e->d_name))) err = -1;
+        /* sd is freed below; the analyzer loses it in the recursion. */
+        if (is_subdir(d, e) && !subdirs_add(&sd, e->d_name)) // NOLINT(clang-analyzer-unix.Malloc)
+            err = MO_ENOMEM;
     }
     closedir(d);
     out_flush(&b->out, b->c);
     size_t len = b->len;
-    for (size_t i = 0; i < nsubs; i++) {
-        if (!err && bw_push(b, subs[i])) err = bw_dir(b);
+    for (size_t i = 0; i < sd.n; i++) {
+        if (!err && !bw_push(b, sd.v[i])) err = MO_ENOMEM;
+        if (!err) err = bw_dir(b);
         b->len = len;
         b->path[len] = '\0';
-        free(subs[i]);
+        free(sd.v[i]);
     }
-    free(subs);
-    return err;
+    free(sd.v);
+    if (err == MO_ENOMEM) out_error(&b->out, b->c, b->dir, b->path + b->full_len, err);
+    return err ? -1 : 0;
 }
 
 static void walk_blocking(struct conn *c, const char *dir, const char *full)

@@ -155,7 +155,7 @@ static int waiters_grow(mo_stream_t *s)
 {
     if (s->nwaiters < s->waiters_cap) return 0;
     uint32_t cap = s->waiters_cap ? 2 * s->waiters_cap : 4;
-    mo_deferred_t **w = mo__realloc(s->waiters, cap * sizeof *w);
+    mo_deferred_t **w = mo__realloc(s->waiters, cap * sizeof(mo_deferred_t *));
     if (!w) return MO_ENOMEM;
     s->waiters = w;
     s->waiters_cap = cap;
