@@ -555,6 +555,34 @@ static void test_writes_in_read_callback_go_out_together(void **state)
     pair_close(loop, &sv, &c);
 }
 
+/* An echo queues the read buffer's bytes without a copy while the read
+ * callback runs; what the kernel does not take is copied before the next
+ * read overwrites the buffer: every byte comes back right. */
+static void test_echo_of_the_read_buffer_survives_the_next_read(void **state)
+{
+    (void)state;
+    mo_loop_t *loop;
+    struct server sv;
+    struct peer c;
+    pair_open(&loop, &sv, &c, true);
+    small_buffers(sv.peers[0].s, c.s);
+    small_buffers(c.s, sv.peers[0].s);
+    assert_ok(mo_stream_read_stop(c.s));
+    size_t total = 2 << 20;
+    char *sent = malloc(total);
+    for (size_t i = 0; i < total; i++) sent[i] = (char)(i * 7 % 251);
+    assert_ok(mo_stream_write_copy(c.s, sent, total));
+    run_for(loop, 50);
+    struct mo_stream_stats st;
+    assert_ok(mo_stream_stats(sv.peers[0].s, &st));
+    assert_true(st.max_queued > 0); /* the echo had to wait, after several reads */
+    assert_ok(mo_stream_read_start(c.s));
+    RUN_UNTIL(loop, c.inlen == total);
+    assert_memory_equal(c.in, sent, total);
+    free(sent);
+    pair_close(loop, &sv, &c);
+}
+
 static void test_listen_port_in_use(void **state)
 {
     (void)state;
@@ -1324,6 +1352,7 @@ MO_TEST_MAIN(cmocka_unit_test(test_addr_parse_and_format), cmocka_unit_test(test
              cmocka_unit_test(test_connect_bad_input_and_cancel),
              cmocka_unit_test(test_connect_addr_and_listener_pause),
              cmocka_unit_test(test_writes_in_read_callback_go_out_together),
+             cmocka_unit_test(test_echo_of_the_read_buffer_survives_the_next_read),
              cmocka_unit_test(test_listen_port_in_use),
              cmocka_unit_test(test_writes_in_order_with_destructors),
              cmocka_unit_test(test_writes_after_close_and_bad_input),

@@ -169,6 +169,7 @@ static void on_readable(mo_loop_t *loop, int fd, unsigned events, void *arg)
         mo__frame_input(s, buf, (size_t)n);
         s->corked = false;
         mo__stream_flush(s);
+        if (s->borrowed && s->state == MO__S_OPEN) mo__stream_unborrow(s);
         if ((size_t)n < MO__READ_SIZE) return;
     }
 }

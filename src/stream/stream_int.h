@@ -131,6 +131,7 @@ struct mo_stream {
     /* The write queue. */
     struct mo__wrec *head, *tail;
     size_t queued, high, low;
+    uint32_t borrowed; /* records whose bytes are in the loop's read buffer */
     /* The producer. */
     mo_stream_fn p_pause, p_resume;
     void *p_arg;
@@ -169,6 +170,12 @@ void mo__stream_apply(mo_stream_t *s, const struct mo_stream_opts *o);
  * ends the stream on an error; handles the watermarks, the half-close and
  * the close that wait for the queue to drain. */
 void mo__stream_flush(mo_stream_t *s);
+/* The marker destructor of a record that borrows the loop's read buffer
+ * (a copy written from a read callback); never does anything. */
+void mo__wrec_borrowed(void *owner);
+/* After a read callback's writes were flushed: copies the borrowed bytes
+ * still queued, before the read buffer is read into again. */
+void mo__stream_unborrow(mo_stream_t *s);
 /* Drops the queue, running the destructors. */
 void mo__stream_drop_queue(mo_stream_t *s);
 /* The stream ended: resumes a paused producer, fails the waiters, lets go

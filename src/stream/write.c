@@ -222,6 +222,7 @@ static void append(mo_stream_t *s, struct mo__wrec *r)
 static void pop_head(mo_stream_t *s)
 {
     struct mo__wrec *r = s->head;
+    if (r->dtor == mo__wrec_borrowed) s->borrowed--;
     s->head = r->next;
     if (!s->head) s->tail = NULL;
     s->queued -= r->len;
@@ -413,10 +414,102 @@ static int copy_in(mo_stream_t *s, const char *data, size_t len)
     return 0;
 }
 
+/* ---- borrowing the read buffer ----
+ *
+ * A copy written from a read callback of bytes that are in the loop's read
+ * buffer (an echo, a proxy) is queued without copying: the buffer is not
+ * read into again before the callback's writes have been flushed. What the
+ * kernel did not take by then is copied (mo__stream_unborrow). */
+
+void mo__wrec_borrowed(void *owner)
+{
+    (void)owner; /* a marker: the bytes belong to the read buffer */
+}
+
+static bool in_read_buffer(const mo_stream_t *s, const void *data, size_t len)
+{
+    uintptr_t b = (uintptr_t)s->ctx->rbuf, p = (uintptr_t)data;
+    return b && p >= b && p - b <= MO__READ_SIZE && len <= MO__READ_SIZE - (p - b);
+}
+
+static int borrow(mo_stream_t *s, const char *data, size_t len)
+{
+    struct mo__wrec *t = s->tail;
+    if (t && t->dtor == mo__wrec_borrowed && t->data + t->len == data) {
+        t->len += len; /* adjacent bytes of the same read */
+        s->queued += len;
+    } else {
+        struct mo__wrec *r = mo__wrec_get(s->ctx);
+        if (!r) return MO_ENOMEM;
+        *r = (struct mo__wrec){NULL, data, len, mo__wrec_borrowed, NULL};
+        append(s, r);
+        s->borrowed++;
+    }
+    check_high(s);
+    return 0;
+}
+
+/* Copies a borrowed record's bytes into chunks: the record takes the first,
+ * new records after it the others. Everything is taken first, so that
+ * running out of memory changes nothing. */
+static int copy_out(mo_stream_t *s, struct mo__wrec *r)
+{
+    struct mo__sbuf *first = mo__sbuf_get(s->ctx);
+    struct mo__wrec *recs = NULL; /* one more record and chunk per 16 KiB */
+    for (size_t left = r->len; first && left > MO__SBUF_SIZE; left -= MO__SBUF_SIZE) {
+        struct mo__wrec *x = mo__wrec_get(s->ctx);
+        struct mo__sbuf *b = x ? mo__sbuf_get(s->ctx) : NULL;
+        if (!b) {
+            if (x) mo__wrec_put(s->ctx, x);
+            give_back(s, recs);
+            recs = NULL;
+            first->refs = 1;
+            mo__sbuf_release(first);
+            first = NULL;
+            break;
+        }
+        x->owner = b;
+        x->next = recs;
+        recs = x;
+    }
+    if (!first) return MO_ENOMEM;
+    const char *src = r->data;
+    size_t left = r->len;
+    struct mo__wrec *after = r->next, *last = NULL;
+    for (struct mo__wrec *x = r; x; last = x, x = recs, recs = recs ? recs->next : NULL) {
+        struct mo__sbuf *b = x == r ? first : x->owner;
+        size_t k = left < MO__SBUF_SIZE ? left : MO__SBUF_SIZE;
+        memcpy(b->data, src, k);
+        b->used = k;
+        b->refs = 1;
+        *x = (struct mo__wrec){NULL, b->data, k, mo__sbuf_release, b};
+        if (last) last->next = x;
+        src += k;
+        left -= k;
+    }
+    last->next = after;
+    if (s->tail == r) s->tail = last;
+    return 0;
+}
+
+void mo__stream_unborrow(mo_stream_t *s)
+{
+    for (struct mo__wrec *r = s->head; r && s->borrowed; r = r->next) {
+        if (r->dtor != mo__wrec_borrowed) continue;
+        s->borrowed--;
+        if (copy_out(s, r) != 0) {
+            s->borrowed++;
+            mo__stream_end(s, MO_ENOMEM, "no memory for the bytes of a write");
+            return;
+        }
+    }
+}
+
 int mo_stream_write_copy(mo_stream_t *s, const void *data, size_t len)
 {
     if (!s || (!data && len)) return MO_EINVAL;
     if (!takes_writes(s)) return MO_EPIPE;
+    if (s->corked && len && in_read_buffer(s, data, len)) return borrow(s, data, len);
     size_t done = 0;
     if (!s->head && !s->corked && len) {
         ssize_t n = send_some(s, data, len);
