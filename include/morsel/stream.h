@@ -46,20 +46,22 @@
  * that, closes it, and reports MO_EMFILE to its error callback.
  *
  * Memory: a stream takes 280 bytes (plus the kernel's socket buffers and
- * the loop's 56-byte record of its descriptor); a listener about 300. Reads use one buffer per loop
- * (64 KiB), so an idle connection costs no read buffer; a stream with
- * framing keeps a buffer for its partial frame, up to the frame's maximum
- * plus one read. Write records and the chunks that hold copied bytes come
- * from per-loop free lists: no allocation per read or write in steady
- * state.
+ * the loop's 56-byte record of its descriptor); a listener about 300.
+ * Reads use one buffer per loop (64 KiB), so an idle connection costs no
+ * read buffer; a stream with framing keeps a buffer for its partial frame,
+ * up to the frame's maximum plus one read. Write records and the chunks
+ * that hold copied bytes come from per-loop free lists: no allocation per
+ * read or write in steady state. A copy written from a read callback of
+ * the bytes it was given (an echo) is not even copied unless the kernel
+ * cannot take it before the callback's writes are flushed.
  *
  * Freeing the loop (mo_loop_free) with streams open aborts them: the
  * buffers still queued are destroyed, on_lost runs with an MO_ECANCELED
  * failure and the stream is freed; listeners are closed and freed, and
  * connects in progress errback with MO_ECANCELED. Nothing leaks.
  *
- * Threads: everything here is loop-thread only, except mo_addr_parse()
- * and mo_addr_format(), which any thread may call.
+ * Threads: everything here is loop-thread only, except mo_addr_parse(),
+ * mo_addr_format() and mo_addr_port(), which any thread may call.
  */
 #ifndef MORSEL_STREAM_H
 #define MORSEL_STREAM_H
