@@ -221,12 +221,12 @@ static pid_t start_server(const struct server *sv, int *port)
     if (pipe(p)) die("pipe");
     pid_t pid = fork();
     if (pid < 0) die("fork");
-    if (pid == 0) {
+    if (pid == 0) { /* a fresh process: the client's memory must not be in its RSS */
         close(p[0]);
-        raise_nofile();
-        signal(SIGPIPE, SIG_IGN); /* libuv and libevent need it; morsel does not */
-        sv->serve(p[1]);
-        _exit(0);
+        char fd[16];
+        snprintf(fd, sizeof fd, "%d", p[1]);
+        execl("/proc/self/exe", "bench_echo", "--serve", sv->name, fd, (char *)NULL);
+        _exit(127);
     }
     close(p[1]);
     if (read(p[0], port, sizeof *port) != sizeof *port) die("read port");
@@ -484,8 +484,19 @@ static void compare_idle(unsigned reps)
     fflush(stdout);
 }
 
+/* The child: bench_echo --serve NAME FD. */
+static int serve_child(const char *name, int out)
+{
+    raise_nofile();
+    signal(SIGPIPE, SIG_IGN); /* libuv and libevent need it; morsel does not */
+    for (size_t s = 0; s < NSERVERS; s++)
+        if (!strcmp(servers[s].name, name)) servers[s].serve(out);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 4 && !strcmp(argv[1], "--serve")) return serve_child(argv[2], atoi(argv[3]));
     const char *what = argc > 1 ? argv[1] : "all";
     unsigned reps = argc > 2 ? (unsigned)atoi(argv[2]) : 5;
     double secs = argc > 3 ? atof(argv[3]) : 2.0;
