@@ -223,9 +223,12 @@ int main(int argc, char **argv)
     mq = mq ? strstr(mq, "max_queued=") : NULL;
     long queued = mq ? atol(mq + 11) : -1;
     long alone = factorial_alone_kb(morsel, n);
-    for (char *l = strstr(log, "watchdog"); l; l = strstr(l + 1, "watchdog")) {
-        char *e = strchr(l, '\n');
-        printf("server: %.*s\n", e ? (int)(e - l) : (int)strlen(l), l);
+    /* What else the server said (its watchdog's reports, say). */
+    for (char *l = log, *e; *l; l = e ? e + 1 : l + strlen(l)) {
+        e = strchr(l, '\n');
+        int len = e ? (int)(e - l) : (int)strlen(l);
+        if (strncmp(l, "serve: conn=", 12) != 0 && strncmp(l, "serve: SIG", 10) != 0)
+            printf("server: %.*s\n", len, l);
     }
 
     qsort(rtt, nrtt, sizeof *rtt, cmp_i64);

@@ -146,6 +146,43 @@ static void decimal_text_is_exact(void **state)
     assert_text(250003, FACT_DECIMAL, true);
 }
 
+/* The plan's text is GMP's digits of n!. */
+static void assert_plan_text(struct fact_plan *plan, unsigned long n)
+{
+    char *got = plan_text(plan);
+    mpz_t f;
+    mpz_init(f);
+    mpz_fac_ui(f, n);
+    char *want = mpz_get_str(NULL, 10, f);
+    assert_true(strcmp(got, want) == 0);
+    free(got);
+    free(want);
+    mpz_clear(f);
+}
+
+/* The release hook receives the inputs nobody needs any more, to free
+ * elsewhere; the text is the same. */
+static void count_release(mpz_t *z, void *arg)
+{
+    (*(size_t *)arg)++;
+    mpz_clear(*z);
+    free(z);
+}
+
+static void release_hook_frees_inputs(void **state)
+{
+    (void)state;
+    struct fact_plan *p;
+    size_t released = 0;
+    assert_ok(fact_plan_new(&p, 200000, FACT_DECIMAL));
+    fact_plan_set_release(p, 4096, count_release, &released);
+    for (int id; (id = fact_plan_take(p)) >= 0; fact_piece_done(p, id))
+        assert_ok(fact_piece_run(p, id));
+    assert_true(released > 0);
+    assert_plan_text(p, 200000);
+    fact_plan_free(p);
+}
+
 static void hex_text_is_exact(void **state)
 {
     (void)state;
@@ -249,20 +286,6 @@ static void count_progress(struct fact_plan *plan, void *arg)
 {
     (void)plan;
     ((struct outcome *)arg)->progress++;
-}
-
-/* The plan's text is GMP's digits of n!. */
-static void assert_plan_text(struct fact_plan *plan, unsigned long n)
-{
-    char *got = plan_text(plan);
-    mpz_t f;
-    mpz_init(f);
-    mpz_fac_ui(f, n);
-    char *want = mpz_get_str(NULL, 10, f);
-    assert_true(strcmp(got, want) == 0);
-    free(got);
-    free(want);
-    mpz_clear(f);
 }
 
 static void loop_driver_text(void **state)
@@ -633,8 +656,8 @@ static void example_prints_the_factorial(void **state)
 
 MO_TEST_MAIN(cmocka_unit_test(every_n_to_3000), cmocka_unit_test(sampled_n_to_2000000),
              cmocka_unit_test(any_order_gives_the_same_value),
-             cmocka_unit_test(decimal_text_is_exact), cmocka_unit_test(hex_text_is_exact),
-             cmocka_unit_test(text_known_values),
+             cmocka_unit_test(decimal_text_is_exact), cmocka_unit_test(release_hook_frees_inputs),
+             cmocka_unit_test(hex_text_is_exact), cmocka_unit_test(text_known_values),
              cmocka_unit_test(text_not_ready_before_its_pieces), cmocka_unit_test(bad_plans),
              cmocka_unit_test(big_pieces_are_marked), cmocka_unit_test(estimate_grows_with_n),
              cmocka_unit_test(loop_driver_text), cmocka_unit_test(loop_driver_hold),

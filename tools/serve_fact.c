@@ -1,9 +1,12 @@
 /* `factorial N` for the server, in its three modes (serve.h):
  * - sliced: the CLI's fact plan run by fact_loop.c, its decimal text
  *   written chunk by chunk, in order, as chunks become ready, while the
- *   stream is writable; above the high mark the run is held, so the text
- *   waiting in memory is the high mark plus one chunk (at most 400,000
- *   digits) and what the pieces on workers were already making;
+ *   stream is writable, by a cooperator task that writes one chunk per
+ *   step (a chunk of 400,000 digits costs a few hundred microseconds to
+ *   hand to the kernel: several in one callback held the loop 8-16 ms);
+ *   above the high mark the run is held, so the text waiting in memory is
+ *   the high mark plus one chunk and what the pieces on workers were
+ *   already making;
  * - blocking: mpz_fac_ui and mpz_get_str in the read callback;
  * - steps: fact_naive.c's fixed chunks of multiplications, then the
  *   conversion on a worker, written in one piece.
@@ -28,8 +31,10 @@ struct fact_ans {
     size_t next;            /* the next text chunk */
     size_t zeros;           /* trailing zeros still to write */
     bool in_zeros;
-    mpz_t z;   /* steps: the value */
-    char *str; /* steps: its digits, made on a worker */
+    mo_task_t *pump; /* sliced: writes the text, one piece per step */
+    bool pump_waits; /* it paused itself: nothing to write, or not writable */
+    mpz_t z;         /* steps: the value */
+    char *str;       /* steps: its digits, made on a worker */
 };
 
 /* Text of zeros for the trailing zeros (v5(N) of them: 25 million for
@@ -39,6 +44,7 @@ static char zero_text[65536];
 static void ans_free(struct fact_ans *a)
 {
     mo_deferred_unref(a->d);
+    mo_task_release(a->pump);
     if (a->owned) fact_plan_free(a->plan);
     mpz_clear(a->z);
     free(a->str);
@@ -56,49 +62,72 @@ static void maybe_finish(struct fact_ans *a)
 {
     if (!a->text_done || a->run) return;
     struct conn *c = a->c;
+    if (a->pump) mo_task_stop(a->pump); /* after an error it may still wait */
     mo_stream_set_producer(c->s, NULL, NULL, NULL);
     release_memory(c);
     ans_free(a);
     serve_answer_done(c);
 }
 
-/* Writes the text that is ready while the stream takes it. */
-static void pump(struct fact_ans *a)
+/* Writes the next piece of text if it is ready: a chunk, 64 KiB of the
+ * trailing zeros, or the final newline. False if nothing was ready. */
+static bool write_piece(struct fact_ans *a)
 {
     mo_stream_t *s = a->c->s;
-    while (!a->text_done && mo_stream_writable(s) == 1) {
-        if (a->in_zeros) {
-            size_t k = a->zeros < sizeof zero_text ? a->zeros : sizeof zero_text;
-            if (k == 0) {
-                mo_stream_write_copy(s, "\n", 1);
-                a->text_done = true;
-                break;
-            }
+    if (a->in_zeros) {
+        size_t k = a->zeros < sizeof zero_text ? a->zeros : sizeof zero_text;
+        if (k == 0) {
+            mo_stream_write_copy(s, "\n", 1);
+            a->text_done = true;
+        } else {
             mo_stream_write(s, zero_text, k, NULL, NULL);
             a->zeros -= k;
-            continue;
         }
-        char *bytes;
-        size_t len;
-        if (!a->plan || a->next >= fact_text_count(a->plan) ||
-            !fact_text_take(a->plan, a->next, &bytes, &len))
-            break; /* not ready yet */
-        a->next++;
-        if (bytes) {
-            mo_stream_write(s, bytes, len, free, bytes);
-        } else { /* the last chunk: the trailing zeros */
-            a->in_zeros = true;
-            a->zeros = len;
-        }
+        return true;
     }
-    maybe_finish(a);
+    char *bytes;
+    size_t len;
+    if (!a->plan || a->next >= fact_text_count(a->plan) ||
+        !fact_text_take(a->plan, a->next, &bytes, &len))
+        return false;
+    a->next++;
+    if (bytes) {
+        mo_stream_write(s, bytes, len, free, bytes);
+    } else { /* the last chunk: the trailing zeros */
+        a->in_zeros = true;
+        a->zeros = len;
+    }
+    return true;
+}
+
+/* The pump: one piece per step while the stream is writable; otherwise it
+ * pauses itself until the stream drains or more text is ready (wake). */
+static int pump_step(mo_task_t *task, void *arg)
+{
+    struct fact_ans *a = arg;
+    if (a->text_done) return MO_DONE;
+    if (mo_stream_writable(a->c->s) != 1 || !write_piece(a)) {
+        a->pump_waits = true;
+        mo_task_pause(task);
+        return MO_CONTINUE;
+    }
+    if (!a->text_done) return MO_CONTINUE;
+    maybe_finish(a); /* a may be gone */
+    return MO_DONE;
+}
+
+static void wake(struct fact_ans *a)
+{
+    if (!a->pump_waits) return;
+    a->pump_waits = false;
+    mo_task_resume(a->pump);
 }
 
 static void on_progress(struct fact_plan *plan, void *arg)
 {
     struct fact_ans *a = arg;
     a->plan = plan;
-    pump(a);
+    wake(a);
 }
 
 /* The stream's producer callbacks: hold the run while the client lags. */
@@ -111,11 +140,29 @@ static void hold(mo_stream_t *s, void *arg)
 
 static void resume(mo_stream_t *s, void *arg)
 {
+    (void)s;
     struct fact_ans *a = arg;
-    struct fact_run *run = a->run;
     if (a->cancelled) return;
-    pump(a); /* what is ready first; frees a if it finishes, which needs run NULL */
-    if (run && mo_stream_writable(s) == 1) fact_loop_resume(run); /* may fire d */
+    wake(a);
+    if (a->run) fact_loop_resume(a->run); /* may fire d: computed() */
+}
+
+/* Stopping the pump is not an error anybody should hear of. */
+static void pump_over(mo_result_t *result, void *arg)
+{
+    (void)arg;
+    mo_result_set(result, NULL, NULL);
+}
+
+static int pump_start(struct fact_ans *a)
+{
+    const struct mo_task_opts opts = {.slice = MO_USEC(250)};
+    int err = mo_cooperate(a->c->srv->loop, pump_step, a, &opts, &a->pump);
+    if (err) return err;
+    mo_deferred_t *d = mo_task_deferred(a->pump);
+    err = mo_deferred_add_errback(d, pump_over, NULL);
+    mo_deferred_unref(d);
+    return err;
 }
 
 static void computed(mo_result_t *result, void *arg)
@@ -126,7 +173,10 @@ static void computed(mo_result_t *result, void *arg)
     a->plan = mo_result_take(result, &dtor);
     a->owned = true;
     if (a->cancelled) return;
-    pump(a);
+    if (a->text_done)
+        maybe_finish(a); /* the pump wrote the last piece before the run ended */
+    else
+        wake(a);
 }
 
 static void failed(mo_result_t *result, void *arg)
@@ -152,6 +202,7 @@ static void fact_cancel(struct conn *c)
     struct fact_ans *a = c->ans.state;
     a->cancelled = true;
     release_memory(c);
+    if (a->pump) mo_task_stop(a->pump); /* MO_EALREADY once it has finished */
     if (a->d && !mo_deferred_fired(a->d)) mo_deferred_cancel(a->d); /* failed() runs now */
     if (!a->run) ans_free(a);
 }
@@ -178,8 +229,16 @@ static void fact_sliced(struct conn *c, unsigned long n)
         return;
     }
     a->run = NULL;
-    err = fact_loop_start_run(srv->loop, srv->workers, plan, 0, on_progress, a, &a->run, &a->d);
+    err = pump_start(a);
     if (err) {
+        fact_plan_free(plan);
+    } else {
+        a->pump_waits = true; /* until the first text is ready */
+        mo_task_pause(a->pump);
+        err = fact_loop_start_run(srv->loop, srv->workers, plan, 0, on_progress, a, &a->run, &a->d);
+    }
+    if (err) {
+        if (a->pump) mo_task_stop(a->pump);
         ans_free(a);
         serve_reply(c, "error: factorial: %s", mo_strerror(err));
         return;
