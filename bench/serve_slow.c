@@ -133,12 +133,19 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *morsel = argv[1];
-    unsigned long n =
-        argc > 2 && strcmp(argv[2], "--") != 0 ? strtoul(argv[2], NULL, 10) : 10000000;
-    double rate = argc > 3 && strcmp(argv[3], "--") != 0 ? atof(argv[3]) : 1048576.0;
-    int extra_at = argc;
+    int extra_at = argc, npos = argc; /* positional arguments end at "--" */
     for (int i = 2; i < argc; i++)
-        if (!strcmp(argv[i], "--")) extra_at = i + 1;
+        if (!strcmp(argv[i], "--")) {
+            extra_at = i + 1;
+            npos = i;
+            break;
+        }
+    unsigned long n = npos > 2 ? strtoul(argv[2], NULL, 10) : 10000000;
+    double rate = npos > 3 ? atof(argv[3]) : 1048576.0;
+    if (n == 0 || rate <= 0) {
+        fprintf(stderr, "bench_serve_slow: N and RATE must be positive\n");
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     int port, errfd;
     pid_t pid = start_server(morsel, argv + extra_at, argc - extra_at, &port, &errfd);
