@@ -263,6 +263,8 @@ static int server_setup(struct server *srv, const char **msg)
     if (srv->o.unix_path &&
         (err = listen_on(srv, srv->o.unix_path, &srv->unx, srv->unix_addr, sizeof srv->unix_addr)))
         return err;
+    *msg = "cannot set the cooperator's slice";
+    if ((err = mo_cooperator_set_slice(srv->loop, srv->o.slice))) return err;
     *msg = "cannot start the heartbeat";
     if (srv->o.heartbeat > 0) {
         srv->beat_due = mo_loop_now(srv->loop) + srv->o.heartbeat;
@@ -278,13 +280,17 @@ int serve_start(mo_loop_t *loop, const struct serve_opts *o, struct server **sp,
     if (!msg) msg = &ignored;
     *msg = "bad options";
     if (!loop || !o || !sp || (!o->listen && !o->unix_path) || o->mode < SERVE_SLICED ||
-        o->mode > SERVE_STEPS || (o->mode == SERVE_STEPS && !o->steps))
+        o->mode > SERVE_STEPS || (o->mode == SERVE_STEPS && !o->steps) || o->slice < 0)
         return MO_EINVAL;
     struct server *srv = calloc(1, sizeof *srv);
     if (!srv) return MO_ENOMEM;
     srv->loop = loop;
     srv->o = *o;
     if (!srv->o.heartbeat) srv->o.heartbeat = MO_MSEC(1);
+    /* A quarter of a millisecond: a ping waits for at most about that much
+     * of a factorial's or a walk's pieces (the default, 1 ms, lets two
+     * answers in progress hold the loop a millisecond between polls). */
+    if (!srv->o.slice) srv->o.slice = MO_USEC(250);
     srv->conns.next = srv->conns.prev = &srv->conns;
     srv->mem_limit = cli_memory_limit() * 0.8;
     int err = server_setup(srv, msg);

@@ -37,6 +37,9 @@ struct serve_opts {
     unsigned threads;         /* factorial workers; 0: one per CPU */
     int64_t heartbeat;        /* the period of the call whose lateness `stats` reports;
                                  0: 1 ms; negative: none */
+    int64_t slice;            /* the loop's cooperator slice (mo_cooperator_set_slice):
+                                 how long answers in pieces run before I/O is looked
+                                 at again; 0: 250 us */
     FILE *log;                /* one line per connection when it ends; NULL: none */
 };
 
