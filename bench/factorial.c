@@ -11,8 +11,8 @@
  *   bench_factorial             all four
  *
  * While ours runs, a call every 1 ms on the same loop records how late it
- * starts: the loop's stall. The tools/ sources are compiled in, as the CLI
- * compiles them (GMP stays out of the library). */
+ * starts: the loop's stall. The factorial code is the CLI's, linked from
+ * the tools' internal library (GMP stays out of morsel's own library). */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,10 +24,10 @@
 #include "bench_util.h"
 #include "morsel.h"
 
-#include "../tools/fact.c"
-#include "../tools/fact_loop.c"
-#include "../tools/fact_naive.c"
-#include "../tools/offload.c"
+#include "fact.h"
+#include "fact_loop.h"
+#include "fact_naive.h"
+#include "offload.h"
 
 #define MAX_BEATS 200000
 

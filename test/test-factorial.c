@@ -10,11 +10,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* These live in tools/ (GMP stays out of the library): compile them in. */
-#include "../tools/fact.c"
-#include "../tools/fact_loop.c"
-#include "../tools/fact_naive.c"
-#include "../tools/offload.c"
+/* These live in tools/ (GMP stays out of the library), in the tools' internal
+ * library that this test links. */
+#include "fact.h"
+#include "fact_loop.h"
+#include "fact_naive.h"
+#include "offload.h"
 
 /* ---- the module ---- */
 
@@ -521,12 +522,8 @@ static void naive_bad_arguments(void **state)
  * standard output (caller frees). */
 static int run_program(const char *prefix, const char *prog, const char *args, char **out)
 {
-    char exe[PATH_MAX], cmd[PATH_MAX + 512];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    assert_true(n > 0);
-    exe[n] = '\0';
-    *strrchr(exe, '/') = '\0';
-    snprintf(cmd, sizeof cmd, "%s '%s/%s' 2>/dev/null %s", prefix, exe, prog, args);
+    char cmd[PATH_MAX + 512];
+    snprintf(cmd, sizeof cmd, "%s '%s' 2>/dev/null %s", prefix, mo_test_program(prog), args);
     FILE *f = popen(cmd, "r");
     assert_non_null(f);
     size_t len = 0, cap = 1 << 16;

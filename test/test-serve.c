@@ -25,7 +25,7 @@ static const char *morsel;
 
 static void find_morsel(void)
 {
-    morsel = mo_test_morsel();
+    morsel = mo_test_program("morsel");
 }
 
 /* ---- the server process ---- */

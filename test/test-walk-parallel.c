@@ -58,8 +58,8 @@ static void recs_free(struct recs *r)
 /* The two sets are equal (sorted in place). */
 static void recs_assert_equal(struct recs *a, struct recs *b)
 {
-    qsort(a->v, a->n, sizeof(*a->v), cmp_str);
-    qsort(b->v, b->n, sizeof(*b->v), cmp_str);
+    if (a->n) qsort(a->v, a->n, sizeof(*a->v), cmp_str); /* v is NULL when empty */
+    if (b->n) qsort(b->v, b->n, sizeof(*b->v), cmp_str);
     assert_int_equal(a->n, b->n);
     for (size_t i = 0; i < a->n; i++) assert_string_equal(a->v[i], b->v[i]);
 }
@@ -181,25 +181,44 @@ static void make_tree(const char *root)
 
 /* ---- tests ---- */
 
-static void same_set(unsigned pflags, size_t limit_fds)
+/* `flags` (MO_WALK_FOLLOW, MO_WALK_XDEV) go to both walks; with
+ * MO_WALK_FOLLOW the errors (the loops) must be the same too. */
+static void same_set_with(unsigned flags, unsigned pflags, size_t limit_fds)
 {
     char root[256];
     tree_tmpdir(root, sizeof root);
     make_tree(root);
     struct seen seq = {0}, par = {.limit_fds = limit_fds};
-    walk_run(&seq, root, 0, NULL);
-    walk_run(&par, root, MO_WALK_PARALLEL | pflags, NULL);
+    mo_walk_error_fn on_error = flags & MO_WALK_FOLLOW ? seen_error : NULL;
+    walk_run(&seq, root, flags, on_error);
+    walk_run(&par, root, MO_WALK_PARALLEL | pflags | flags, on_error);
     assert_int_equal(seq.done_err, 0);
     assert_int_equal(par.done_err, 0);
     assert_int_equal(par.dirs, seq.dirs);
     assert_int_equal(par.names, seq.names);
     recs_assert_equal(&par.recs, &seq.recs);
+    recs_assert_equal(&par.errors, &seq.errors);
+    assert_int_equal(seq.errors.n, flags & MO_WALK_FOLLOW ? 2 : 0); /* loop, z/up */
     /* Descriptors stay bounded: the loop's, parents', two per job. */
     assert_in_range(par.max_fds, par.fds_before,
                     par.fds_before + 4 + MO_WALK_MAX_FDS + 3 * MO_WALK_MAX_DIRS);
     seen_free(&seq);
     seen_free(&par);
     tree_rm(root);
+}
+
+static void same_set(unsigned pflags, size_t limit_fds)
+{
+    same_set_with(0, pflags, limit_fds);
+}
+
+/* Links followed: the same names and the same loops reported, also with
+ * every parent evicted (re-opened through the links by name). */
+static void test_same_set_following_links(void **state)
+{
+    (void)state;
+    same_set_with(MO_WALK_FOLLOW | MO_WALK_XDEV, 0, 0);
+    same_set_with(MO_WALK_FOLLOW, MO_WALK_PIECES, 1);
 }
 
 static void test_same_set_as_sequential(void **state)
@@ -502,6 +521,7 @@ static void test_flags(void **state)
 MO_TEST_MAIN(cmocka_unit_test(test_same_set_as_sequential),
              cmocka_unit_test(test_same_set_with_pieces),
              cmocka_unit_test(test_same_set_with_evicted_parents),
+             cmocka_unit_test(test_same_set_following_links),
              cmocka_unit_test(test_pieces_of_a_large_directory), cmocka_unit_test(test_deep_tree),
              cmocka_unit_test(test_prune), cmocka_unit_test(test_top_errors),
              cmocka_unit_test(test_directory_removed_during_walk),

@@ -1,5 +1,7 @@
-/* The directory walk: os.path.walk order, pruning, types, symlinks never
- * followed, deep and huge trees, errors, cancellation, slicing. */
+/* The directory walk: os.path.walk order, pruning, types, symlinks not
+ * followed (and followed, with loops reported, with MO_WALK_FOLLOW), one
+ * file system (MO_WALK_XDEV), deep and huge trees, errors, cancellation,
+ * slicing. */
 #include "test.h"
 
 #include "walk/walk_int.h"
@@ -7,6 +9,7 @@
 
 #include <dirent.h>
 #include <grp.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 
 /* ---- a growable text log ---- */
@@ -764,6 +767,146 @@ static void test_pause_and_resume(void **state)
     tree_rm(root);
 }
 
+/* ---- MO_WALK_FOLLOW and MO_WALK_XDEV, in every mode of both engines ---- */
+
+static const unsigned engine_modes[] = {0, MO_WALK_PIECES, MO_WALK_PARALLEL,
+                                        MO_WALK_PARALLEL | MO_WALK_PIECES};
+
+/* How many lines of t are exactly `line` (without its newline). */
+static int count_lines(const struct text *t, const char *line)
+{
+    int n = 0;
+    size_t len = strlen(line);
+    for (const char *p = t->s; p && (p = strstr(p, line)) != NULL; p += len)
+        n += (p == t->s || p[-1] == '\n') && p[len] == '\n';
+    return n;
+}
+
+static void test_follow_links_reports_each_loop_once(void **state)
+{
+    (void)state;
+    char root[256], line[400];
+    tree_tmpdir(root, sizeof root);
+    make_mixed(root); /* link-to-dir -> a, loop -> loop, z/up -> .. */
+    tree_link(root, "nowhere", "broken");
+    tree_link(root, "top-file", "link-to-file");
+    tree_link(root, "../..", "a/b/up2"); /* back to root from two levels down */
+    for (size_t m = 0; m < sizeof engine_modes / sizeof *engine_modes; m++) {
+        struct seen s = {0};
+        mo_walk_opts opts = {.flags = engine_modes[m] | MO_WALK_FOLLOW, .on_error = seen_error};
+        walk_run(&s, root, &opts);
+        assert_int_equal(s.done_err, 0);
+        /* Links typed by their targets; a broken one stays a link. */
+        assert_int_equal(count_lines(&s.log, "N4 link-to-dir"), 1);
+        assert_int_equal(count_lines(&s.log, "N8 link-to-file"), 1);
+        assert_int_equal(count_lines(&s.log, "N10 broken"), 1);
+        /* The directory behind the link is walked, under the link's path. */
+        snprintf(line, sizeof line, "D0 %s/link-to-dir/b/c", root);
+        assert_int_equal(count_lines(&s.log, line), 1);
+        /* Loops are neither listed nor entered: one error each time the
+         * walk reaches one, MO_ELOOP, on the path it was reached by. */
+        assert_int_equal(count_lines(&s.log, "N10 loop"), 0);
+        assert_int_equal(count_lines(&s.log, "N4 up"), 0);
+        assert_int_equal(count_lines(&s.log, "N4 up2"), 0);
+        const char *loops[] = {"loop", "z/up", "a/b/up2", "link-to-dir/b/up2"};
+        for (size_t i = 0; i < sizeof loops / sizeof *loops; i++) {
+            snprintf(line, sizeof line, "E%d %s/%s", ELOOP, root, loops[i]);
+            if (count_lines(&s.errors, line) != 1)
+                fail_msg("mode %u: '%s' reported %d times; errors:\n%s", engine_modes[m], line,
+                         count_lines(&s.errors, line), s.errors.s);
+        }
+        size_t nerr = 0;
+        for (const char *p = s.errors.s; p && *p; p = strchr(p, '\n') + 1) nerr++;
+        assert_int_equal(nerr, 4);
+        seen_free(&s);
+    }
+    /* Without on_error, the first loop stops the walk with MO_ELOOP. */
+    struct seen s = {0};
+    mo_walk_opts opts = {.flags = MO_WALK_FOLLOW};
+    walk_run(&s, root, &opts);
+    assert_int_equal(s.done_err, MO_ELOOP);
+    seen_free(&s);
+    tree_rm(root);
+}
+
+/* A tree deeper than MO_WALK_MAX_FDS reached through a link: the walk
+ * climbs back through evicted ancestors, which ".." cannot reach (it leads
+ * to the link target's parent), so they are re-opened by name. */
+static void test_follow_deep_through_a_link(void **state)
+{
+    (void)state;
+    char root[256], top[300], line[400];
+    tree_tmpdir(root, sizeof root);
+    tree_dir(root, "real");
+    tree_deep(root, "real", 3 * MO_WALK_MAX_FDS);
+    tree_dir(root, "top");
+    tree_dir(root, "top/x"); /* the link's parent: evicted, and ".." of real is not it */
+    tree_link(root, "../../real", "top/x/link");
+    tree_file(root, "top/x/after");
+    snprintf(top, sizeof top, "%s/top", root);
+    for (size_t m = 0; m < sizeof engine_modes / sizeof *engine_modes; m++) {
+        struct seen s = {0};
+        mo_walk_opts opts = {.flags = engine_modes[m] | MO_WALK_FOLLOW, .on_error = seen_error};
+        walk_run(&s, top, &opts);
+        if (s.done_err || s.errors.s)
+            fail_msg("mode %u: error %d, errors %s", engine_modes[m], s.done_err, s.errors.s);
+        assert_int_equal(count_lines(&s.log, "N4 link"), 1);
+        assert_int_equal(count_lines(&s.log, "N4 d"), 3 * MO_WALK_MAX_FDS);
+        snprintf(line, sizeof line, "D0 %s/x/link/d", top);
+        assert_int_equal(count_lines(&s.log, line), 1);
+        /* Bounded: the loop's, MO_WALK_MAX_FDS and the top's, a few more. */
+        if (!(engine_modes[m] & MO_WALK_PARALLEL))
+            assert_in_range(s.max_fds, 0, 3 + MO_WALK_MAX_FDS + 8);
+        seen_free(&s);
+    }
+    tree_rm(root);
+}
+
+/* A file system mounted inside the tree: listed, not entered. Needs to
+ * mount (root, as the tests run here and in CI); skipped otherwise. */
+static void test_xdev_stays_on_one_file_system(void **state)
+{
+    (void)state;
+    char root[256], mnt[300], line[400];
+    tree_tmpdir(root, sizeof root);
+    tree_dir(root, "m");
+    tree_dir(root, "d");
+    tree_file(root, "d/f");
+    snprintf(mnt, sizeof mnt, "%s/m", root);
+    if (mount("morsel-test", mnt, "tmpfs", 0, "size=1m") != 0) {
+        tree_rm(root);
+        skip();
+    }
+    tree_dir(root, "m/inner");
+    tree_file(root, "m/inner/f");
+    tree_link(root, "m", "link-to-mount");
+    for (size_t m = 0; m < sizeof engine_modes / sizeof *engine_modes; m++) {
+        for (int follow = 0; follow < 2; follow++) {
+            struct seen s = {0};
+            unsigned flags = engine_modes[m] | MO_WALK_XDEV | (follow ? MO_WALK_FOLLOW : 0);
+            mo_walk_opts opts = {.flags = flags, .on_error = seen_error};
+            walk_run(&s, root, &opts);
+            assert_int_equal(s.done_err, 0);
+            assert_null(s.errors.s);
+            assert_int_equal(count_lines(&s.log, "N4 m"), 1);
+            assert_int_equal(count_lines(&s.log, "N4 inner"), 0);
+            snprintf(line, sizeof line, "D0 %s/d", root);
+            assert_int_equal(count_lines(&s.log, line), 1);
+            assert_int_equal(count_lines(&s.log, follow ? "N4 link-to-mount" : "N10 link-to-mount"),
+                             1);
+            seen_free(&s);
+        }
+        /* Without it, the mount is walked. */
+        struct seen s = {0};
+        mo_walk_opts opts = {.flags = engine_modes[m]};
+        walk_run(&s, root, &opts);
+        assert_int_equal(count_lines(&s.log, "N4 inner"), 1);
+        seen_free(&s);
+    }
+    assert_int_equal(umount(mnt), 0);
+    tree_rm(root);
+}
+
 MO_TEST_MAIN(
     cmocka_unit_test(test_pause_and_resume), cmocka_unit_test(test_order_matches_os_path_walk),
     cmocka_unit_test(test_types_and_symlinks_not_followed),
@@ -777,4 +920,7 @@ MO_TEST_MAIN(
     cmocka_unit_test(test_deferred_fires_with_totals),
     cmocka_unit_test(test_deferred_failure_has_code_and_path),
     cmocka_unit_test(test_deferred_cancel_stops_and_closes),
-    cmocka_unit_test(test_walk_bad_arguments), cmocka_unit_test(test_loop_runs_between_pieces))
+    cmocka_unit_test(test_walk_bad_arguments), cmocka_unit_test(test_loop_runs_between_pieces),
+    cmocka_unit_test(test_follow_links_reports_each_loop_once),
+    cmocka_unit_test(test_follow_deep_through_a_link),
+    cmocka_unit_test(test_xdev_stays_on_one_file_system))

@@ -53,8 +53,25 @@ struct mo_test_tag {
  * for it; returns the thread's exit code or a negative error. */
 int mo_test_run_on_small_stack(size_t stack_size, void *(*fn)(void *), void *arg);
 
-/* The path of the morsel binary beside the test program; fails the test
- * if there is none. */
-const char *mo_test_morsel(void);
+/* ---- for the tests that run programs (the CLI, the examples) ---- */
+
+/* The path of the program `name` built beside the running test (the build
+ * directory), e.g. "morsel"; fails the test if it is not there. The string
+ * is static, overwritten by the next call. */
+const char *mo_test_program(const char *name);
+
+/* Runs a command line (printf-style) with /bin/sh, SIGPIPE at its default
+ * disposition as in a terminal's shell; returns its exit status, or 128 +
+ * the number of the signal that killed the shell, as a shell reports it. */
+int mo_test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* What to put before a command line to run it as an unprivileged user:
+ * "setpriv ..." (nobody) when the tests run as root, which reads through
+ * permission bits, else "". Fails the test if root has no setpriv. */
+const char *mo_test_unprivileged(void);
+
+/* Reads a whole file into a NUL-terminated buffer the caller frees; stores
+ * its length in *lenp if lenp is not NULL. Fails the test if it cannot. */
+char *mo_test_slurp(const char *path, size_t *lenp);
 
 #endif

@@ -72,7 +72,8 @@ struct fact_plan {
     size_t ntexts, textcap;
     unsigned long zeros; /* trailing '0's of the text */
     struct ref result;
-    int err;                 /* first build error */
+    int err;                                    /* first build error */
+    double work_total, work_done, work_started; /* for progress: see piece_cost() */
     fact_release_fn release; /* frees big numbers elsewhere; NULL: mpz_clear */
     void *release_arg;
     size_t release_min; /* bytes */
@@ -403,6 +404,38 @@ static int link_plan(struct fact_plan *p)
     return 0;
 }
 
+/* A piece's cost for progress: about its running time, in units of the
+ * time a product takes per bit times log2 of its bits. Products, chunks
+ * and powers cost b log b for their output's b bits; a division or a
+ * radix conversion costs more for its input's bits (the factors were
+ * measured at N = 300,000 and 3,000,000 on the machine of BENCHMARKS.md);
+ * copies and sums are linear. */
+static double piece_cost(const struct fact_plan *p, const struct piece *pc)
+{
+    double b = pc->bits, k = 1;
+    switch (pc->kind) {
+    case K_GATHER:
+    case K_SHIFT:
+    case K_HEX:
+        return b > 1 ? b / 8 : 1;
+    case K_LEAF:
+        k = 2.5;
+        break;
+    case K_DIVMOD:
+        k = 2.5;
+        b = ref_bits(p, p->inputs[pc->in_off]);
+        break;
+    case K_TEXT:
+        k = 7;
+        b = ref_bits(p, p->inputs[pc->in_off]);
+        break;
+    default:
+        break;
+    }
+    if (b < 2) b = 2;
+    return k * b * log2_of(b);
+}
+
 static void heap_push(struct fact_plan *p, int id)
 {
     size_t i = p->nheap++;
@@ -478,8 +511,10 @@ int fact_plan_new(struct fact_plan **planp, unsigned long n, enum fact_output ou
         return err;
     }
     if (p->output == FACT_VALUE) p->pieces[p->result.piece].users[0]++;
-    for (size_t i = 0; i < p->npieces; i++)
+    for (size_t i = 0; i < p->npieces; i++) {
         if (!p->pieces[i].waiting) heap_push(p, (int)i);
+        p->work_total += piece_cost(p, &p->pieces[i]);
+    }
     *planp = p;
     return 0;
 }
@@ -699,7 +734,9 @@ int fact_piece_run(struct fact_plan *p, int id)
 
 int fact_plan_take(struct fact_plan *p)
 {
-    return heap_pop(p);
+    int id = heap_pop(p);
+    if (id >= 0) p->work_started += piece_cost(p, &p->pieces[id]);
+    return id;
 }
 
 bool fact_piece_big(const struct fact_plan *p, int id)
@@ -735,6 +772,7 @@ void fact_piece_done(struct fact_plan *p, int id)
     struct piece *pc = &p->pieces[id];
     pc->done = true;
     p->ndone++;
+    p->work_done += piece_cost(p, pc);
     if (pc->kind == K_TEXT || pc->kind == K_HEX) p->texts[pc->b].ready = true;
     for (size_t k = 0; k < pc->in_cnt; k++) {
         struct ref r = p->inputs[pc->in_off + k];
@@ -752,6 +790,27 @@ size_t fact_plan_done_count(const struct fact_plan *p)
 size_t fact_plan_piece_count(const struct fact_plan *p)
 {
     return p->npieces;
+}
+
+double fact_plan_work_done(const struct fact_plan *p)
+{
+    return p->work_done;
+}
+
+double fact_plan_work_started(const struct fact_plan *p)
+{
+    return p->work_started;
+}
+
+double fact_plan_work_total(const struct fact_plan *p)
+{
+    return p->work_total;
+}
+
+double fact_text_estimate(unsigned long n, enum fact_output out)
+{
+    double bits = n < 2 ? 1 : log2_fact(n);
+    return out == FACT_HEX ? bits / 4 + 2 : bits * LOG10_2 + 2;
 }
 
 bool fact_plan_finished(const struct fact_plan *p)

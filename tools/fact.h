@@ -79,6 +79,18 @@ size_t fact_plan_done_count(const struct fact_plan *plan);
 size_t fact_plan_piece_count(const struct fact_plan *plan);
 bool fact_plan_finished(const struct fact_plan *plan);
 
+/* For a progress bar: the estimated cost of the pieces done so far, of
+ * those handed out (done or running), and of all of them, in one unit
+ * (about the running time: see piece_cost() in fact.c), so that done /
+ * total grows about as steadily as the time spent. */
+double fact_plan_work_done(const struct fact_plan *plan);
+double fact_plan_work_started(const struct fact_plan *plan);
+double fact_plan_work_total(const struct fact_plan *plan);
+
+/* The length of N!'s text in `out` (FACT_DECIMAL or FACT_HEX), newline
+ * included, estimated within a few bytes. */
+double fact_text_estimate(unsigned long n, enum fact_output out);
+
 /* FACT_VALUE: moves N! into `out` (an initialised mpz). Once finished. */
 void fact_plan_result(struct fact_plan *plan, mpz_t out);
 

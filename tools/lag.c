@@ -4,10 +4,10 @@
  * (mo_loop_stats) and a histogram of the lag in the terminal. --block MS
  * makes one callback per report hold the loop that long, to show what a
  * blocking callback does to the numbers; --watchdog MS reports it as it
- * happens. */
+ * happens. --json prints each report as one JSON object on one line. */
 #include "cli.h"
 
-#include <getopt.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,6 +21,8 @@ struct lag {
     int64_t block;         /* 0: no blocking callback */
     int64_t watchdog;      /* 0: no watchdog */
     uint64_t reports_left; /* 0: forever */
+    bool json;
+    int status;
     int64_t next_deadline;
     int64_t next_report;
     uint64_t n;
@@ -44,21 +46,35 @@ static void hist_row(int64_t lo, int64_t hi, uint64_t count, void *arg)
     rows[row] += count;
 }
 
-/* One row per power of two: [0, 1us), [1us, 2us), [2us, 4us), ... */
-static void hist_print(mo_loop_t *loop)
+/* Row i of the histogram holds [from, to): [0, 1us), [1us, 2us), ... */
+static int64_t row_from(int i)
 {
-    uint64_t rows[HIST_ROWS] = {0}, most = 0;
-    int first = -1, last = -1;
+    return i ? MO_USEC(1) << (i - 1) : 0;
+}
+
+/* One row per power of two; [*first, *last] the rows with samples. */
+static uint64_t hist_rows(mo_loop_t *loop, uint64_t rows[HIST_ROWS], int *first, int *last)
+{
+    uint64_t most = 0;
+    *first = *last = -1;
     mo_loop_stats_buckets(loop, MO_STATS_LAG, hist_row, rows);
     for (int i = 0; i < HIST_ROWS; i++) {
         if (!rows[i]) continue;
-        if (first < 0) first = i;
-        last = i;
+        if (*first < 0) *first = i;
+        *last = i;
         if (rows[i] > most) most = rows[i];
     }
+    return most;
+}
+
+static void hist_print(mo_loop_t *loop)
+{
+    uint64_t rows[HIST_ROWS] = {0};
+    int first, last;
+    uint64_t most = hist_rows(loop, rows, &first, &last);
     for (int i = first; i >= 0 && i <= last; i++) {
         char lo[32], hi[32], bar[HIST_WIDTH + 1];
-        int64_t from = i ? MO_USEC(1) << (i - 1) : 0, to = MO_USEC(1) << i;
+        int64_t from = row_from(i), to = row_from(i + 1);
         int len = (int)((rows[i] * HIST_WIDTH + most - 1) / most);
         memset(bar, '#', (size_t)len);
         bar[len] = 0;
@@ -76,6 +92,37 @@ static void summary_print(const char *name, const struct mo_stats_summary *s, co
            (unsigned long long)s->count, unit);
 }
 
+/* One report as one line of JSON (the field names are in morsel(1)). */
+static void lag_print_json(struct lag *g)
+{
+    bool first = true;
+    printf("{");
+    cli_json_u64(stdout, &first, "beats", g->n);
+    cli_json_us(stdout, &first, "min_us", g->n ? g->min : 0);
+    cli_json_us(stdout, &first, "avg_us", g->n ? g->sum / (int64_t)g->n : 0);
+    cli_json_us(stdout, &first, "max_us", g->max);
+    struct mo_loop_stats st;
+    if (mo_loop_stats(g->loop, &st) == 0) {
+        cli_json_summary(stdout, "loop_lag", &st.lag);
+        cli_json_summary(stdout, "callbacks", &st.callback);
+        uint64_t rows[HIST_ROWS] = {0};
+        int lo, hi;
+        hist_rows(g->loop, rows, &lo, &hi);
+        printf(",\"histogram\":[");
+        for (int i = lo; i >= 0 && i <= hi; i++) {
+            bool f = true;
+            printf("%s{", i == lo ? "" : ",");
+            cli_json_us(stdout, &f, "from_us", row_from(i));
+            cli_json_us(stdout, &f, "to_us", row_from(i + 1));
+            cli_json_u64(stdout, &f, "count", rows[i]);
+            printf("}");
+        }
+        printf("]");
+        mo_loop_stats_reset(g->loop);
+    }
+    printf("}\n");
+}
+
 static void lag_print(struct lag *g)
 {
     char a[32], b[32], c[32];
@@ -90,7 +137,18 @@ static void lag_print(struct lag *g)
         hist_print(g->loop);
         mo_loop_stats_reset(g->loop);
     }
-    fflush(stdout);
+}
+
+/* Prints a report; false if stdout failed (reported; the run must end). */
+static bool lag_report(struct lag *g)
+{
+    if (g->json)
+        lag_print_json(g);
+    else
+        lag_print(g);
+    if (fflush(stdout) == 0 && !ferror(stdout)) return true;
+    cli_write_failed("lag", NULL, errno ? errno : EIO);
+    return false;
 }
 
 /* Holds the loop for --block ms, once per report, halfway between two. */
@@ -113,7 +171,12 @@ static void lag_beat(mo_loop_t *loop, void *arg)
     if (late < g->min) g->min = late;
     if (late > g->max) g->max = late;
     if (g->next_deadline >= g->next_report) {
-        lag_print(g);
+        errno = 0;
+        if (!lag_report(g)) {
+            g->status = CLI_FAIL;
+            mo_loop_stop(loop);
+            return;
+        }
         lag_reset(g);
         g->next_report += g->report;
         if (g->reports_left && --g->reports_left == 0) {
@@ -129,17 +192,23 @@ static void lag_beat(mo_loop_t *loop, void *arg)
 static void lag_usage(FILE *out)
 {
     fprintf(out, "usage: morsel lag [--period MS] [--report MS] [--count N] [--block MS]\n"
-                 "                 [--watchdog MS] [--slack US]\n\n"
-                 "Runs a call every --period milliseconds (default 10) and prints, every\n"
-                 "--report milliseconds (default 1000), how late those calls started, the\n"
-                 "loop's lag and callback-duration percentiles, and a histogram of the lag.\n"
-                 "Stops after --count reports (default: never; Ctrl-C ends it).\n"
-                 "--block MS makes one callback per report hold the loop for MS milliseconds.\n"
-                 "--watchdog MS reports on stderr any callback holding the loop longer than\n"
-                 "MS milliseconds, while it runs.\n"
-                 "--slack US lets the loop sleep up to US microseconds past a deadline, as\n"
-                 "loops do by default (100); here the default is 0, so that the lag shown\n"
-                 "is what the loop and the machine add, not a slack chosen for throughput.\n");
+                 "                 [--watchdog MS] [--slack US] [--json]\n\n"
+                 "Runs a call every --period milliseconds and prints, every --report\n"
+                 "milliseconds, how late those calls started, the loop's lag and\n"
+                 "callback-duration percentiles, and a histogram of the lag.\n\n"
+                 "  -p, --period MS    the heartbeat's period (default 10)\n"
+                 "  -r, --report MS    time between reports (default 1000)\n"
+                 "  -n, --count N      stop after N reports (default: never; Ctrl-C ends it)\n"
+                 "  -b, --block MS     one callback per report holds the loop MS milliseconds\n"
+                 "  -w, --watchdog MS  report on stderr, while it runs, any callback holding\n"
+                 "                     the loop longer than MS milliseconds\n"
+                 "  -s, --slack US     let the loop sleep up to US microseconds past a deadline,\n"
+                 "                     as loops do by default (250); here the default is 0, so\n"
+                 "                     that the lag shown is what the loop and the machine add\n"
+                 "      --json         each report as one JSON object per line (fields in\n"
+                 "                     morsel(1); times in microseconds, named *_us)\n"
+                 "  -h, --help         this help\n"
+                 "  -V, --version      the version\n");
 }
 
 /* --period, --report, --block, --watchdog: milliseconds, 1 to an hour. */
@@ -150,56 +219,65 @@ static bool lag_parse_ms(struct lag *g, int opt, const char *text)
     int i = opt == 'p' ? 0 : opt == 'r' ? 1 : opt == 'b' ? 2 : 3;
     uint64_t v;
     if (!cli_parse_u64(text, 3600000, &v) || v == 0) {
-        cli_error("lag", "--%s takes a whole number of milliseconds from 1 to 3600000", names[i]);
+        cli_usage_error("lag", "--%s takes a whole number of milliseconds from 1 to 3600000",
+                        names[i]);
         return false;
     }
     *fields[i] = MO_MSEC(v);
     return true;
 }
 
-int cli_lag(int argc, char **argv)
+enum { OPT_JSON = 256 };
+
+/* Returns -1 to go on, or the exit status. */
+static int lag_parse(struct lag *g, uint64_t *slack_us, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"period", required_argument, NULL, 'p'},   {"report", required_argument, NULL, 'r'},
-        {"count", required_argument, NULL, 'n'},    {"block", required_argument, NULL, 'b'},
-        {"watchdog", required_argument, NULL, 'w'}, {"slack", required_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
-    struct lag g = {.period = MO_MSEC(10), .report = MO_SEC(1)};
-    uint64_t slack_us = 0;
-    int c;
+    static const struct option opts[] = {{"period", required_argument, NULL, 'p'},
+                                         {"report", required_argument, NULL, 'r'},
+                                         {"count", required_argument, NULL, 'n'},
+                                         {"block", required_argument, NULL, 'b'},
+                                         {"watchdog", required_argument, NULL, 'w'},
+                                         {"slack", required_argument, NULL, 's'},
+                                         {"json", no_argument, NULL, OPT_JSON},
+                                         CLI_STD_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
+    int c, status;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "p:r:n:b:w:s:h", opts, NULL)) != -1) {
+    while ((c = cli_getopt("lag", lag_usage, argc, argv, "p:r:n:b:w:s:hV", opts, &status)) !=
+           CLI_OPT_END) {
         switch (c) {
+        case CLI_OPT_EXIT:
+            return status;
         case 'p':
         case 'r':
         case 'b':
         case 'w':
-            if (!lag_parse_ms(&g, c, optarg)) return CLI_USAGE;
+            if (!lag_parse_ms(g, c, optarg)) return CLI_USAGE;
             break;
         case 's':
-            if (!cli_parse_u64(optarg, 1000000, &slack_us)) {
-                cli_error("lag", "--slack takes a whole number of microseconds from 0 to 1000000");
-                return CLI_USAGE;
-            }
+            if (!cli_parse_u64(optarg, 1000000, slack_us))
+                return cli_usage_error(
+                    "lag", "--slack takes a whole number of microseconds from 0 to 1000000");
             break;
         case 'n':
-            if (!cli_parse_u64(optarg, UINT64_MAX, &g.reports_left) || !g.reports_left) {
-                cli_error("lag", "--count takes a whole number above 0");
-                return CLI_USAGE;
-            }
+            if (!cli_parse_u64(optarg, UINT64_MAX, &g->reports_left) || !g->reports_left)
+                return cli_usage_error("lag", "--count takes a whole number above 0");
             break;
-        case 'h':
-            lag_usage(stdout);
-            return CLI_OK;
-        default:
-            lag_usage(stderr);
-            return CLI_USAGE;
+        case OPT_JSON:
+            g->json = true;
+            break;
         }
     }
-    if (optind < argc) {
-        cli_error("lag", "unexpected argument '%s'", argv[optind]);
-        return CLI_USAGE;
-    }
+    if (optind < argc) return cli_usage_error("lag", "unexpected argument '%s'", argv[optind]);
+    return -1;
+}
+
+int cli_lag(int argc, char **argv)
+{
+    struct lag g = {.period = MO_MSEC(10), .report = MO_SEC(1)};
+    uint64_t slack_us = 0;
+    int status = lag_parse(&g, &slack_us, argc, argv);
+    if (status >= 0) return status;
     mo_loop_t *loop;
     int err = mo_loop_new(&loop, 0);
     if (err) {
@@ -220,5 +298,5 @@ int cli_lag(int argc, char **argv)
         cli_error("lag", "%s", mo_strerror(err));
         return CLI_FAIL;
     }
-    return CLI_OK;
+    return g.status;
 }

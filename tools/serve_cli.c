@@ -77,25 +77,28 @@ static int signals_setup(struct serve_cli *c)
 
 static void serve_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: morsel serve [--listen ADDR] [--unix PATH] [--max-connections N]\n"
-            "                    [--root DIR] [--grace SECONDS] [--blocking | --steps K]\n\n"
-            "Serves a line protocol (docs/protocol.md) on an event loop: 'ping',\n"
-            "'factorial N' (the digits of N!, streamed), 'walk DIR' (the paths under DIR,\n"
-            "streamed), 'stats' (the loop's lag). Prints 'listening on ADDR' first; logs\n"
-            "one line per connection on stderr; stops on SIGINT or SIGTERM.\n\n"
-            "  --listen ADDR        TCP address (default 127.0.0.1:0: a free port);\n"
-            "                       with --unix alone, no TCP\n"
-            "  --unix PATH          listen on a Unix socket too\n"
-            "  --max-connections N  answer further connections with an error and close\n"
-            "  --root DIR           walk requests are relative to DIR and stay below it\n"
-            "                       (default: relative to ., anywhere)\n"
-            "  --grace SECONDS      on a signal, let answers finish this long (default 5)\n"
-            "  --threads T          factorial worker threads (default: one per CPU)\n"
-            "  --heartbeat MS       the timer whose lateness 'stats' reports (default 1)\n"
-            "  --watchdog MS        report on stderr a callback that holds the loop longer\n"
-            "  --blocking           compute each request in one callback (a lesson)\n"
-            "  --steps K            factorial as the seed's optFactorial, K products per call\n");
+    fprintf(f, "usage: morsel serve [--listen ADDR] [--unix PATH] [--max-connections N]\n"
+               "                    [--root DIR] [--grace SECONDS] [--blocking | --steps K]\n\n"
+               "Serves a line protocol (docs/protocol.md) on an event loop: 'ping',\n"
+               "'factorial N' (the digits of N!, streamed), 'walk DIR' (the paths under DIR,\n"
+               "streamed), 'stats' (the loop's lag). Prints 'listening on ADDR' first; logs\n"
+               "one line per connection on stderr; stops on SIGINT or SIGTERM.\n\n"
+               "  --listen ADDR        TCP address (default 127.0.0.1:0: a free port);\n"
+               "                       with --unix alone, no TCP\n"
+               "  --unix PATH          listen on a Unix socket too\n"
+               "  --max-connections N  answer further connections with an error and close\n"
+               "  --root DIR           walk requests are relative to DIR and stay below it\n"
+               "                       (default: relative to ., anywhere)\n"
+               "  --grace SECONDS      on a signal, let answers finish this long (default 5)\n"
+               "  --threads T          factorial worker threads (default: one per CPU)\n"
+               "  --heartbeat MS       the timer whose lateness 'stats' reports (default 1)\n"
+               "  --watchdog MS        report on stderr a callback that holds the loop longer\n"
+               "  --blocking           compute each request in one callback (a lesson)\n"
+               "  --steps K            factorial as the seed's optFactorial, K products per call\n"
+               "  -h, --help           this help\n"
+               "  -V, --version        the version\n\n"
+               "A second signal aborts what still runs. Errors go to stderr; the exit status\n"
+               "is 1 if the server cannot start, 2 for a usage error, 0 otherwise.\n");
 }
 
 enum {
@@ -140,34 +143,28 @@ static int parse_option(int c, struct serve_cli *s)
         return 0;
     case OPT_MAX:
         if (cli_parse_u64(optarg, 1000000, &v) && v) return s->o.max_connections = (unsigned)v, 0;
-        cli_error(cmd, "--max-connections takes a whole number from 1 to 1000000");
-        return CLI_USAGE;
+        return cli_usage_error(cmd, "--max-connections takes a whole number from 1 to 1000000");
     case OPT_GRACE:
         if (parse_seconds(optarg, &s->grace)) return 0;
-        cli_error(cmd, "--grace takes a number of seconds from 0 to 86400");
-        return CLI_USAGE;
+        return cli_usage_error(cmd, "--grace takes a number of seconds from 0 to 86400");
     case OPT_THREADS:
         if (cli_parse_u64(optarg, 256, &v) && v) return s->o.threads = (unsigned)v, 0;
-        cli_error(cmd, "--threads takes a whole number from 1 to 256");
-        return CLI_USAGE;
+        return cli_usage_error(cmd, "--threads takes a whole number from 1 to 256");
     case OPT_HEARTBEAT:
         if (cli_parse_u64(optarg, 60000, &v)) return s->o.heartbeat = v ? MO_MSEC(v) : -1, 0;
-        cli_error(cmd, "--heartbeat takes milliseconds from 0 (none) to 60000");
-        return CLI_USAGE;
+        return cli_usage_error(cmd, "--heartbeat takes milliseconds from 0 (none) to 60000");
     case OPT_WATCHDOG:
         if (cli_parse_u64(optarg, 60000, &v) && v) return s->watchdog = MO_MSEC(v), 0;
-        cli_error(cmd, "--watchdog takes milliseconds from 1 to 60000");
-        return CLI_USAGE;
+        return cli_usage_error(cmd, "--watchdog takes milliseconds from 1 to 60000");
     case OPT_STEPS:
         if (cli_parse_u64(optarg, UINT32_MAX, &v) && v) {
             s->o.mode = SERVE_STEPS;
             s->o.steps = (unsigned long)v;
             return 0;
         }
-        cli_error(cmd, "--steps takes a whole number from 1 to 4294967295");
-        return CLI_USAGE;
+        return cli_usage_error(cmd, "--steps takes a whole number from 1 to 4294967295");
     default:
-        return -2;
+        return CLI_USAGE;
     }
 }
 
@@ -184,41 +181,18 @@ static int parse(int argc, char **argv, struct serve_cli *s)
                                              {"watchdog", required_argument, NULL, OPT_WATCHDOG},
                                              {"blocking", no_argument, NULL, OPT_BLOCKING},
                                              {"steps", required_argument, NULL, OPT_STEPS},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {"version", no_argument, NULL, 'V'},
+                                             CLI_STD_OPTIONS,
                                              {NULL, 0, NULL, 0}};
-    int c, modes = 0;
+    int c, status, modes = 0;
     optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
-        if (c == 'h') {
-            serve_usage(stdout);
-            return CLI_OK;
-        }
-        if (c == 'V') {
-            printf("morsel %s\n", mo_version_string());
-            return CLI_OK;
-        }
-        if (c == ':') {
-            cli_error(cmd, "%s needs an argument", argv[optind - 1]);
-            return CLI_USAGE;
-        }
+    while ((c = cli_getopt(cmd, serve_usage, argc, argv, "hV", longopts, &status)) != CLI_OPT_END) {
+        if (c == CLI_OPT_EXIT) return status;
         modes += c == OPT_BLOCKING || c == OPT_STEPS;
         int r = parse_option(c, s);
-        if (r == -2) {
-            cli_error(cmd, "unknown option '%s' (see 'morsel serve --help')", argv[optind - 1]);
-            return CLI_USAGE;
-        }
         if (r) return r;
     }
-    if (modes > 1) {
-        cli_error(cmd, "--blocking and --steps go one at a time");
-        return CLI_USAGE;
-    }
-    if (optind < argc) {
-        cli_error(cmd, "unexpected argument '%s'", argv[optind]);
-        return CLI_USAGE;
-    }
+    if (modes > 1) return cli_usage_error(cmd, "--blocking and --steps go one at a time");
+    if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (!s->o.listen && !s->o.unix_path) s->o.listen = "127.0.0.1:0";
     return -1;
 }

@@ -13,11 +13,11 @@
  * the order the file system lists them (getdents order); "." and ".." are
  * never listed.
  *
- * Symbolic links are never followed, not even `top` itself: a symlink to a
- * directory is listed with type MO_WALK_LNK and not entered, so a walk
- * cannot loop. (As with find, a `top` that ends in "/" names the directory
- * the link points to.) Directories are opened relative to their parent's
- * descriptor (openat with O_NOFOLLOW), read with large getdents64 batches and
+ * Symbolic links are not followed, not even `top` itself, unless the walk
+ * is given MO_WALK_FOLLOW: a symlink to a directory is listed with type
+ * MO_WALK_LNK and not entered, so a walk cannot loop. (As with find, a
+ * `top` that ends in "/" names the directory the link points to.) Directories are opened relative
+ * to their parent's descriptor (openat with O_NOFOLLOW), read with large getdents64 batches and
  * typed from d_type; a no-follow fstatat is made only for a file system that
  * gives no type. The walk keeps at most MO_WALK_MAX_FDS descriptors open
  * however deep the tree is: past that depth an ancestor's descriptor is
@@ -127,7 +127,28 @@ enum mo_walk_flags {
     /* Read directories on the loop's worker pool, several at once; visit()
      * still runs on the loop thread, one directory at a time, in no
      * promised order. See the top of this file. */
-    MO_WALK_PARALLEL = 2
+    MO_WALK_PARALLEL = 2,
+    /* Follow symbolic links, as find -L does: `top` and every listed link
+     * are typed by what they lead to (a link to a directory is listed as
+     * MO_WALK_DIR and entered; a broken link stays MO_WALK_LNK), and
+     * directories are opened through links. A directory that leads back to
+     * itself or to one of its ancestors on the walk's path (the same device
+     * and inode: a loop) is not listed, nor is a link that leads to a loop
+     * of links: each is an MO_ELOOP error on its own path (path/name),
+     * given to on_error (or stopping the walk without it) before the
+     * directory's visit(). Each loop is thus reported once per way the walk
+     * reaches it, as find -L reports it. A name that cannot be examined
+     * for another reason (EACCES: the directory is not searchable) is an
+     * error too, and listed as MO_WALK_UNKNOWN. Costs one
+     * fstatat per listed directory or link and one fstat per directory
+     * entered. The sequential walk keeps top's descriptor open beyond
+     * MO_WALK_MAX_FDS and re-opens an evicted ancestor name by name from
+     * the nearest open one (".." is not the way back through a link). */
+    MO_WALK_FOLLOW = 4,
+    /* Stay on top's file system, as find -xdev does: a directory on
+     * another device is listed (visit() sees its name in its parent's
+     * listing) but not entered. Costs one fstat per directory entered. */
+    MO_WALK_XDEV = 8
 };
 
 /* Options of a walk; zero-initialise, then set what you need. */

@@ -18,6 +18,12 @@
  * - At most MO_WALK_MAX_FDS frames have an open fd: pushing frame i closes
  *   frame i - MO_WALK_MAX_FDS after recording its (dev, ino); popping to a
  *   closed frame re-opens it as ".." of its child and checks (dev, ino).
+ *   With MO_WALK_FOLLOW, ".." is not the way back through a link: the top
+ *   frame keeps its fd, and a closed frame is re-opened name by name from
+ *   its nearest open ancestor.
+ * - With MO_WALK_FOLLOW or MO_WALK_XDEV every frame's (dev, ino) is
+ *   recorded when it is opened: the ancestors a followed directory is
+ *   checked against (a loop), and top's file system.
  * - A frame's names[0, count) point into its arena; names[0, next) have been
  *   considered for descent.
  */
@@ -26,16 +32,17 @@
 #include <dirent.h>
 
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define WALK_BUF  (8 * 1024)   /* bytes per getdents64 batch: ~60 us of ext4 */
-#define WALK_STEP MO_USEC(100) /* work per cooperator step */
-#define WALK_SCAN 8192         /* names scanned for subdirectories per unit */
-#define WALK_KEEP (256 * 1024) /* a popped frame keeps buffers up to this size */
-#define WALK_OPEN (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+#define WALK_BUF  (8 * 1024)                      /* bytes per getdents64 batch: ~60 us of ext4 */
+#define WALK_STEP MO_USEC(100)                    /* work per cooperator step */
+#define WALK_SCAN 8192                            /* names scanned for subdirectories per unit */
+#define WALK_KEEP (256 * 1024)                    /* a popped frame keeps buffers up to this size */
+#define WALK_IDS  (MO_WALK_FOLLOW | MO_WALK_XDEV) /* modes that record (dev, ino) */
 
 /* The kernel's record, as getdents64 writes it. */
 struct kdirent64 {
@@ -52,7 +59,8 @@ struct frame {
     int fd;
     uint8_t phase;
     bool visited; /* visit() has seen (a piece of) its listing */
-    dev_t dev;    /* identity, recorded when fd is closed early */
+    bool has_err; /* MO_WALK_FOLLOW: names[shown, count) has error-marked names */
+    dev_t dev;    /* identity, recorded when fd is closed early (or opened: WALK_IDS) */
     ino_t ino;
     size_t pathlen;
     mo_walk_name *names;
@@ -170,6 +178,50 @@ static int walk_fail(struct mo__walk *w, int err)
     return mo__walk_fail(w, w->path, err);
 }
 
+/* ---- following links (MO_WALK_FOLLOW), shared by both engines ---- */
+
+int mo__walk_open_flags(unsigned flags)
+{
+    int nofollow = flags & MO_WALK_FOLLOW ? 0 : O_NOFOLLOW;
+    return O_RDONLY | O_DIRECTORY | O_CLOEXEC | nofollow;
+}
+
+uint8_t mo__walk_follow_type(int dirfd, const char *name, uint8_t type, struct stat *st)
+{
+    if (type != MO_WALK_LNK && type != MO_WALK_DIR && type != MO_WALK_UNKNOWN) return type;
+    if (fstatat(dirfd, name, st, 0) == 0) return (uint8_t)IFTODT(st->st_mode);
+    int err = -errno;
+    /* A link to nothing is listed as the link it is, as find -L does. */
+    if (err == MO_ENOENT && fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW) == 0)
+        return (uint8_t)IFTODT(st->st_mode);
+    return err == MO_ENOENT ? MO_WALK_UNKNOWN : mo__walk_type_err(err);
+}
+
+int mo__walk_drop_errors(struct mo__walk *w, const char *dir, mo_walk_name *names, size_t *count)
+{
+    size_t k = 0, dlen = strlen(dir);
+    bool slash = dlen && dir[dlen - 1] != '/';
+    for (size_t i = 0; i < *count; i++) {
+        if (!(names[i].type & MO__WALK_TYPE_ERR)) {
+            names[k++] = names[i];
+            continue;
+        }
+        int code = -(names[i].type & ~MO__WALK_TYPE_ERR);
+        int err = mo__walk_grow((void **)&w->epath, &w->epcap, dlen + slash + names[i].len + 1, 1);
+        if (err) return mo__walk_fatal(w, dir, err);
+        memcpy(w->epath, dir, dlen);
+        if (slash) w->epath[dlen] = '/';
+        memcpy(w->epath + dlen + slash, names[i].name, names[i].len + 1);
+        err = mo__walk_fail(w, w->epath, code);
+        if (err || w->cancelled) return err ? err : MO_ECANCELED;
+        if (code == MO_ELOOP) continue;
+        names[k] = names[i]; /* cannot be examined, but is there: listed, untyped */
+        names[k++].type = MO_WALK_UNKNOWN;
+    }
+    *count = k;
+    return 0;
+}
+
 /* ---- the frame stack ---- */
 
 /* Closes the descriptor MO_WALK_MAX_FDS frames above frame i, after
@@ -178,12 +230,70 @@ static int walk_fail(struct mo__walk *w, int err)
 static void evict_ancestor(struct mo__walk *w, size_t i)
 {
     if (i < MO_WALK_MAX_FDS) return;
+    if (i == MO_WALK_MAX_FDS && (w->flags & MO_WALK_FOLLOW)) return; /* the top stays */
     struct frame *old = &w->frames[i - MO_WALK_MAX_FDS];
     struct stat st;
-    if (old->fd < 0 || fstat(old->fd, &st) != 0) return;
-    old->dev = st.st_dev;
-    old->ino = st.st_ino;
+    if (old->fd < 0) return;
+    if (!(w->flags & WALK_IDS)) { /* else recorded when opened */
+        if (fstat(old->fd, &st) != 0) return;
+        old->dev = st.st_dev;
+        old->ino = st.st_ino;
+    }
     frame_close(old);
+}
+
+/* WALK_IDS: records the identity of the top frame, just opened. Returns 1
+ * if it is on another file system than top's (MO_WALK_XDEV: not entered),
+ * else 0, or an error. */
+static int frame_identify(struct mo__walk *w, struct frame *f)
+{
+    struct stat st;
+    if (!(w->flags & WALK_IDS)) return 0;
+    if (fstat(f->fd, &st) != 0) return -errno;
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    if (w->depth == 1) w->top_dev = st.st_dev;
+    return (w->flags & MO_WALK_XDEV) && st.st_dev != w->top_dev;
+}
+
+/* MO_WALK_FOLLOW: whether (dev, ino) is the top frame's directory or one
+ * of its ancestors on the walk's path (a loop through links). */
+static bool is_ancestor(const struct mo__walk *w, const struct stat *st)
+{
+    for (size_t i = w->depth; i-- > 0;)
+        if (w->frames[i].ino == st->st_ino && w->frames[i].dev == st->st_dev) return true;
+    return false;
+}
+
+/* MO_WALK_FOLLOW: re-opens frames[k], whose fd was evicted, name by name
+ * from its nearest open ancestor (the top's stays open), through the
+ * links the walk followed, and checks that it is the same directory. */
+static int reopen_by_names(struct mo__walk *w, size_t k)
+{
+    size_t j = k;
+    while (w->frames[j].fd < 0) j--; /* frames[0] is open */
+    int fd = w->frames[j].fd;
+    char name[NAME_MAX + 1];
+    for (size_t m = j + 1; m <= k; m++) {
+        size_t from = w->frames[m - 1].pathlen;
+        from += from && w->path[from - 1] != '/';
+        size_t len = w->frames[m].pathlen - from;
+        if (len > NAME_MAX) len = NAME_MAX; /* cannot happen: a listed name */
+        memcpy(name, w->path + from, len);
+        name[len] = '\0';
+        int next = openat(fd, name, mo__walk_open_flags(w->flags));
+        int e = errno;
+        if (fd != w->frames[j].fd) close(fd);
+        if (next < 0) return -e;
+        fd = next;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_dev != w->frames[k].dev || st.st_ino != w->frames[k].ino) {
+        close(fd);
+        return MO_ENOENT;
+    }
+    w->frames[k].fd = fd;
+    return 0;
 }
 
 /* Makes frames[depth] the top frame, named by path[0, pathlen), empty. */
@@ -199,6 +309,7 @@ static int frame_new(struct mo__walk *w, size_t pathlen)
     f->fd = -1;
     f->phase = PH_READ;
     f->visited = false;
+    f->has_err = false;
     f->pathlen = pathlen;
     f->count = f->next = f->shown = f->used = 0;
     return 0;
@@ -211,9 +322,11 @@ static int walk_pop(struct mo__walk *w)
 {
     struct frame *f = top_frame(w);
     int err = 0;
-    if (w->depth > 1 && f[-1].fd < 0 && f->fd >= 0) {
+    if (w->depth > 1 && f[-1].fd < 0 && (w->flags & MO_WALK_FOLLOW)) {
+        err = reopen_by_names(w, w->depth - 2);
+    } else if (w->depth > 1 && f[-1].fd < 0 && f->fd >= 0) {
         struct stat st;
-        int fd = openat(f->fd, "..", WALK_OPEN);
+        int fd = openat(f->fd, "..", mo__walk_open_flags(0));
         if (fd >= 0 && (fstat(fd, &st) != 0 || st.st_dev != f[-1].dev || st.st_ino != f[-1].ino)) {
             close(fd);
             fd = -1;
@@ -242,27 +355,38 @@ static int walk_push(struct mo__walk *w, const mo_walk_name *name)
     parent = top_frame(w) - 1; /* frame_new() may have moved the frames */
     evict_ancestor(w, w->depth - 1);
     struct frame *f = top_frame(w);
-    f->fd = openat(parent->fd, name->name, WALK_OPEN);
-    if (f->fd >= 0) return 0;
+    f->fd = openat(parent->fd, name->name, mo__walk_open_flags(w->flags));
     /* A symlink put in the directory's place: not a directory to enter. */
-    err = walk_fail(w, errno == ELOOP ? MO_ENOTDIR : -errno);
+    err = f->fd >= 0 ? frame_identify(w, f) : -errno;
+    if (err == MO_ELOOP && !(w->flags & MO_WALK_FOLLOW)) err = MO_ENOTDIR;
+    if (err == 1) return walk_pop(w); /* MO_WALK_XDEV: another file system */
+    if (!err) return 0;
+    err = walk_fail(w, err);
     return err ? err : walk_pop(w);
 }
 
 /* ---- the phases of the top frame ---- */
 
-/* Gives visit() the names not shown yet; `more` says whether more follow. */
-static void walk_visit(struct mo__walk *w, struct frame *f, int more)
+/* Gives visit() the names not shown yet; `more` says whether more follow.
+ * Returns 0, or the error that stops the walk. */
+static int walk_visit(struct mo__walk *w, struct frame *f, int more)
 {
+    if (f->has_err) {
+        size_t n = f->count - f->shown;
+        int err = mo__walk_drop_errors(w, w->path, f->names + f->shown, &n);
+        if (err) return err;
+        f->count = f->shown + n;
+        f->has_err = false;
+    }
     mo_walk_names names = {f->names + f->shown, f->count - f->shown, more};
     w->totals.dirs += !f->visited;
     f->visited = true;
     w->totals.names += names.count;
     w->visit(w->arg, w->path, &names);
-    if (w->cancelled) return;
+    if (w->cancelled) return MO_ECANCELED;
     if (names.count > f->count - f->shown) names.count = f->count - f->shown;
     f->count = f->shown + names.count;
-    if (!(w->flags & MO_WALK_PIECES)) return;
+    if (!(w->flags & MO_WALK_PIECES)) return 0;
     /* Only the subdirectories of a piece matter from now on; if it has none,
      * its names' bytes are free again, so a huge flat directory reuses one
      * batch's worth of arena. */
@@ -271,6 +395,7 @@ static void walk_visit(struct mo__walk *w, struct frame *f, int more)
         if (f->names[i].type == MO_WALK_DIR) f->names[k++] = f->names[i];
     if (k == f->shown) f->used = f->piece_used;
     f->count = f->shown = k;
+    return 0;
 }
 
 /* Stores the batch of n bytes in w->buf as names of the top frame. */
@@ -288,8 +413,13 @@ static int walk_parse(struct mo__walk *w, struct frame *f, size_t n)
         size_t len = strlen(s);
         uint8_t type = d->d_type;
         struct stat st;
-        if (type == DT_UNKNOWN && fstatat(f->fd, s, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        if (w->flags & MO_WALK_FOLLOW) {
+            type = mo__walk_follow_type(f->fd, s, type, &st);
+            if (type == MO_WALK_DIR && is_ancestor(w, &st)) type = mo__walk_type_err(MO_ELOOP);
+            f->has_err |= (type & MO__WALK_TYPE_ERR) != 0;
+        } else if (type == DT_UNKNOWN && fstatat(f->fd, s, &st, AT_SYMLINK_NOFOLLOW) == 0) {
             type = (uint8_t)IFTODT(st.st_mode);
+        }
         char *dst = f->arena + f->used;
         memcpy(dst, s, len + 1);
         f->used += len + 1;
@@ -308,8 +438,8 @@ static int phase_read(struct mo__walk *w, struct frame *f)
         return n < 0 ? walk_fail(w, -errno) : 0;
     }
     if ((w->flags & MO_WALK_PIECES) && f->shown < f->count) {
-        walk_visit(w, f, 1);
-        if (w->cancelled) return MO_ECANCELED;
+        int err = walk_visit(w, f, 1);
+        if (err) return err;
     }
     return walk_parse(w, f, (size_t)n);
 }
@@ -317,15 +447,15 @@ static int phase_read(struct mo__walk *w, struct frame *f)
 /* Opens `top`: the only directory not opened relative to its parent. */
 static int phase_open(struct mo__walk *w, struct frame *f)
 {
-    f->fd = openat(AT_FDCWD, w->path, WALK_OPEN);
-    if (f->fd >= 0) {
+    f->fd = openat(AT_FDCWD, w->path, mo__walk_open_flags(w->flags));
+    int err = f->fd >= 0 ? frame_identify(w, f) : -errno;
+    if (!err) {
         f->phase = PH_READ;
         return 0;
     }
-    int err = -errno;
     /* O_NOFOLLOW on a symlink answers ELOOP: to the caller it is not a
      * directory that can be walked. */
-    if (err == MO_ELOOP) err = MO_ENOTDIR;
+    if (err == MO_ELOOP && !(w->flags & MO_WALK_FOLLOW)) err = MO_ENOTDIR;
     err = walk_fail(w, err);
     return err ? err : walk_pop(w);
 }
@@ -355,9 +485,8 @@ static int walk_unit(struct mo__walk *w)
     case PH_READ:
         return phase_read(w, f);
     case PH_VISIT:
-        walk_visit(w, f, 0);
         f->phase = PH_DESCEND;
-        return w->cancelled ? MO_ECANCELED : 0;
+        return walk_visit(w, f, 0);
     default:
         return phase_descend(w, f);
     }
@@ -383,6 +512,7 @@ static void walk_free(struct mo__walk *w)
     mo__free(w->path);
     mo__free(w->buf);
     mo__free(w->err_path);
+    mo__free(w->epath);
     mo_task_release(w->task);
     mo__free(w);
 }
@@ -507,7 +637,7 @@ static int walk_new(mo_loop_t *loop, const char *top, mo_walk_visit_fn visit, vo
                     const mo_walk_opts *opts, struct mo__walk **wp)
 {
     mo_walk_opts o = opts ? *opts : (mo_walk_opts){0};
-    unsigned known = MO_WALK_PIECES | MO_WALK_PARALLEL;
+    unsigned known = MO_WALK_PIECES | MO_WALK_PARALLEL | MO_WALK_FOLLOW | MO_WALK_XDEV;
     if (!loop || !top || !visit || o.slice < 0 || (o.flags & ~known)) return MO_EINVAL;
     struct mo__walk *w = mo__calloc(1, sizeof(*w));
     if (!w) return MO_ENOMEM;

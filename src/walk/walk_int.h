@@ -9,6 +9,7 @@
 #include "work/work_int.h"
 
 #include <stdbool.h>
+#include <sys/stat.h>
 
 struct mo__walk_par;
 struct frame;
@@ -37,6 +38,9 @@ struct mo__walk {
     /* The parallel engine (walk_par.c), or NULL. */
     struct mo__walk_par *par;
     char *err_path;
+    char *epath; /* MO_WALK_FOLLOW: the path of a name that could not be followed */
+    size_t epcap;
+    dev_t top_dev;  /* MO_WALK_XDEV: top's file system */
     bool cancelled; /* the walk was stopped: its descriptors are closed */
     bool ended;     /* done() was called */
     bool in_step;   /* walk_task_step() is running */
@@ -78,6 +82,36 @@ void mo__walk_maybe_free(struct mo__walk *w);
 /* Ends a walk from outside a step (a job's completion): done(err), then
  * the task stops. */
 void mo__walk_abort(struct mo__walk *w, int err);
+
+/* MO_WALK_FOLLOW: a listed name that could not be followed has this bit
+ * set in its type, and the errno in the bits below (127 at most); the
+ * engines report such names before visit() sees the listing
+ * (mo__walk_drop_errors()). */
+#define MO__WALK_TYPE_ERR 0x80
+
+/* The open flags of a directory: O_NOFOLLOW unless the walk follows links. */
+int mo__walk_open_flags(unsigned flags);
+
+/* MO_WALK_FOLLOW: the type of what the listed name (of type `type`, in the
+ * directory dirfd) leads to, following symbolic links, as find -L types
+ * it: a broken link stays MO_WALK_LNK; a name that cannot be followed
+ * otherwise (a link loop, EACCES) is marked MO__WALK_TYPE_ERR. *st holds
+ * the target's status when the result is MO_WALK_DIR. Other types as
+ * given, except MO_WALK_UNKNOWN, which is typed. Any thread. */
+uint8_t mo__walk_follow_type(int dirfd, const char *name, uint8_t type, struct stat *st);
+
+/* The error-marked name, for a directory found again below itself. */
+static inline uint8_t mo__walk_type_err(int err)
+{
+    int e = -err;
+    return (uint8_t)(MO__WALK_TYPE_ERR | (e > 0 && e < 128 ? e : 5 /* EIO */));
+}
+
+/* Reports each error-marked name of names[0, *count), as `dir` joined
+ * with the name, with mo__walk_fail(), then takes out those of a loop
+ * (MO_ELOOP) and lists the others as MO_WALK_UNKNOWN, keeping the order.
+ * Returns 0, or the error that stops the walk. */
+int mo__walk_drop_errors(struct mo__walk *w, const char *dir, mo_walk_name *names, size_t *count);
 
 /* ---- the parallel engine (walk_par.c) ---- */
 

@@ -34,6 +34,12 @@
  *   READY (read: in the ready list, its directories being visited).
  *   `inflight` counts the jobs not FREE, `running` the QUEUED ones. A job's
  *   entries are the directories it has not finished reading.
+ * - With MO_WALK_FOLLOW or MO_WALK_XDEV (`ids`), a worker records each
+ *   directory's (dev, ino) when it opens it, and a node keeps them from its
+ *   creation on, never written again: a worker reads its job's chain of
+ *   parent nodes (kept alive by the job's reference) to find a followed
+ *   link that leads back to an ancestor (MO_WALK_FOLLOW), and compares a
+ *   directory's device with top's (MO_WALK_XDEV, known from top's visit).
  */
 #include "walk/walk_int.h"
 
@@ -50,9 +56,9 @@
  * round does not hold a CPU the loop thread may need for long (woken by
  * a timer, the loop thread often waits for the worker's CPU). */
 #define PAR_PIECE (32 * 1024)
-#define PAR_KEEP  (512 * 1024) /* a job keeps buffers up to this size */
-#define PAR_BATCH 16           /* directories per job at most */
-#define PAR_OPEN  (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+#define PAR_KEEP  (512 * 1024)                    /* a job keeps buffers up to this size */
+#define PAR_BATCH 16                              /* directories per job at most */
+#define PAR_IDS   (MO_WALK_FOLLOW | MO_WALK_XDEV) /* modes that record (dev, ino) */
 
 struct kdirent64 {
     uint64_t d_ino;
@@ -86,6 +92,10 @@ struct pent {
     bool opened; /* fd is open, or was */
     bool eof;    /* finished: read to the end, or failed */
     bool gave_fd, had_dir;
+    bool has_err;   /* MO_WALK_FOLLOW: error-marked names in this round */
+    bool other_dev; /* MO_WALK_XDEV: on another file system: not read */
+    dev_t dev;      /* PAR_IDS: set by the worker that opened it */
+    ino_t ino;
     struct pnode *node; /* the loop thread's, once it has one */
     bool visited;
 };
@@ -99,6 +109,8 @@ struct pjob {
     uint8_t state;
     bool discard; /* the walk stopped while a worker had it */
     bool pieces;
+    unsigned flags; /* the walk's, for the worker */
+    dev_t top_dev;  /* MO_WALK_XDEV: top's device, once known (parent != NULL) */
     /* Set by the loop thread before submitting. */
     struct pnode *parent; /* NULL for the top (one reference) */
     struct pnode *base;   /* the node base_fd belongs to (one use) */
@@ -129,6 +141,8 @@ struct mo__walk_par {
     size_t nstack, stack_cap;
     struct pnode *fds, *fds_tail;
     size_t nfds, max_fds;
+    dev_t top_dev; /* MO_WALK_XDEV: recorded at top's visit */
+    bool ids;      /* PAR_IDS: nodes' (dev, ino) are known from their creation */
     bool started, stopped;
 };
 
@@ -148,10 +162,10 @@ static int parent_open(const struct pjob *j, int *fdp)
     *fdp = fd;
     if (!j->chain_len) return 0;
     for (size_t off = 0; off < j->chain_len; off += strlen(j->chain + off) + 1) {
-        int next = openat(fd, j->chain + off, PAR_OPEN);
+        int next = openat(fd, j->chain + off, mo__walk_open_flags(j->flags));
         int e = errno;
         if (fd != j->base_fd) close(fd);
-        if (next < 0) return e == ELOOP ? MO_ENOTDIR : -e;
+        if (next < 0) return e == ELOOP && !(j->flags & MO_WALK_FOLLOW) ? MO_ENOTDIR : -e;
         fd = next;
     }
     struct stat st;
@@ -189,6 +203,31 @@ static void ent_read(struct pjob *j, struct pent *e)
     }
 }
 
+/* MO_WALK_FOLLOW: whether the directory st is the entry's own or one of
+ * its ancestors (a loop through links). The chain of nodes is immutable
+ * while the job holds its parent (see the invariants). */
+static bool ent_is_ancestor(const struct pjob *j, const struct pent *e, const struct stat *st)
+{
+    if (e->ino == st->st_ino && e->dev == st->st_dev) return true;
+    for (const struct pnode *n = j->parent; n; n = n->parent)
+        if (n->ino == st->st_ino && n->dev == st->st_dev) return true;
+    return false;
+}
+
+/* The type of a listed name, followed if the walk follows links. */
+static uint8_t ent_type(const struct pjob *j, struct pent *e, const char *s, uint8_t type)
+{
+    struct stat st;
+    if (j->flags & MO_WALK_FOLLOW) {
+        type = mo__walk_follow_type(e->fd, s, type, &st);
+        if (type == MO_WALK_DIR && ent_is_ancestor(j, e, &st)) type = mo__walk_type_err(MO_ELOOP);
+        e->has_err |= (type & MO__WALK_TYPE_ERR) != 0;
+    } else if (type == DT_UNKNOWN && fstatat(e->fd, s, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        type = (uint8_t)IFTODT(st.st_mode);
+    }
+    return type;
+}
+
 /* Turns the records in buf[from, used) into the entry's names, typed; the
  * names hold offsets into buf until the round is over (buf may move). */
 static void ent_parse(struct pjob *j, struct pent *e, size_t from)
@@ -205,10 +244,7 @@ static void ent_parse(struct pjob *j, struct pent *e, size_t from)
         off += d->d_reclen;
         const char *s = d->d_name;
         if (s[0] == '.' && (s[1] == '\0' || (s[1] == '.' && s[2] == '\0'))) continue;
-        uint8_t type = d->d_type;
-        struct stat st;
-        if (type == DT_UNKNOWN && fstatat(e->fd, s, &st, AT_SYMLINK_NOFOLLOW) == 0)
-            type = (uint8_t)IFTODT(st.st_mode);
+        uint8_t type = ent_type(j, e, s, d->d_type);
         e->had_dir |= type == DT_DIR;
         j->names[j->count++] =
             (mo_walk_name){(const char *)(uintptr_t)(s - j->buf), (uint32_t)strlen(s), type};
@@ -235,6 +271,26 @@ static void ent_hand_fd(struct pent *e)
     }
 }
 
+/* PAR_IDS: records the directory's (dev, ino) once it is open. Returns
+ * true if the entry is done: an error, or (MO_WALK_XDEV) a directory on
+ * another file system than top's, closed unread. */
+static bool ent_identify(const struct pjob *j, struct pent *e)
+{
+    struct stat st;
+    if (!(j->flags & PAR_IDS)) return false;
+    if (fstat(e->fd, &st) != 0) {
+        ent_fail(e, -errno);
+        return true;
+    }
+    e->dev = st.st_dev;
+    e->ino = st.st_ino;
+    if (!(j->flags & MO_WALK_XDEV) || !j->parent || st.st_dev == j->top_dev) return false;
+    close(e->fd);
+    e->fd = -1;
+    e->other_dev = e->eof = true;
+    return true;
+}
+
 /* Opens (if needed), reads and parses one entry. */
 static void ent_work(struct pjob *j, struct pent *e, int pfd, int perr)
 {
@@ -245,13 +301,15 @@ static void ent_work(struct pjob *j, struct pent *e, int pfd, int perr)
             ent_fail(e, perr);
             return;
         }
-        e->fd = openat(pfd, j->paths + e->pathoff + e->nameoff, PAR_OPEN);
+        e->fd = openat(pfd, j->paths + e->pathoff + e->nameoff, mo__walk_open_flags(j->flags));
         if (e->fd < 0) {
             /* A symlink (O_NOFOLLOW: ELOOP) is not a directory to walk. */
-            ent_fail(e, errno == ELOOP ? MO_ENOTDIR : -errno);
+            bool link = errno == ELOOP && !(j->flags & MO_WALK_FOLLOW);
+            ent_fail(e, link ? MO_ENOTDIR : -errno);
             return;
         }
         e->opened = true;
+        if (ent_identify(j, e)) return;
     }
     size_t from = j->used;
     ent_read(j, e);
@@ -271,6 +329,7 @@ static void job_work(mo_pool_job_t *pj, void *arg)
         struct pent *e = &j->ent[i];
         e->ran = false;
         e->n = 0;
+        e->has_err = false;
         if (j->pieces && j->used >= PAR_PIECE) continue; /* next round */
         if (!e->opened && !have_pfd) {
             perr = parent_open(j, &pfd);
@@ -354,9 +413,12 @@ static void fds_evict(struct mo__walk_par *p)
     for (struct pnode *n = p->fds; n && p->nfds > p->max_fds; n = next) {
         next = n->fd_next;
         struct stat st;
-        if (n->root || n->users || fstat(n->fd, &st) != 0) continue;
-        n->dev = st.st_dev;
-        n->ino = st.st_ino;
+        if (n->root || n->users) continue;
+        if (!p->ids) { /* else known since its creation, and read by workers */
+            if (fstat(n->fd, &st) != 0) continue;
+            n->dev = st.st_dev;
+            n->ino = st.st_ino;
+        }
         node_close(p, n);
     }
 }
@@ -384,6 +446,8 @@ static int node_new(struct mo__walk_par *p, struct pjob *j, struct pent *e)
     n->reading = true;
     n->fd = e->node_fd;
     e->node_fd = -1;
+    n->dev = e->dev; /* PAR_IDS: known from now on (else recorded on eviction) */
+    n->ino = e->ino;
     n->fd_prev = p->fds_tail;
     if (p->fds_tail)
         p->fds_tail->fd_next = n;
@@ -505,6 +569,8 @@ static void job_done(mo_loop_t *loop, mo_pool_job_t *pj, int status, void *arg)
 static int job_submit(struct mo__walk_par *p, struct pjob *j)
 {
     j->pieces = (j->w->flags & MO_WALK_PIECES) != 0;
+    j->flags = j->w->flags;
+    j->top_dev = p->top_dev;
     int err = mo_pool_submit(p->pool, j->w->loop, &j->pj, job_work, job_done, j);
     if (err) return err;
     j->state = JOB_QUEUED;
@@ -646,15 +712,20 @@ static int ent_visit(struct mo__walk *w, struct pjob *j, struct pent *e)
     int err = e->err ? mo__walk_fail(w, path, e->err) : 0;
     e->err = 0;
     if (err || w->cancelled) return err ? err : MO_ECANCELED;
-    if (!e->opened) return 0;
+    if (!e->opened || e->other_dev) return 0;
+    if (!j->parent) p->top_dev = e->dev; /* top's: before any child job is made */
     if (e->node_fd >= 0 && (err = node_new(p, j, e)) != 0) return mo__walk_fatal(w, path, err);
-    mo_walk_names names = {j->names + e->first, e->n, j->pieces && !e->eof};
+    size_t n = e->n;
+    if (e->has_err && (err = mo__walk_drop_errors(w, path, j->names + e->first, &n)) != 0)
+        return err;
+    e->has_err = false;
+    mo_walk_names names = {j->names + e->first, n, j->pieces && !e->eof};
     w->totals.dirs += !e->visited;
     w->totals.names += names.count;
     e->visited = true;
     w->visit(w->arg, path, &names);
     if (w->cancelled) return MO_ECANCELED;
-    if (names.count > e->n) names.count = e->n;
+    if (names.count > n) names.count = n;
     if (e->node && (err = node_add(p, e->node, &names)) != 0) return mo__walk_fatal(w, path, err);
     if (e->eof) ent_release(p, e);
     return 0;
@@ -713,6 +784,7 @@ int mo__walk_par_new(struct mo__walk *w)
     if (!p) return MO_ENOMEM;
     w->par = p;
     p->max_fds = MO_WALK_MAX_FDS;
+    p->ids = (w->flags & PAR_IDS) != 0;
     int err = mo_loop_pool(w->loop, &p->pool);
     if (err) return err;
     p->nthreads = mo_pool_threads(p->pool);
