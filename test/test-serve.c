@@ -79,6 +79,7 @@ static void srv_start(struct srv *s, const char *arg, ...)
     close(err[1]);
     s->out = out[0];
     s->err = err[0];
+    s->log[0] = '\0';
     fcntl(s->err, F_SETFL, O_NONBLOCK);
     assert_true(read_fd_line(s->out, s->first, sizeof s->first));
     s->port = 0;
@@ -89,10 +90,20 @@ static void srv_start(struct srv *s, const char *arg, ...)
 /* What the server wrote on stderr, into s->log. */
 static void srv_read_log(struct srv *s)
 {
-    size_t n = 0, size = sizeof s->log;
+    size_t n = strlen(s->log), size = sizeof s->log;
     ssize_t r;
     while (n + 1 < size && (r = read(s->err, s->log + n, size - 1 - n)) > 0) n += (size_t)r;
     s->log[n] = '\0';
+}
+
+/* Waits (at most 20 s) until the server's stderr holds `needle`. */
+static void srv_wait_log(struct srv *s, const char *needle)
+{
+    for (int i = 0; i < 2000 && !strstr(s->log, needle); i++) {
+        srv_read_log(s);
+        usleep(10000);
+    }
+    if (!strstr(s->log, needle)) fail_msg("the server never logged '%s'", needle);
 }
 
 /* Sends sig and waits (at most 20 s) for the exit status. */
@@ -560,6 +571,8 @@ static void test_client_that_never_reads(void **state)
     int small = 4096;
     setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     send_str(&c, "factorial 2000000\n"); /* 11.7 MB of digits */
+    char first;
+    assert_int_equal(recv(c.fd, &first, 1, 0), 1); /* the digits have begun */
     client_open(&p, s.port);
     for (int i = 0; i < 200; i++) {
         send_str(&p, "ping\n");
@@ -571,6 +584,7 @@ static void test_client_that_never_reads(void **state)
     client_close(&c); /* a reset, with the answer half sent */
     send_str(&p, "ping\n");
     expect_line(&p, "pong");
+    srv_wait_log(&s, "conn=1 "); /* it ended of the reset, not of the shutdown */
     client_close(&p);
     assert_int_equal(srv_stop(&s, SIGTERM), 0);
     const char *line = strstr(s.log, "conn=1 ");

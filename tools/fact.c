@@ -74,7 +74,7 @@ struct fact_plan {
     struct ref result;
     int err;                                    /* first build error */
     double work_total, work_done, work_started; /* for progress: see piece_cost() */
-    fact_release_fn release; /* frees big numbers elsewhere; NULL: mpz_clear */
+    fact_release_fn release;                    /* frees big numbers elsewhere; NULL: mpz_clear */
     void *release_arg;
     size_t release_min; /* bytes */
 };
