@@ -18,7 +18,7 @@ _morsel()
     fi
 
     if ((cword == 1)); then
-        COMPREPLY=($(compgen -W "lag factorial walk --help --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "lag factorial walk serve --help --version" -- "$cur"))
         return
     fi
 
@@ -37,6 +37,11 @@ _morsel()
               --follow --fail-fast --count --stats --json --no-progress --help --version"
         args="--max-depth --min-depth -t --type --name --iname --exclude"
         ;;
+    serve)
+        opts="--listen --unix --max-connections --root --grace --threads --heartbeat --watchdog
+              --blocking --steps --help --version"
+        args="--listen --max-connections --grace --threads --heartbeat --watchdog --steps"
+        ;;
     *)
         return
         ;;
@@ -47,12 +52,16 @@ _morsel()
         [[ $cmd == walk ]] && COMPREPLY=($(compgen -W "f d l p s b c" -- "$cur"))
         return
         ;;
-    -o | --output)
-        [[ $cmd == factorial ]] && COMPREPLY=($(compgen -f -- "$cur"))
+    -o | --output | --unix)
+        [[ $cmd == factorial || $cmd == serve ]] && COMPREPLY=($(compgen -f -- "$cur"))
+        return
+        ;;
+    --root)
+        COMPREPLY=($(compgen -d -- "$cur"))
         return
         ;;
     --steps)
-        COMPREPLY=($(compgen -W "auto" -- "$cur"))
+        [[ $cmd == factorial ]] && COMPREPLY=($(compgen -W "auto" -- "$cur"))
         return
         ;;
     esac

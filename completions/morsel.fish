@@ -3,13 +3,14 @@
 # options follow 'morsel COMMAND --help'; a new command adds its lines
 # here (the test cli-docs checks that every command and long option is).
 
-set -l commands lag factorial walk
+set -l commands lag factorial walk serve
 complete -c morsel -f
 complete -c morsel -n "not __fish_seen_subcommand_from $commands" -s h -l help -d 'Show the help'
 complete -c morsel -n "not __fish_seen_subcommand_from $commands" -s V -l version -d 'Show the version'
 complete -c morsel -n "not __fish_seen_subcommand_from $commands" -a lag -d "Watch the loop's timer lateness"
 complete -c morsel -n "not __fish_seen_subcommand_from $commands" -a factorial -d 'Print N! without blocking the loop'
 complete -c morsel -n "not __fish_seen_subcommand_from $commands" -a walk -d 'Print the paths under directories, as find does'
+complete -c morsel -n "not __fish_seen_subcommand_from $commands" -a serve -d 'A line-protocol server: ping, factorial, walk, stats'
 complete -c morsel -n "__fish_seen_subcommand_from $commands" -s h -l help -d 'Show the help'
 complete -c morsel -n "__fish_seen_subcommand_from $commands" -s V -l version -d 'Show the version'
 
@@ -51,3 +52,16 @@ complete -c morsel -n $c -s c -l count -d 'Print only the totals'
 complete -c morsel -n $c -l stats -d "Print the loop's statistics"
 complete -c morsel -n $c -l json -d '--count and --stats as JSON'
 complete -c morsel -n $c -l no-progress -d 'No progress line'
+
+# serve
+set -l c '__fish_seen_subcommand_from serve'
+complete -c morsel -n $c -l listen -x -d 'TCP address (host:port)'
+complete -c morsel -n $c -l unix -r -F -d 'Listen on a Unix socket too'
+complete -c morsel -n $c -l max-connections -x -d 'Refuse connections beyond N'
+complete -c morsel -n $c -l root -x -a '(__fish_complete_directories)' -d 'Walk requests stay below DIR'
+complete -c morsel -n $c -l grace -x -d 'Let answers finish this long after a signal (s)'
+complete -c morsel -n $c -l threads -x -d 'Factorial worker threads'
+complete -c morsel -n $c -l heartbeat -x -d "The timer whose lateness stats reports (ms)"
+complete -c morsel -n $c -l watchdog -x -d 'Report callbacks holding the loop longer (ms)'
+complete -c morsel -n $c -l blocking -d 'Compute each request in one callback'
+complete -c morsel -n $c -l steps -x -d "Factorial as the seed's optFactorial"

@@ -14,6 +14,7 @@
 #include "morsel/pool.h"
 #include "morsel/task.h"
 #include "morsel/coro.h"
+#include "morsel/stream.h"
 #include "morsel/walk.h"
 
 #endif /* MORSEL_H */

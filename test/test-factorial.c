@@ -147,6 +147,43 @@ static void decimal_text_is_exact(void **state)
     assert_text(250003, FACT_DECIMAL, true);
 }
 
+/* The plan's text is GMP's digits of n!. */
+static void assert_plan_text(struct fact_plan *plan, unsigned long n)
+{
+    char *got = plan_text(plan);
+    mpz_t f;
+    mpz_init(f);
+    mpz_fac_ui(f, n);
+    char *want = mpz_get_str(NULL, 10, f);
+    assert_true(strcmp(got, want) == 0);
+    free(got);
+    free(want);
+    mpz_clear(f);
+}
+
+/* The release hook receives the inputs nobody needs any more, to free
+ * elsewhere; the text is the same. */
+static void count_release(mpz_t *z, void *arg)
+{
+    (*(size_t *)arg)++;
+    mpz_clear(*z);
+    free(z);
+}
+
+static void release_hook_frees_inputs(void **state)
+{
+    (void)state;
+    struct fact_plan *p;
+    size_t released = 0;
+    assert_ok(fact_plan_new(&p, 200000, FACT_DECIMAL));
+    fact_plan_set_release(p, 4096, count_release, &released);
+    for (int id; (id = fact_plan_take(p)) >= 0; fact_piece_done(p, id))
+        assert_ok(fact_piece_run(p, id));
+    assert_true(released > 0);
+    assert_plan_text(p, 200000);
+    fact_plan_free(p);
+}
+
 static void hex_text_is_exact(void **state)
 {
     (void)state;
@@ -269,15 +306,67 @@ static void loop_driver_text(void **state)
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
     assert_non_null(o.plan);
     assert_int_equal(o.progress, pieces);
-    char *got = plan_text(o.plan);
-    mpz_t f;
-    mpz_init(f);
-    mpz_fac_ui(f, 250003);
-    char *want = mpz_get_str(NULL, 10, f);
-    assert_true(strcmp(got, want) == 0);
-    free(got);
-    free(want);
-    mpz_clear(f);
+    assert_plan_text(o.plan, 250003);
+    fact_plan_free(o.plan);
+    offload_free(w);
+    mo_loop_free(loop);
+}
+
+/* fact_loop_hold(): no piece runs until fact_loop_resume(), however long
+ * the loop turns; then the run finishes with the exact text. */
+struct holder {
+    struct fact_run *run;
+    size_t progress, held_at;
+};
+
+static void hold_progress(struct fact_plan *plan, void *arg)
+{
+    (void)plan;
+    struct holder *h = arg;
+    if (++h->progress == 5) {
+        fact_loop_hold(h->run);
+        h->held_at = h->progress;
+    }
+}
+
+static void noop_call(mo_loop_t *loop, void *arg)
+{
+    (void)loop, (void)arg;
+}
+
+static void loop_driver_hold(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct offload *w = NULL;
+    struct fact_plan *p;
+    mo_deferred_t *d;
+    struct outcome o = {0};
+    struct holder h = {0};
+    assert_ok(offload_new(&w, loop, 2));
+    assert_ok(fact_plan_new(&p, 250003, FACT_DECIMAL));
+    size_t pieces = fact_plan_piece_count(p);
+    assert_ok(fact_loop_start_run(loop, w, p, 0, hold_progress, &h, &h.run, &d));
+    assert_ok(mo_deferred_add_callbacks(d, took_plan, took_failure, &o));
+    mo_deferred_unref(d);
+    for (int i = 0; i < 100; i++) { /* pieces already on workers come back */
+        assert_ok(mo_call_later(loop, MO_MSEC(1), noop_call, NULL, NULL));
+        assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    }
+    assert_null(o.plan);
+    size_t held = h.progress;
+    assert_true(held < pieces);
+    assert_true(held <= h.held_at + 2); /* at most the pieces out on the two workers */
+    for (int i = 0; i < 20; i++) {
+        assert_ok(mo_call_later(loop, MO_MSEC(1), noop_call, NULL, NULL));
+        assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    }
+    assert_int_equal(h.progress, held);
+    fact_loop_resume(h.run);
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_non_null(o.plan);
+    assert_int_equal(h.progress, pieces);
+    assert_plan_text(o.plan, 250003);
     fact_plan_free(o.plan);
     offload_free(w);
     mo_loop_free(loop);
@@ -564,14 +653,15 @@ static void example_prints_the_factorial(void **state)
 
 MO_TEST_MAIN(cmocka_unit_test(every_n_to_3000), cmocka_unit_test(sampled_n_to_2000000),
              cmocka_unit_test(any_order_gives_the_same_value),
-             cmocka_unit_test(decimal_text_is_exact), cmocka_unit_test(hex_text_is_exact),
-             cmocka_unit_test(text_known_values),
+             cmocka_unit_test(decimal_text_is_exact), cmocka_unit_test(release_hook_frees_inputs),
+             cmocka_unit_test(hex_text_is_exact), cmocka_unit_test(text_known_values),
              cmocka_unit_test(text_not_ready_before_its_pieces), cmocka_unit_test(bad_plans),
              cmocka_unit_test(big_pieces_are_marked), cmocka_unit_test(estimate_grows_with_n),
-             cmocka_unit_test(loop_driver_text), cmocka_unit_test(loop_driver_value),
-             cmocka_unit_test(loop_driver_cancel), cmocka_unit_test(naive_is_exact),
-             cmocka_unit_test(naive_yields_between_chunks), cmocka_unit_test(naive_cancel),
-             cmocka_unit_test(naive_bad_arguments), cmocka_unit_test(cli_usage_errors),
-             cmocka_unit_test(cli_exact_output), cmocka_unit_test(cli_large_output_matches_gmp),
-             cmocka_unit_test(cli_output_file), cmocka_unit_test(cli_refuses_what_cannot_fit),
+             cmocka_unit_test(loop_driver_text), cmocka_unit_test(loop_driver_hold),
+             cmocka_unit_test(loop_driver_value), cmocka_unit_test(loop_driver_cancel),
+             cmocka_unit_test(naive_is_exact), cmocka_unit_test(naive_yields_between_chunks),
+             cmocka_unit_test(naive_cancel), cmocka_unit_test(naive_bad_arguments),
+             cmocka_unit_test(cli_usage_errors), cmocka_unit_test(cli_exact_output),
+             cmocka_unit_test(cli_large_output_matches_gmp), cmocka_unit_test(cli_output_file),
+             cmocka_unit_test(cli_refuses_what_cannot_fit),
              cmocka_unit_test(example_prints_the_factorial))

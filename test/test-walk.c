@@ -645,8 +645,75 @@ static void test_loop_runs_between_pieces(void **state)
     tree_rm(root);
 }
 
+/* Pausing from visit() stops the walk at once, in both modes: no visit
+ * until the resume, however long the loop runs; then it finishes. */
+struct pauser {
+    mo_deferred_t *d;
+    int visits;
+    int paused_at; /* the visit that paused */
+    int after;     /* visits while paused */
+    bool paused;
+};
+
+static void pause_visit(void *arg, const char *dirname, mo_walk_names *names)
+{
+    (void)dirname, (void)names;
+    struct pauser *p = arg;
+    p->visits++;
+    if (p->paused) p->after++;
+    if (p->visits == 3) {
+        assert_ok(mo_walk_pause(p->d));
+        p->paused = true;
+        p->paused_at = p->visits;
+    }
+}
+
+static void noop_call(mo_loop_t *loop, void *arg)
+{
+    (void)loop, (void)arg;
+}
+
+static void test_pause_and_resume(void **state)
+{
+    (void)state;
+    char root[256];
+    tree_tmpdir(root, sizeof root);
+    tree_deep(root, "", 50);
+    for (unsigned flags = 0; flags <= MO_WALK_PARALLEL; flags += MO_WALK_PARALLEL) {
+        mo_loop_t *loop = mo_test_loop();
+        struct pauser p = {0};
+        mo_walk_opts opts = {.flags = flags};
+        struct outcome o = {0};
+        assert_ok(mo_walk(loop, root, pause_visit, &p, &opts, &p.d));
+        assert_ok(mo_deferred_add_both(p.d, outcome_cb, &o));
+        /* A timer keeps the loop turning while the walk is paused. */
+        for (int i = 0; i < 50; i++) {
+            assert_ok(mo_call_later(loop, MO_MSEC(1), noop_call, NULL, NULL));
+            assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+        }
+        assert_true(p.paused);
+        assert_int_equal(p.after, 0);
+        assert_int_equal(o.fired, 0);
+        assert_ok(mo_walk_resume(p.d));
+        assert_mo(MO_EINVAL, mo_walk_resume(p.d)); /* not paused any more */
+        assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+        assert_int_equal(o.fired, 1);
+        assert_int_equal(o.code, 0);
+        assert_int_equal(p.visits, 51);
+        assert_mo(MO_EALREADY, mo_walk_pause(p.d));
+        assert_mo(MO_EINVAL, mo_walk_pause(NULL));
+        mo_deferred_t *other;
+        assert_ok(mo_deferred_new(loop, NULL, NULL, &other));
+        assert_mo(MO_EINVAL, mo_walk_pause(other));
+        mo_deferred_unref(other);
+        mo_deferred_unref(p.d);
+        mo_loop_free(loop);
+    }
+    tree_rm(root);
+}
+
 MO_TEST_MAIN(
-    cmocka_unit_test(test_order_matches_os_path_walk),
+    cmocka_unit_test(test_pause_and_resume), cmocka_unit_test(test_order_matches_os_path_walk),
     cmocka_unit_test(test_types_and_symlinks_not_followed),
     cmocka_unit_test(test_prune_by_removing_names), cmocka_unit_test(test_names_remove_bounds),
     cmocka_unit_test(test_empty_directory_and_trailing_slash), cmocka_unit_test(test_top_errors),

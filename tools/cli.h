@@ -25,6 +25,15 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 int cli_lag(int argc, char **argv);
 int cli_factorial(int argc, char **argv);
 int cli_walk(int argc, char **argv);
+int cli_serve(int argc, char **argv);
+
+/* The memory a command may use, in bytes: physical memory, or less if
+ * RLIMIT_AS or RLIMIT_DATA says so (gmp_memory.c). */
+double cli_memory_limit(void);
+
+/* Makes GMP's allocations exit 1 with "morsel: <command>: out of memory"
+ * instead of aborting (gmp_memory.c). command must stay valid. */
+void cli_gmp_exit_on_oom(const char *command);
 
 /* Prepares the process, first thing in main(): opens /dev/null on any of
  * descriptors 0-2 that is closed (stdin write-only, stdout and stderr

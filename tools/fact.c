@@ -74,6 +74,9 @@ struct fact_plan {
     struct ref result;
     int err;                                    /* first build error */
     double work_total, work_done, work_started; /* for progress: see piece_cost() */
+    fact_release_fn release;                    /* frees big numbers elsewhere; NULL: mpz_clear */
+    void *release_arg;
+    size_t release_min; /* bytes */
 };
 
 /* ---- building ---- */
@@ -741,6 +744,29 @@ bool fact_piece_big(const struct fact_plan *p, int id)
     return p->pieces[id].big;
 }
 
+void fact_plan_set_release(struct fact_plan *p, size_t min_bytes, fact_release_fn fn, void *arg)
+{
+    p->release = fn;
+    p->release_arg = arg;
+    p->release_min = min_bytes;
+}
+
+/* An input nobody needs any more: cleared here, or, if big, handed to the
+ * release hook; z is left an empty number either way. */
+static void release(struct fact_plan *p, mpz_t z)
+{
+    mpz_t *g = NULL;
+    if (p->release && mpz_size(z) * sizeof(mp_limb_t) >= p->release_min) g = malloc(sizeof *g);
+    if (g) {
+        mpz_init(*g);
+        mpz_swap(*g, z);
+        p->release(g, p->release_arg);
+    } else {
+        mpz_clear(z);
+        mpz_init(z);
+    }
+}
+
 void fact_piece_done(struct fact_plan *p, int id)
 {
     struct piece *pc = &p->pieces[id];
@@ -750,10 +776,7 @@ void fact_piece_done(struct fact_plan *p, int id)
     if (pc->kind == K_TEXT || pc->kind == K_HEX) p->texts[pc->b].ready = true;
     for (size_t k = 0; k < pc->in_cnt; k++) {
         struct ref r = p->inputs[pc->in_off + k];
-        if (--p->pieces[r.piece].users[r.which] == 0) {
-            mpz_clear(p->pieces[r.piece].out[r.which]);
-            mpz_init(p->pieces[r.piece].out[r.which]);
-        }
+        if (--p->pieces[r.piece].users[r.which] == 0) release(p, p->pieces[r.piece].out[r.which]);
     }
     for (int k = p->dep_off[id]; k < p->dep_off[id + 1]; k++)
         if (--p->pieces[p->deps[k]].waiting == 0) heap_push(p, p->deps[k]);

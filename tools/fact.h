@@ -56,6 +56,16 @@ int fact_plan_take(struct fact_plan *plan);
 /* True if a piece is too large for a ~1 ms slice: run it on a worker. */
 bool fact_piece_big(const struct fact_plan *plan, int piece);
 
+/* Called on the driver thread, instead of mpz_clear, with a number of at
+ * least `min_bytes` that the plan no longer needs: the callee owns *z (an
+ * mpz_t in malloc'd memory) and must mpz_clear() and free() it, on any
+ * thread. Freeing tens of megabytes (munmap, and the other cores' TLBs)
+ * takes milliseconds: a driver on an event loop frees them elsewhere. */
+typedef void (*fact_release_fn)(mpz_t *z, void *arg);
+
+/* Sets (fn not NULL) or removes the release hook. */
+void fact_plan_set_release(struct fact_plan *plan, size_t min_bytes, fact_release_fn fn, void *arg);
+
 /* Runs one piece. Any thread. Returns 0 or -ENOMEM (GMP itself cannot
  * report a failed allocation; see fact_estimate_bytes()). */
 int fact_piece_run(struct fact_plan *plan, int piece);

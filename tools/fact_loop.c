@@ -22,7 +22,8 @@ struct fact_run {
     fact_progress_fn progress;
     void *arg;
     mo_task_t *task;        /* runs the small pieces */
-    bool paused;            /* the task waits for a worker */
+    bool paused;            /* the task waits for a worker, or for fact_loop_resume() */
+    bool held;              /* fact_loop_hold(): no new piece starts */
     bool all_on_workers;    /* FACT_LOOP_ALL_ON_WORKERS */
     struct piece_job *jobs; /* one per piece */
     int *small;             /* small pieces ready, FIFO (taken in priority order) */
@@ -56,6 +57,27 @@ static void task_end(struct fact_run *r)
     r->task = NULL;
 }
 
+/* Big numbers are freed on a worker (fact_plan_set_release()): freeing
+ * 30 MB on the loop thread held it for up to 20 ms at N = 10^7. */
+#define RELEASE_MIN ((size_t)1 << 20)
+
+static void free_work(void *arg)
+{
+    mpz_t *z = arg;
+    mpz_clear(*z);
+    free(z);
+}
+
+static void free_done(mo_loop_t *loop, void *arg)
+{
+    (void)loop, (void)arg;
+}
+
+static void release_big(mpz_t *z, void *arg)
+{
+    if (offload_submit(arg, free_work, free_done, z) != 0) free_work(z);
+}
+
 /* Once every piece has run, or after a failure once the workers are back:
  * fires or fails the Deferred and frees the run. True if it did. */
 static bool run_settle(struct fact_run *r)
@@ -64,6 +86,7 @@ static bool run_settle(struct fact_run *r)
     if (!r->err && !fact_plan_finished(r->plan)) return false;
     mo_deferred_t *d = r->d;
     task_end(r);
+    fact_plan_set_release(r->plan, 0, NULL, NULL); /* the plan outlives the run */
     if (!r->err) {
         struct fact_plan *plan = r->plan;
         r->plan = NULL;
@@ -106,13 +129,13 @@ static int dispatch(struct fact_run *r)
         else
             r->small[r->small_tail++] = id;
     }
-    while (r->nbig && r->on_workers < offload_threads(r->workers)) {
+    while (r->nbig && !r->held && r->on_workers < offload_threads(r->workers)) {
         int id = pop_big(r);
         int err = offload_submit(r->workers, work_big, big_done, &r->jobs[id]);
         if (err) return err;
         r->on_workers++;
     }
-    if (r->paused && r->small_head < r->small_tail) {
+    if (r->paused && !r->held && r->small_head < r->small_tail) {
         r->paused = false;
         return mo_task_resume(r->task);
     }
@@ -150,7 +173,7 @@ static void big_done(mo_loop_t *loop, void *arg)
 static int run_step(mo_task_t *task, void *arg)
 {
     struct fact_run *r = arg;
-    if (r->small_head == r->small_tail) { /* wait for the workers */
+    if (r->small_head == r->small_tail || r->held) { /* wait for the workers, or the consumer */
         r->paused = true;
         mo_task_pause(task);
         return MO_CONTINUE;
@@ -160,7 +183,7 @@ static int run_step(mo_task_t *task, void *arg)
         struct piece_job *j = &r->jobs[r->small[r->small_head++]];
         j->err = fact_piece_run(r->plan, j->piece);
         if (piece_finished(j)) return MO_CONTINUE; /* r is gone; ignored after a stop */
-    } while (!r->err && r->small_head < r->small_tail && mo_hrtime() < end);
+    } while (!r->err && !r->held && r->small_head < r->small_tail && mo_hrtime() < end);
     return MO_CONTINUE;
 }
 
@@ -198,8 +221,28 @@ static int run_start_task(struct fact_run *r)
     return err;
 }
 
+void fact_loop_hold(struct fact_run *r)
+{
+    r->held = true;
+}
+
+void fact_loop_resume(struct fact_run *r)
+{
+    if (!r->held) return;
+    r->held = false;
+    if (!r->err) r->err = dispatch(r);
+    run_settle(r);
+}
+
 int fact_loop_start(mo_loop_t *loop, struct offload *workers, struct fact_plan *plan,
                     unsigned flags, fact_progress_fn progress, void *arg, mo_deferred_t **dp)
+{
+    return fact_loop_start_run(loop, workers, plan, flags, progress, arg, NULL, dp);
+}
+
+int fact_loop_start_run(mo_loop_t *loop, struct offload *workers, struct fact_plan *plan,
+                        unsigned flags, fact_progress_fn progress, void *arg,
+                        struct fact_run **runp, mo_deferred_t **dp)
 {
     size_t n = fact_plan_piece_count(plan);
     struct fact_run *r = calloc(1, sizeof *r);
@@ -226,7 +269,9 @@ int fact_loop_start(mo_loop_t *loop, struct offload *workers, struct fact_plan *
         return err;
     }
     for (size_t i = 0; i < n; i++) r->jobs[i] = (struct piece_job){r, (int)i, 0};
+    fact_plan_set_release(plan, RELEASE_MIN, release_big, workers);
     *dp = mo_deferred_ref(r->d);
+    if (runp) *runp = r;
     r->err = dispatch(r);
     run_settle(r);
     return 0;

@@ -35,4 +35,19 @@ enum fact_loop_flags {
 int fact_loop_start(mo_loop_t *loop, struct offload *workers, struct fact_plan *plan,
                     unsigned flags, fact_progress_fn progress, void *arg, mo_deferred_t **dp);
 
+/* fact_loop_start(), also storing in *runp the run, for pausing it; the
+ * handle is valid until the Deferred has fired (or was cancelled). */
+struct fact_run;
+int fact_loop_start_run(mo_loop_t *loop, struct offload *workers, struct fact_plan *plan,
+                        unsigned flags, fact_progress_fn progress, void *arg,
+                        struct fact_run **runp, mo_deferred_t **dp);
+
+/* Holds the run: no new piece starts, on the loop or on a worker, until
+ * fact_loop_resume(); pieces already on workers finish. A consumer that
+ * cannot keep up with the text holds the run so that the text waiting for
+ * it stays bounded. Both may be called from the progress callback.
+ * Loop thread. */
+void fact_loop_hold(struct fact_run *r);
+void fact_loop_resume(struct fact_run *r);
+
 #endif

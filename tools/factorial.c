@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -66,49 +65,6 @@ struct out {
 };
 
 static const char *const cmd = "factorial";
-
-/* ---- GMP allocation that never aborts: a clear message and exit 1 ---- */
-
-static void no_memory(void)
-{
-    static const char msg[] = "morsel: factorial: out of memory\n";
-    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)w;
-    _exit(CLI_FAIL);
-}
-
-static void *gmp_alloc(size_t size)
-{
-    void *p = malloc(size);
-    if (!p) no_memory();
-    return p;
-}
-
-static void *gmp_realloc(void *ptr, size_t old, size_t size)
-{
-    (void)old;
-    void *p = realloc(ptr, size);
-    if (!p) no_memory();
-    return p;
-}
-
-static void gmp_free(void *ptr, size_t size)
-{
-    (void)size;
-    free(ptr);
-}
-
-/* The memory we may use: physical memory, or less if a limit says so. */
-static double memory_limit(void)
-{
-    double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
-    struct rlimit rl;
-    if (!getrlimit(RLIMIT_AS, &rl) && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < phys)
-        phys = (double)rl.rlim_cur;
-    if (!getrlimit(RLIMIT_DATA, &rl) && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < phys)
-        phys = (double)rl.rlim_cur;
-    return phys;
-}
 
 /* ---- writing, offloaded, one chunk at a time, in order ---- */
 
@@ -494,7 +450,7 @@ static int check_size(const struct opts *o)
 {
     double need = o->naive ? fact_estimate_bytes(o->n, FACT_VALUE) * 0.6
                            : fact_estimate_bytes(o->n, o->hex ? FACT_HEX : FACT_DECIMAL);
-    double have = memory_limit();
+    double have = cli_memory_limit();
     if (need <= have && need < 1e18) return 0;
     cli_error(cmd, "%lu! needs about %.3g GB of memory, more than the %.3g GB available", o->n,
               need / 1e9, have / 1e9);
@@ -523,7 +479,7 @@ int cli_factorial(int argc, char **argv)
     int rc = parse(argc, argv, &o);
     if (rc >= 0) return rc;
     if ((rc = check_size(&o))) return rc;
-    mp_set_memory_functions(gmp_alloc, gmp_realloc, gmp_free);
+    cli_gmp_exit_on_oom(cmd);
     struct out s = {.o = &o};
     s.text_total = fact_text_estimate(o.n, o.hex ? FACT_HEX : FACT_DECIMAL);
     if ((rc = target_open(&s.t, o.output))) return rc;

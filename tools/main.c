@@ -13,6 +13,7 @@ static const struct {
     {"lag", cli_lag, "watch the loop's timer lateness (a heartbeat)"},
     {"factorial", cli_factorial, "print N! without ever blocking the loop"},
     {"walk", cli_walk, "print the paths under directories, as find does, on a loop"},
+    {"serve", cli_serve, "a line-protocol server: ping, factorial, walk, stats"},
 };
 
 static void usage(FILE *out)

@@ -32,7 +32,9 @@ extern "C" {
 #endif
 
 /* The error list: one table feeds the constants, mo_strerror() and
- * mo_err_name(). XX(name, errno value, message). */
+ * mo_err_name(). XX(name, errno value, message). The resolver's errors
+ * (MO_EAI_*), which have no errno, take values above every errno (libuv's
+ * numbers). */
 #define MO_ERRNO_MAP(XX)                                                                           \
     XX(EPERM, EPERM, "operation not permitted")                                                    \
     XX(ENOENT, ENOENT, "no such file, directory or handle")                                        \
@@ -72,7 +74,22 @@ extern "C" {
     XX(EALREADY, EALREADY, "already done: the call ran, was cancelled or fired")                   \
     XX(ESTALE, ESTALE, "stale handle")                                                             \
     XX(ECANCELED, ECANCELED, "operation canceled")                                                 \
-    XX(ENOTRECOVERABLE, ENOTRECOVERABLE, "state not recoverable")
+    XX(ENOTRECOVERABLE, ENOTRECOVERABLE, "state not recoverable")                                  \
+    XX(ENOTSOCK, ENOTSOCK, "socket operation on non-socket")                                       \
+    XX(EMSGSIZE, EMSGSIZE, "message too long")                                                     \
+    XX(EAFNOSUPPORT, EAFNOSUPPORT, "address family not supported")                                 \
+    XX(EADDRINUSE, EADDRINUSE, "address already in use")                                           \
+    XX(EADDRNOTAVAIL, EADDRNOTAVAIL, "address not available")                                      \
+    XX(ENETUNREACH, ENETUNREACH, "network is unreachable")                                         \
+    XX(ECONNABORTED, ECONNABORTED, "connection aborted")                                           \
+    XX(ECONNRESET, ECONNRESET, "connection reset by peer")                                         \
+    XX(ENOBUFS, ENOBUFS, "no buffer space available")                                              \
+    XX(ENOTCONN, ENOTCONN, "socket is not connected")                                              \
+    XX(ECONNREFUSED, ECONNREFUSED, "connection refused")                                           \
+    XX(EHOSTUNREACH, EHOSTUNREACH, "host is unreachable")                                          \
+    XX(EAI_AGAIN, 3001, "temporary failure in name resolution")                                    \
+    XX(EAI_FAIL, 3006, "permanent failure in name resolution")                                     \
+    XX(EAI_NONAME, 3008, "unknown host or service")
 
 enum {
 #define MO__ERR_ENUM(name, value, msg) MO_##name = -(value),

@@ -220,6 +220,18 @@ typedef struct mo_walk_totals {
 MO_EXTERN int mo_walk(mo_loop_t *loop, const char *top, mo_walk_visit_fn visit, void *arg,
                       const mo_walk_opts *opts, mo_deferred_t **dp);
 
+/* Pauses the walk whose Deferred mo_walk() gave: visit() is not called
+ * and no directory is read on the loop until mo_walk_resume() (a step in
+ * progress stops at once, even from inside visit()); in parallel mode,
+ * reads already on workers finish and are kept. Pauses are counted: the
+ * walk goes on after as many resumes. For a consumer that cannot keep up,
+ * such as a stream's producer (stream.h). Errors: MO_EINVAL (NULL, not a
+ * walk's Deferred; resume without a pause), MO_EALREADY (the walk has
+ * ended: its Deferred has fired), MO_ENOMEM (resume: the cooperator could
+ * not schedule it; still paused). Loop thread. */
+MO_EXTERN int mo_walk_pause(mo_deferred_t *d);
+MO_EXTERN int mo_walk_resume(mo_deferred_t *d);
+
 #ifdef __cplusplus
 }
 #endif

@@ -490,8 +490,9 @@ static int walk_task_step(mo_task_t *task, void *arg)
     w->in_step = true;
     int64_t end = mo_hrtime() + WALK_STEP;
     int r;
+    /* A visit() may pause the task (mo_walk_pause()): stop at once. */
     do r = walk_any_unit(w);
-    while (r == MO__WALK_GO && !w->cancelled && mo_hrtime() < end);
+    while (r == MO__WALK_GO && !w->cancelled && !task->pauses && mo_hrtime() < end);
     w->in_step = false;
     if (w->task_over) { /* cancelled from visit(), and the task stopped */
         mo__walk_maybe_free(w);
@@ -655,4 +656,27 @@ int mo_walk(mo_loop_t *loop, const char *top, mo_walk_visit_fn visit, void *arg,
     }
     *dp = d;
     return 0;
+}
+
+/* The walk behind a Deferred that mo_walk() gave, if it is still running. */
+static int walk_of(mo_deferred_t *d, struct mo__walk **wp)
+{
+    if (!d || d->canceller != walk_canceller) return MO_EINVAL;
+    if (mo_deferred_fired(d)) return MO_EALREADY; /* it fires when the walk ends */
+    *wp = d->canceller_arg;
+    return 0;
+}
+
+int mo_walk_pause(mo_deferred_t *d)
+{
+    struct mo__walk *w;
+    int err = walk_of(d, &w);
+    return err ? err : mo_task_pause(w->task);
+}
+
+int mo_walk_resume(mo_deferred_t *d)
+{
+    struct mo__walk *w;
+    int err = walk_of(d, &w);
+    return err ? err : mo_task_resume(w->task);
 }
