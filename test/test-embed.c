@@ -147,8 +147,8 @@ static void test_call_from_thread_wakes_host(void **state)
     for (int round = 0; round < 20; round++) {
         struct poster p = {loop, round * 100, &ran};
         pthread_t th;
-        assert_int_equal(pthread_create(&th, NULL, post_later, &p), 0);
         assert_int_equal(timeout_of(loop), -1);
+        assert_int_equal(pthread_create(&th, NULL, post_later, &p), 0);
         assert_int_equal(host_pass(loop, 10000), 1);
         pthread_join(th, NULL);
         assert_int_equal(ran, round + 1);
