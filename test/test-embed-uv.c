@@ -80,8 +80,9 @@ static void test_uv_run_until_stopped(void **state)
     struct uv_host *h = uvh_create();
     mo_loop_t *loop = mo_test_loop();
     assert_ok(mo_uv_attach(loop, &h->uv));
+    mo_loop_update_time(loop);
+    int64_t t0 = mo_loop_now(loop);
     assert_ok(mo_call_later(loop, MO_MSEC(3), stop_uv, &h->uv, NULL));
-    int64_t t0 = mo_hrtime();
     assert_int_not_equal(uv_run(&h->uv, UV_RUN_DEFAULT), 0);
     assert_true(mo_hrtime() - t0 >= MO_MSEC(3));
     assert_ok(mo_uv_detach(loop));
@@ -185,12 +186,13 @@ static void test_drive_libuv_from_morsel(void **state)
     uv_async_init(&d.uv, &d.async, dr_async);
     d.async.data = &d;
     assert_ok(mo_uv_drive(loop, &d.uv, &d.driver));
+    mo_loop_update_time(loop);
+    int64_t t0 = mo_loop_now(loop);
     assert_ok(mo_call_later(loop, MO_MSEC(30), dr_write, &d, NULL));
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, dr_send_async, &d.async), 0);
     /* Returns when libuv has nothing left (every handle closed) and morsel
      * neither. */
-    int64_t t0 = mo_hrtime();
     assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
     pthread_join(th, NULL);
     assert_int_equal(d.timer_fired, 1);

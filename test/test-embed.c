@@ -78,20 +78,21 @@ static void test_timer_timeout_never_early(void **state)
     mo_loop_t *loop = mo_test_loop();
     int ran = 0;
     assert_ok(mo_embed_attach(loop, NULL, NULL));
-    int64_t start = mo_hrtime();
-    assert_ok(mo_call_later(loop, MO_USEC(2500), count_cb, &ran, NULL));
+    mo_loop_update_time(loop); /* the delay counts from the cached time */
+    int64_t start = mo_loop_now(loop);
+    assert_ok(mo_call_later(loop, MO_USEC(24500), count_cb, &ran, NULL));
     int64_t ns = timeout_of(loop);
-    assert_true(ns > 0 && ns <= MO_USEC(2500));
+    if (!(ns > 0 && ns <= MO_USEC(24500))) fail_msg("timeout %lld ns", (long long)ns);
     int ms;
     assert_ok(mo_embed_timeout_ms(loop, &ms));
-    assert_int_equal(ms, 3);
+    assert_true(ms >= 1 && ms <= 25); /* up to 25, less as time passes */
     int passes = 0;
     while (!ran && passes < 1000) {
         assert_int_not_equal(host_pass(loop, 1000), -1);
         passes++;
     }
     assert_int_equal(ran, 1);
-    assert_true(mo_hrtime() - start >= MO_USEC(2500));
+    assert_true(mo_hrtime() - start >= MO_USEC(24500));
     assert_true(passes <= 3);
     assert_int_equal(timeout_of(loop), -1);
     mo_loop_free(loop);
@@ -303,7 +304,6 @@ static void test_io_readiness_wakes_host(void **state)
 /* Runnable cooperative tasks keep the timeout at 0; one run holds the host
  * for about one slice, however long the tasks' work is. */
 struct spinner {
-    int64_t until;
     uint64_t steps;
 };
 
@@ -314,15 +314,14 @@ static int spin_step(mo_task_t *task, void *arg)
     int64_t end = mo_hrtime() + MO_USEC(20);
     while (mo_hrtime() < end) {
     }
-    s->steps++;
-    return mo_hrtime() < s->until ? MO_CONTINUE : MO_DONE;
+    return ++s->steps < 400 ? MO_CONTINUE : MO_DONE; /* 8 ms in all */
 }
 
 static void test_tasks_keep_timeout_zero_and_runs_short(void **state)
 {
     (void)state;
     mo_loop_t *loop = mo_test_loop();
-    struct spinner s[2] = {{mo_hrtime() + MO_MSEC(60), 0}, {mo_hrtime() + MO_MSEC(60), 0}};
+    struct spinner s[2] = {{0}, {0}};
     for (int i = 0; i < 2; i++) assert_ok(mo_cooperate(loop, spin_step, &s[i], NULL, NULL));
     assert_ok(mo_embed_attach(loop, NULL, NULL));
     int64_t longest = 0;
@@ -335,7 +334,7 @@ static void test_tasks_keep_timeout_zero_and_runs_short(void **state)
         if (took > longest) longest = took;
         runs++;
     }
-    assert_true(s[0].steps > 0 && s[1].steps > 0);
+    assert_true(s[0].steps == 400 && s[1].steps == 400);
     /* A slice is 1 ms; generous: this machine is shared. */
     assert_true(runs >= 10);
     assert_true(longest < MO_MSEC(40));
