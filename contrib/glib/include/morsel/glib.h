@@ -1,5 +1,7 @@
 /* morsel-glib — a morsel loop inside a GLib main context (so GTK programs
- * get it too). Link with -lmorsel-glib (pkg-config morsel-glib, or CMake's
+ * get it too).
+ *
+ * Link with -lmorsel-glib (pkg-config morsel-glib, or CMake's
  * morsel::glib).
  *
  * The morsel loop becomes a GSource: its prepare callback reports morsel's

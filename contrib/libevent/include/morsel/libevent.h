@@ -1,5 +1,6 @@
-/* morsel-libevent — a morsel loop inside a libevent event_base. Link with
- * -lmorsel-libevent (pkg-config morsel-libevent, or CMake's
+/* morsel-libevent — a morsel loop inside a libevent event_base.
+ *
+ * Link with -lmorsel-libevent (pkg-config morsel-libevent, or CMake's
  * morsel::libevent).
  *
  * libevent 2.1 has no hook that runs before it sleeps, so the adapter

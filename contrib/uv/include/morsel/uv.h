@@ -1,6 +1,7 @@
 /* morsel-uv — a morsel loop inside a libuv loop, and a libuv loop inside a
- * morsel loop. Link with -lmorsel-uv (pkg-config morsel-uv, or CMake's
- * morsel::uv).
+ * morsel loop.
+ *
+ * Link with -lmorsel-uv (pkg-config morsel-uv, or CMake's morsel::uv).
  *
  * morsel inside libuv (mo_uv_attach): the morsel loop's fd (morsel/embed.h)
  * is watched with a uv_poll_t; a uv_prepare_t, right before libuv sleeps,
