@@ -267,14 +267,7 @@ static void test_drive_update_after_morsel_starts_libuv_work(void **state)
     mo_loop_free(loop);
 }
 
-MO_TEST_MAIN(cmocka_unit_test(test_host_runs_morsel_work),
-             cmocka_unit_test(test_host_timer_fires_while_tasks_run),
-             cmocka_unit_test(test_call_from_thread_wakes_host),
-             cmocka_unit_test(test_host_callback_queues_work),
-             cmocka_unit_test(test_idle_loop_costs_host_nothing), cmocka_unit_test(test_bad_input),
-             cmocka_unit_test(test_free_attached_loop),
-             cmocka_unit_test(test_nothing_lost_across_attach_detach),
-             cmocka_unit_test(test_uv_run_until_stopped),
+MO_TEST_MAIN(EMBED_HOST_TESTS, cmocka_unit_test(test_uv_run_until_stopped),
              cmocka_unit_test(test_uv_attach_refused_by_libuv),
              cmocka_unit_test(test_drive_libuv_from_morsel),
              cmocka_unit_test(test_drive_update_after_morsel_starts_libuv_work))

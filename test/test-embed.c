@@ -1,15 +1,94 @@
 /* The embedding: a loop run by a host loop through one fd, one timeout and
  * a non-waiting run (DESIGN rule 19). The host here is the hand-written
- * poll() loop of morsel/embed.h; the adapters have their own tests.
- * MO_TEST_LABEL_THREADS */
-#include "test.h"
+ * poll() loop of morsel/embed.h: the tests below use the API directly, and
+ * the same loop with a timer of its own passes the tests every adapter
+ * passes (embed_host.h). MO_TEST_LABEL_THREADS */
+#include "embed_host.h"
 
 #include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
+
+/* ---- a hand-written host: poll() on the loop's fd, and one timer ---- */
+
+struct poll_host {
+    int64_t timer_at; /* 0: no timer */
+    int ms;
+    void (*fn)(void *arg);
+    void *arg;
+    mo_loop_t *loop; /* attached */
+};
+
+/* The loop let go of this host (detached, closed or freed). */
+static void ph_detached(mo_loop_t *loop, void *arg)
+{
+    (void)loop;
+    ((struct poll_host *)arg)->loop = NULL;
+}
+
+static const struct mo_embed_ops poll_ops = {"poll", ph_detached};
+
+static void *ph_create(void)
+{
+    struct poll_host *h = calloc(1, sizeof(*h));
+    assert_non_null(h);
+    return h;
+}
+
+static void ph_destroy(void *host)
+{
+    free(host);
+}
+
+static int ph_attach(mo_loop_t *loop, void *host)
+{
+    int err = mo_embed_attach(loop, &poll_ops, host);
+    if (!err) ((struct poll_host *)host)->loop = loop;
+    return err;
+}
+
+static int ph_detach(mo_loop_t *loop)
+{
+    return mo_embed_detach(loop, &poll_ops);
+}
+
+/* Sleeps for the earlier of morsel's timeout and the host's timer, then
+ * runs the timer if due and the loop. */
+static void ph_iterate(void *host, bool block)
+{
+    struct poll_host *h = host;
+    int ms = -1;
+    if (h->loop) assert_ok(mo_embed_timeout_ms(h->loop, &ms));
+    if (h->timer_at) {
+        int64_t left = h->timer_at - mo_hrtime();
+        int t = left <= 0 ? 0 : (int)((left + MO_MSEC(1) - 1) / MO_MSEC(1));
+        if (ms < 0 || t < ms) ms = t;
+    }
+    struct pollfd p = {.fd = h->loop ? mo_embed_fd(h->loop) : -1, .events = POLLIN};
+    poll(&p, 1, block ? ms : 0);
+    if (h->timer_at && mo_hrtime() >= h->timer_at) {
+        h->timer_at = mo_hrtime() + MO_MSEC(h->ms);
+        h->fn(h->arg);
+    }
+    if (h->loop) mo_embed_run(h->loop);
+}
+
+static void ph_timer_start(void *host, int ms, void (*fn)(void *arg), void *arg)
+{
+    struct poll_host *h = host;
+    *h = (struct poll_host){mo_hrtime() + MO_MSEC(ms), ms, fn, arg, h->loop};
+}
+
+static void ph_timer_stop(void *host)
+{
+    ((struct poll_host *)host)->timer_at = 0;
+}
+
+static const struct host_ops host_ops = {ph_create,  ph_destroy,     ph_attach,    ph_detach,
+                                         ph_iterate, ph_timer_start, ph_timer_stop};
+
+/* ---- the API, directly ---- */
 
 /* Whether the embedding fd becomes readable within ms milliseconds. */
 static int fd_readable(mo_loop_t *loop, int ms)
@@ -139,7 +218,7 @@ static void *post_later(void *arg)
 
 /* A call from another thread makes the fd of a loop asleep in its host
  * readable, and the run that follows runs it. */
-static void test_call_from_thread_wakes_host(void **state)
+static void test_thread_call_makes_fd_readable(void **state)
 {
     (void)state;
     mo_loop_t *loop = mo_test_loop();
@@ -180,74 +259,6 @@ static void test_call_posted_during_run_gives_timeout_zero(void **state)
     assert_ok(mo_embed_run(loop));
     assert_int_equal(ran, 1);
     assert_int_equal(timeout_of(loop), -1);
-    mo_loop_free(loop);
-}
-
-/* Threads post while the host attaches, runs, detaches and runs the loop
- * on its own, over and over: every call runs, in order per producer, and
- * the attached loop is never left asleep with calls pending (a host pass
- * capped while the timeout said -1 would be a lost wake-up). */
-#define PRODUCERS    3
-#define PER_PRODUCER 20000
-
-struct storm {
-    uint32_t next[PRODUCERS];
-    atomic_uint_fast64_t received;
-    int disorder;
-};
-
-static struct storm the_storm;
-
-static void storm_cb(mo_loop_t *loop, void *arg)
-{
-    (void)loop;
-    uintptr_t v = (uintptr_t)arg;
-    uint32_t producer = (uint32_t)(v >> 24), seq = (uint32_t)(v & 0xffffff);
-    if (seq != the_storm.next[producer]) the_storm.disorder++;
-    the_storm.next[producer] = seq + 1;
-    atomic_fetch_add(&the_storm.received, 1);
-}
-
-struct producer {
-    mo_loop_t *loop;
-    uint32_t id;
-};
-
-static void *storm_produce(void *arg)
-{
-    struct producer *p = arg;
-    for (uint32_t i = 0; i < PER_PRODUCER; i++) {
-        void *v = (void *)(((uintptr_t)p->id << 24) | i);
-        assert_ok(mo_call_from_thread(p->loop, storm_cb, v));
-        if (i % 512 == 0) usleep(50); /* let the loop sleep now and then */
-    }
-    return NULL;
-}
-
-static void test_nothing_lost_across_attach_detach(void **state)
-{
-    (void)state;
-    mo_loop_t *loop = mo_test_loop();
-    memset(&the_storm, 0, sizeof(the_storm));
-    struct producer p[PRODUCERS];
-    pthread_t th[PRODUCERS];
-    for (uint32_t i = 0; i < PRODUCERS; i++) {
-        p[i] = (struct producer){loop, i};
-        assert_int_equal(pthread_create(&th[i], NULL, storm_produce, &p[i]), 0);
-    }
-    const uint64_t total = (uint64_t)PRODUCERS * PER_PRODUCER;
-    int64_t give_up = mo_hrtime() + MO_SEC(60);
-    for (unsigned round = 0; atomic_load(&the_storm.received) < total; round++) {
-        assert_true(mo_hrtime() < give_up);
-        assert_ok(mo_embed_attach(loop, NULL, NULL));
-        for (int i = 0; i < 5 && atomic_load(&the_storm.received) < total; i++)
-            assert_int_not_equal(host_pass(loop, 2000), -1);
-        assert_ok(mo_embed_detach(loop, NULL));
-        if (round % 2) assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
-    }
-    for (int i = 0; i < PRODUCERS; i++) pthread_join(th[i], NULL);
-    assert_int_equal(atomic_load(&the_storm.received), total);
-    assert_int_equal(the_storm.disorder, 0);
     mo_loop_free(loop);
 }
 
@@ -546,12 +557,11 @@ static void test_stop_ends_run(void **state)
     mo_loop_free(loop);
 }
 
-MO_TEST_MAIN(cmocka_unit_test(test_fd_timeout_and_run),
+MO_TEST_MAIN(EMBED_HOST_TESTS, cmocka_unit_test(test_fd_timeout_and_run),
              cmocka_unit_test(test_timer_timeout_never_early),
              cmocka_unit_test(test_kick_only_for_earlier_calls),
-             cmocka_unit_test(test_call_from_thread_wakes_host),
+             cmocka_unit_test(test_thread_call_makes_fd_readable),
              cmocka_unit_test(test_call_posted_during_run_gives_timeout_zero),
-             cmocka_unit_test(test_nothing_lost_across_attach_detach),
              cmocka_unit_test(test_calls_posted_before_attach_run),
              cmocka_unit_test(test_io_readiness_wakes_host),
              cmocka_unit_test(test_tasks_keep_timeout_zero_and_runs_short),

@@ -18,11 +18,12 @@
  *     needs is done by mo_embed_timeout_ms(), upwards, so a host never wakes
  *     before the deadline and finds nothing to do (no busy loop).
  *   - mo_embed_run() runs one non-waiting iteration (see morsel/loop.h): the
- *     calls from threads, the due delayed calls, ready calls for at most the
- *     loop's io_interval or one cooperator slice (default 1 ms) plus the call
- *     that ends it, and one poll of the watched fds with timeout 0. So one
- *     embedded run holds the host about as long as one iteration of
- *     morsel's own loop does (DESIGN rule 19).
+ *     calls from threads, the due delayed calls, ready calls until
+ *     io_interval (100 us by default) of them have run or a cooperator slice
+ *     (1 ms by default, the whole of a run while tasks are runnable) has
+ *     ended, and one poll of the watched fds with timeout 0. So one embedded
+ *     run holds the host for about one slice plus one call, as one iteration
+ *     of morsel's own loop holds morsel's I/O (DESIGN rule 19).
  *
  * A hand-written host loop, complete (examples/embed_epoll.c and
  * examples/embed_poll.c are the same with error handling):
