@@ -52,20 +52,27 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The lateness of rank i, in ms (the beats are sorted). */
+static double late_ms(const struct beats *b, size_t i)
+{
+    return (double)b->late[i] / 1e6;
+}
+
 int main(int argc, char **argv)
 {
+    static int64_t late[1000000];
     const char *top = argc > 1 ? argv[1] : "/usr";
-    struct beats b = {0, calloc(1000000, sizeof(int64_t)), 0, 1000000};
+    struct beats b = {0, late, 0, sizeof late / sizeof late[0]};
     mo_loop_t *loop;
     mo_deferred_t *walk;
     uint64_t names = 0;
     int status = 1;
-    if (!b.late || mo_loop_new(&loop, 0) != 0 || mo_glib_attach(loop, NULL, G_PRIORITY_DEFAULT))
-        return 1;
     /* Parallel: directories are read on morsel's worker pool, so a cold
      * disk never blocks this thread in getdents(); visits still run here. */
     mo_walk_opts opts = {.flags = MO_WALK_PARALLEL};
-    if (mo_walk(loop, top, count_names, &names, &opts, &walk) != 0) return 1;
+    if (mo_loop_new(&loop, 0) != 0 || mo_glib_attach(loop, NULL, G_PRIORITY_DEFAULT) != 0 ||
+        mo_walk(loop, top, count_names, &names, &opts, &walk) != 0)
+        return 1;
     mo_deferred_add_both(walk, walk_done, &status);
     g_timeout_add(1, heartbeat, &b);
     while (!mo_deferred_fired(walk)) g_main_context_iteration(NULL, TRUE);
@@ -75,11 +82,9 @@ int main(int argc, char **argv)
     if (b.count) {
         qsort(b.late, b.count, sizeof(int64_t), cmp_i64);
         printf("1 ms heartbeat: %zu beats, late p50 %.3f ms, p99 %.3f ms, max %.3f ms\n", b.count,
-               b.late[b.count / 2] / 1e6, b.late[b.count * 99 / 100] / 1e6,
-               b.late[b.count - 1] / 1e6);
+               late_ms(&b, b.count / 2), late_ms(&b, b.count * 99 / 100), late_ms(&b, b.count - 1));
     }
     mo_glib_detach(loop);
     mo_loop_free(loop);
-    free(b.late);
     return status;
 }
