@@ -158,29 +158,44 @@ static void uvh_wake_send(void *p)
     uv_async_send(&((struct uvh *)p)->async);
 }
 
-/* GLib */
+/* GLib. The one-shot timer is one GSource attached when the host is made,
+ * re-armed with g_source_set_ready_time(): a new g_timeout_source per shot
+ * would join the end of the context's list, after the morsel source, and
+ * GLib dispatches the ready sources of one priority in list order, so each
+ * shot would wait for the morsel run of its iteration (about 1 ms) on top
+ * of its own wake-up. */
 struct gh {
     GMainContext *ctx;
+    GSource *timer;
     struct cb t, i, a;
 };
 
-static gboolean gh_timer_cb(gpointer p)
+static gboolean gh_timer_dispatch(GSource *source, GSourceFunc fn, gpointer p)
 {
+    (void)fn;
     struct gh *h = p;
+    g_source_set_ready_time(source, -1);
     h->t.fn(h->t.arg);
-    return G_SOURCE_REMOVE;
+    return G_SOURCE_CONTINUE;
 }
+
+static GSourceFuncs gh_timer_funcs = {NULL, NULL, gh_timer_dispatch, NULL, NULL, NULL};
 
 static void *gh_create(void)
 {
     struct gh *h = calloc(1, sizeof(*h));
     h->ctx = g_main_context_new();
+    h->timer = g_source_new(&gh_timer_funcs, sizeof(GSource));
+    g_source_set_callback(h->timer, NULL, h, NULL);
+    g_source_attach(h->timer, h->ctx);
     return h;
 }
 
 static void gh_destroy(void *p)
 {
     struct gh *h = p;
+    g_source_destroy(h->timer);
+    g_source_unref(h->timer);
     while (g_main_context_iteration(h->ctx, FALSE)) {
     }
     g_main_context_unref(h->ctx);
@@ -208,7 +223,7 @@ static void gh_oneshot(void *p, int ms, void (*fn)(void *), void *arg)
 {
     struct gh *h = p;
     h->t = (struct cb){fn, NULL, arg};
-    gh_attach_source(h, g_timeout_source_new((guint)ms), gh_timer_cb);
+    g_source_set_ready_time(h->timer, g_get_monotonic_time() + ms * 1000);
 }
 
 /* g_idle_add() per call, as GLib programs write it. */
@@ -274,10 +289,15 @@ static void evh_wake_cb(evutil_socket_t fd, short what, void *p)
     h->a.fn(h->a.arg);
 }
 
+/* libevent reads a coarse clock (the kernel's tick, 4 ms here) unless told
+ * otherwise: a program that wants a 1 ms timer asks for the precise one. */
 static void *evh_create(void)
 {
     struct evh *h = calloc(1, sizeof(*h));
-    h->base = event_base_new();
+    struct event_config *cfg = event_config_new();
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    h->base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
     evthread_make_base_notifiable(h->base);
     h->timer = evtimer_new(h->base, evh_timer_cb, h);
     h->zero = evtimer_new(h->base, evh_zero_cb, h);
@@ -469,16 +489,65 @@ static void lateness_run(const struct host *host, bool with_morsel, double secs,
     /* The pending one-shot timer died with its host. */
 }
 
+/* The reference: the same load on morsel's own loop, with its own 1 ms
+ * delayed call (bench_coop's figure, with the pool jobs added). */
+struct own_tick {
+    int64_t armed;
+    struct samples *late;
+};
+
+static void own_tick_cb(mo_loop_t *loop, void *arg)
+{
+    struct own_tick *t = arg;
+    samples_add(t->late, mo_hrtime() - t->armed - MO_MSEC(1));
+    mo_loop_update_time(loop);
+    t->armed = mo_loop_now(loop);
+    mo_call_later(loop, MO_MSEC(1), own_tick_cb, t, NULL);
+}
+
+static void stop_own(mo_loop_t *loop, void *arg)
+{
+    (void)arg;
+    mo_loop_stop(loop);
+}
+
+static void lateness_own(double secs, struct samples *late)
+{
+    mo_loop_t *loop;
+    mo_pool_t *pool;
+    struct busy busy = {0};
+    struct jobs jobs = {0};
+    if (mo_loop_new(&loop, 0) || mo_loop_pool(loop, &pool)) abort();
+    for (int i = 0; i < 4; i++)
+        if (mo_cooperate(loop, busy_step, &busy, NULL, NULL)) abort();
+    for (int i = 0; i < 2; i++, jobs.running++)
+        if (mo_pool_submit(pool, loop, &jobs.job[i], job_work, job_done, &jobs)) abort();
+    struct own_tick t = {mo_loop_now(loop), late};
+    mo_call_later(loop, MO_MSEC(1), own_tick_cb, &t, NULL);
+    mo_call_later(loop, (int64_t)(secs * 1e9), stop_own, NULL, NULL);
+    mo_loop_run(loop, MO_RUN_DEFAULT);
+    busy.stop = jobs.stop = 1; /* the tasks end at their next step */
+    size_t keep = late->n;
+    mo_call_later(loop, MO_MSEC(20), stop_own, NULL, NULL); /* the 1 ms call goes on */
+    mo_loop_run(loop, MO_RUN_DEFAULT);
+    late->n = keep;
+    mo_loop_free(loop);
+}
+
 static void bench_lateness(double secs, unsigned reps)
 {
-    struct samples alone[NHOSTS] = {{0}}, with[NHOSTS] = {{0}};
-    for (unsigned r = 0; r < reps; r++)
+    struct samples alone[NHOSTS] = {{0}}, with[NHOSTS] = {{0}}, own = {0};
+    for (unsigned r = 0; r < reps; r++) {
         for (size_t i = 0; i < NHOSTS; i++) {
             lateness_run(&hosts[i], false, secs, &alone[i]);
             lateness_run(&hosts[i], true, secs, &with[i]);
         }
+        lateness_own(secs, &own);
+    }
     printf("## 1. host's 1 ms timer, late by (ms), %u x %.1f s each, interleaved\n", reps, secs);
     printf("%-30s %8s %10s %10s %10s\n", "host", "beats", "p50", "p99", "max");
+    print_dist("morsel's own loop (reference)", &own, "ms", 1e6);
+    free(own.v);
     for (size_t i = 0; i < NHOSTS; i++) {
         char name[64];
         snprintf(name, sizeof name, "%s alone", hosts[i].name);
