@@ -9,6 +9,7 @@
 
 #include "morsel/common.h"
 #include "morsel/loop.h"
+#include "morsel/embed.h"
 #include "morsel/deferred.h"
 #include "morsel/stats.h"
 #include "morsel/pool.h"

@@ -73,7 +73,9 @@ enum mo_loop_flags { MO_LOOP_VIRTUAL_CLOCK = 1 };
 MO_EXTERN int mo_loop_new(mo_loop_t **loopp, unsigned flags);
 
 /* Closes the door to other threads: from now on mo_call_from_thread() on
- * this loop returns MO_ESHUTDOWN. First it waits for every pool job this
+ * this loop returns MO_ESHUTDOWN. A loop attached to a host loop
+ * (morsel/embed.h) is detached first: the adapter lets go of the host.
+ * Then it waits for every pool job this
  * loop submitted, on its default pool and on pools from mo_pool_new(), and
  * runs their done callbacks here (queued jobs run first; the default pool
  * is freed): after it returns no worker posts into the loop, so freeing it
@@ -118,7 +120,8 @@ enum mo_run_mode {
  * pass: when nothing is due and only delayed calls remain it returns; move
  * time with mo_loop_advance(). Returns 0, or MO_EINVAL (NULL loop or bad
  * mode), MO_EBUSY (the loop is already running: mo_loop_run() from one of its
- * own callbacks), MO_ESHUTDOWN (the loop was closed). Loop thread. */
+ * own callbacks; or it is attached to a host loop, which runs it through
+ * mo_embed_run()), MO_ESHUTDOWN (the loop was closed). Loop thread. */
 MO_EXTERN int mo_loop_run(mo_loop_t *loop, int mode);
 
 /* Asks a running loop to stop: the current pass of calls finishes, then

@@ -8,6 +8,7 @@
 #define MORSEL_CORE_INT_H
 
 #include "morsel/common.h"
+#include "morsel/embed.h"
 #include "morsel/loop.h"
 #include "morsel/stats.h"
 
@@ -284,9 +285,22 @@ struct mo__slot {
     void *state;
 };
 
+/* The host a loop is attached to (embed.c). */
+struct mo__embed {
+    const struct mo_embed_ops *ops;
+    void *arg;
+    bool attached;
+};
+
 struct mo_loop {
     int64_t now;
     struct mo__ready ready;
+    /* While attached to a host and outside mo_embed_run(): new work the
+     * host was not told of makes the embedding fd readable (a "kick"): a
+     * ready call, or a delayed call due before this. INT64_MIN otherwise
+     * (never attached, running, or kicked already). Next to `ready`, since
+     * mo_call_soon() reads it. */
+    int64_t kick_before;
     int64_t io_interval;
     uint32_t batch; /* calls between two clock reads, adapted */
     unsigned flags;
@@ -309,7 +323,25 @@ struct mo_loop {
     struct mo__io io;
     struct mo__wake wake;
     struct mo__dispatch dispatch;
+    struct mo__embed embed;
 };
+
+/* ---- the loop's iteration, for the embedding (loop.c) ---- */
+
+/* One iteration in the given mode (mo_loop_run() without its checks). */
+int mo__loop_iterate(mo_loop_t *loop, int mode);
+/* The poll timeout in ns if the loop were to sleep now: 0 when work is
+ * ready, else the time to the next delayed call (with the slack that
+ * merges wake-ups), else -1. */
+int64_t mo__loop_timeout(mo_loop_t *loop);
+
+/* ---- the embedding (embed.c) ---- */
+
+/* Makes the embedding fd readable: the host learns of work queued while
+ * the attached loop was not running. */
+void mo__embed_kick(mo_loop_t *loop);
+/* mo_loop_close() on an attached loop: detaches it first. */
+void mo__embed_close(mo_loop_t *loop);
 
 /* ---- dispatch, statistics and the watchdog (stats.c, watchdog.c) ---- */
 

@@ -52,6 +52,8 @@ int mo_call_soon(mo_loop_t *loop, mo_call_fn fn, void *arg)
     if (MO__UNLIKELY(q->tail - q->head > q->mask) && ready_grow(q) != 0) return MO_ENOMEM;
     q->ring[q->tail & q->mask] = (struct mo__cell){fn, arg};
     q->tail++;
+    /* A host callback queued work for an attached loop: tell the host. */
+    if (MO__UNLIKELY(loop->kick_before != INT64_MIN)) mo__embed_kick(loop);
     return 0;
 }
 
@@ -119,6 +121,7 @@ int mo_loop_new(mo_loop_t **loopp, unsigned flags)
     loop->batch = 16;
     loop->spin = MO__SPIN_MAX;
     loop->timer_slack = MO__TIMER_SLACK_DEF;
+    loop->kick_before = INT64_MIN;
     loop->io.epfd = -1;
     loop->wake.efd = -1;
     int err = MO_ENOMEM;
@@ -147,6 +150,7 @@ int mo_loop_close(mo_loop_t *loop)
     if (!loop) return MO_EINVAL;
     if (loop->running) return MO_EBUSY;
     if (loop->closed) return 0;
+    mo__embed_close(loop); /* the host must not run a closed loop */
     loop->closed = true;
     /* Callbacks run by the final drain must not re-enter mo_loop_run(). */
     loop->running = true;
@@ -192,6 +196,21 @@ int mo_loop_alive(const mo_loop_t *loop)
            l->timers.count || mo__wake_pending(&l->wake);
 }
 
+int64_t mo__loop_timeout(mo_loop_t *loop)
+{
+    if (loop->ready.head != loop->ready.tail || mo__wake_pending(&loop->wake)) return 0;
+    int64_t next = mo__timers_next(&loop->timers);
+    if (loop->virtual_clock || next == INT64_MAX) return next <= loop->now ? 0 : -1;
+    int64_t left = next - mo_hrtime();
+    if (left <= 0) return 0;
+    /* Slack only where it merges wake-ups: another call due within it. A
+     * lone periodic call still wakes exactly on time. */
+    int64_t until = next > INT64_MAX - loop->timer_slack ? INT64_MAX : next + loop->timer_slack;
+    if (loop->timer_slack && mo__timers_second(&loop->timers, until) <= until)
+        left += loop->timer_slack;
+    return left;
+}
+
 /* How long the poll may block: 0 when work is ready, else until the next
  * delayed call, else without limit if something could still wake us.
  * MO_RUN_ONCE waits only if no callback ran yet in this iteration (`seq`
@@ -202,21 +221,10 @@ static int64_t poll_timeout(mo_loop_t *loop, int mode, uint64_t seq)
     if (mode == MO_RUN_ONCE &&
         atomic_load_explicit(&loop->dispatch.seq, memory_order_relaxed) != seq)
         return 0;
-    if (loop->ready.head != loop->ready.tail || mo__wake_pending(&loop->wake)) return 0;
-    int64_t next = mo__timers_next(&loop->timers);
+    int64_t timeout = mo__loop_timeout(loop);
+    if (timeout >= 0) return timeout;
     bool waitable = loop->io.active || loop->holds || loop->expected;
-    if (loop->virtual_clock || next == INT64_MAX) {
-        if (next <= loop->now) return 0;
-        return waitable ? -1 : 0;
-    }
-    int64_t left = next - mo_hrtime();
-    if (left <= 0) return 0;
-    /* Slack only where it merges wake-ups: another call due within it. A
-     * lone periodic call still wakes exactly on time. */
-    int64_t until = next > INT64_MAX - loop->timer_slack ? INT64_MAX : next + loop->timer_slack;
-    if (loop->timer_slack && mo__timers_second(&loop->timers, until) <= until)
-        left += loop->timer_slack;
-    return left;
+    return waitable ? -1 : 0;
 }
 
 /* Whether a zero-timeout poll can be left out: in MO_RUN_DEFAULT, while
@@ -258,7 +266,7 @@ static void run_due(mo_loop_t *loop)
     if (!loop->stop) mo__timers_run(loop, limit);
 }
 
-static int loop_iterate(mo_loop_t *loop, int mode)
+int mo__loop_iterate(mo_loop_t *loop, int mode)
 {
     uint64_t seq = atomic_load_explicit(&loop->dispatch.seq, memory_order_relaxed);
     loop_update(loop);
@@ -277,13 +285,13 @@ static int loop_iterate(mo_loop_t *loop, int mode)
 int mo_loop_run(mo_loop_t *loop, int mode)
 {
     if (!loop || mode < MO_RUN_DEFAULT || mode > MO_RUN_NOWAIT) return MO_EINVAL;
-    if (loop->running) return MO_EBUSY;
+    if (loop->running || loop->embed.attached) return MO_EBUSY;
     if (loop->closed) return MO_ESHUTDOWN;
     loop->running = true;
     loop->stop = false;
     int err;
     do {
-        err = loop_iterate(loop, mode);
+        err = mo__loop_iterate(loop, mode);
     } while (!err && mode == MO_RUN_DEFAULT && !loop->stop && loop_has_work(loop));
     mo__loop_idle(loop);
     loop->running = false;

@@ -429,6 +429,8 @@ static int schedule(mo_loop_t *loop, int64_t deadline, mo_call_fn fn, void *arg,
     t->arg = arg;
     timer_place(ts, t);
     if (idp) *idp = timer_id(t);
+    /* An attached loop's host sleeps until the deadline it was told. */
+    if (MO__UNLIKELY(t->deadline < loop->kick_before)) mo__embed_kick(loop);
     return 0;
 }
 
@@ -463,6 +465,7 @@ static int timer_move(mo_loop_t *loop, struct mo__timer *t, int64_t deadline)
     t->deadline = deadline < loop->now ? loop->now : deadline;
     t->seq = ts->seq++;
     timer_place(ts, t);
+    if (MO__UNLIKELY(t->deadline < loop->kick_before)) mo__embed_kick(loop);
     return 0;
 }
 
