@@ -387,7 +387,8 @@ struct mo_listen_opts {
  * listens): MO_EINVAL (NULL loop, addr, on_accept or lp, an empty address,
  * negative backlog, unknown flags, bad watermarks), MO_EADDRINUSE (the
  * port or the Unix path is taken), MO_EACCES, MO_EADDRNOTAVAIL, MO_EMFILE,
- * MO_ENOMEM, another socket/bind/listen errno. Loop thread. */
+ * MO_ENOMEM, MO_ESHUTDOWN (the loop is closed), another socket/bind/listen
+ * errno. Loop thread. */
 MO_EXTERN int mo_listen(mo_loop_t *loop, const mo_addr_t *addr, const struct mo_listen_opts *opts,
                         mo_accept_fn on_accept, void *arg, mo_listener_t **lp);
 

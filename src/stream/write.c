@@ -182,7 +182,10 @@ int mo_stream_when_writable(mo_stream_t *s, mo_deferred_t **dp)
 
 int mo_stream_await_writable(mo_stream_t *s, mo_coro_t *co)
 {
-    if (!s || !co) return MO_EINVAL;
+    /* Checked before "writable", so that a misuse is an error every time,
+     * not only when the stream happens to be paused. */
+    if (!s || !mo__coro_inside(co)) return MO_EINVAL;
+    if (mo__task_finished(mo_coro_task(co))) return MO_ECANCELED;
     int w = mo_stream_writable(s);
     if (w != 0) return w < 0 ? w : 0;
     mo_deferred_t *d;
