@@ -85,8 +85,9 @@ static void ph_timer_stop(void *host)
     ((struct poll_host *)host)->timer_at = 0;
 }
 
-static const struct host_ops host_ops = {ph_create,  ph_destroy,     ph_attach,    ph_detach,
-                                         ph_iterate, ph_timer_start, ph_timer_stop};
+static const struct host_ops host_ops = {
+    ph_create,      ph_destroy,    ph_attach, ph_detach, ph_iterate,
+    ph_timer_start, ph_timer_stop, false,     NULL,      NULL};
 
 /* ---- the API, directly ---- */
 

@@ -1368,6 +1368,35 @@ static void test_stream_refusals_open_and_ended(void **state)
     pair_close(loop, &sv, &c);
 }
 
+/* A write that finds the connection reset answers the socket's error at
+ * once (nothing queued, the buffer destroyed); the stream has ended and
+ * on_lost follows with the same code. */
+static void test_write_to_reset_peer_fails(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct server sv;
+    server_start(&sv, loop, "127.0.0.1:0");
+    sv.start = false; /* the server's stream does not read: it sees the RST on the write */
+    int fd = raw_connect(&sv.addr);
+    RUN_UNTIL(loop, sv.n == 1);
+    struct linger lg = {1, 0};
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    close(fd); /* RST */
+    run_for(loop, 20);
+    mo_stream_t *s = sv.peers[0].s;
+    struct owned o = {0};
+    int err = mo_stream_write(s, "x", 1, owned_free, &o);
+    if (err != MO_ECONNRESET && err != MO_EPIPE) fail_msg("write gave %s", mo_err_name(err));
+    assert_int_equal(o.freed, 1);
+    assert_int_equal(mo_stream_queued(s), 0);
+    assert_mo(MO_EPIPE, mo_stream_write_copy(s, "x", 1)); /* ended */
+    RUN_UNTIL(loop, sv.peers[0].lost);
+    assert_mo(err, sv.peers[0].lost_code);
+    server_stop(&sv);
+    mo_loop_free(loop);
+}
+
 /* mo_listen() out of descriptors: MO_EMFILE, nothing listens. */
 static void test_listen_out_of_descriptors(void **state)
 {
@@ -1604,4 +1633,5 @@ MO_TEST_MAIN(cmocka_unit_test(test_addr_parse_and_format), cmocka_unit_test(test
              cmocka_unit_test(test_emfile_on_accept), cmocka_unit_test(test_stream_bad_input),
              cmocka_unit_test(test_stream_refusals_open_and_ended),
              cmocka_unit_test(test_await_writable_refusals),
-             cmocka_unit_test(test_listen_out_of_descriptors))
+             cmocka_unit_test(test_listen_out_of_descriptors),
+             cmocka_unit_test(test_write_to_reset_peer_fails))
