@@ -538,6 +538,17 @@ int mo_stream_write_frame(mo_stream_t *s, const void *data, size_t len, mo_dtor_
         return MO_EMSGSIZE;
     }
     if (!s || (!data && len) || !takes_writes(s)) return mo_stream_write(s, data, len, dtor, owner);
+    /* The header's record and the body's are taken first, so that running
+     * out of memory is found before anything is queued: a header queued
+     * without its body would garble every later frame. Given back to the
+     * free list, they are the ones the two writes take. */
+    struct mo__wrec *a = mo__wrec_get(s->ctx), *b = a ? mo__wrec_get(s->ctx) : NULL;
+    if (b) mo__wrec_put(s->ctx, b);
+    if (a) mo__wrec_put(s->ctx, a);
+    if (!b) {
+        if (dtor) dtor(owner);
+        return MO_ENOMEM;
+    }
     unsigned char hdr[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
                             (unsigned char)(len >> 8), (unsigned char)len};
     int err = mo_stream_write_copy(s, hdr, sizeof hdr);
@@ -545,8 +556,10 @@ int mo_stream_write_frame(mo_stream_t *s, const void *data, size_t len, mo_dtor_
         if (dtor) dtor(owner);
         return err;
     }
+    /* The body's record is on the free list, unless a producer's pause
+     * callback (run by the header's write) took it for writes of its own:
+     * then, out of memory, the header must not stay alone. */
     err = mo_stream_write(s, data, len, dtor, owner);
-    /* A header without its body would garble every later frame. */
     if (err == MO_ENOMEM) mo__stream_end(s, MO_ENOMEM, "out of memory in the middle of a frame");
     return err;
 }
