@@ -478,8 +478,8 @@ static int copy_out(mo_stream_t *s, struct mo__wrec *r)
     if (!first) return MO_ENOMEM;
     const char *src = r->data;
     size_t left = r->len;
-    struct mo__wrec *after = r->next, *last = NULL;
-    for (struct mo__wrec *x = r; x; last = x, x = recs, recs = recs ? recs->next : NULL) {
+    struct mo__wrec *after = r->next, *last = NULL, *x = r;
+    do { /* r first, then the new records */
         struct mo__sbuf *b = x == r ? first : x->owner;
         size_t k = left < MO__SBUF_SIZE ? left : MO__SBUF_SIZE;
         memcpy(b->data, src, k);
@@ -487,9 +487,12 @@ static int copy_out(mo_stream_t *s, struct mo__wrec *r)
         b->refs = 1;
         *x = (struct mo__wrec){NULL, b->data, k, mo__sbuf_release, b};
         if (last) last->next = x;
+        last = x;
         src += k;
         left -= k;
-    }
+        x = recs;
+        recs = recs ? recs->next : NULL;
+    } while (x);
     last->next = after;
     if (s->tail == r) s->tail = last;
     return 0;
