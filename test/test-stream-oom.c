@@ -517,8 +517,86 @@ static void test_framing_each_allocation_in_turn(void **state)
     printf("framing: %ld allocations, each failed in turn\n", n);
 }
 
+/* ---- frames kept while stopped, and no memory to deliver them ---- */
+
+struct kept {
+    int frames;
+    char last[8];
+};
+
+static void stop_after_one(mo_stream_t *s, char *data, size_t len, void *arg)
+{
+    struct kept *k = arg;
+    k->frames++;
+    snprintf(k->last, sizeof k->last, "%.*s", (int)len, data);
+    assert_ok(mo_stream_read_stop(s));
+}
+
+static void nothing(mo_loop_t *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+}
+
+static void on_accept_keep(mo_listener_t *l, mo_stream_t *s, void *arg)
+{
+    (void)l;
+    *(mo_stream_t **)arg = s;
+}
+
+/* Frames read and kept while the stream was stopped are delivered from a
+ * later pass after mo_stream_read_start(). When that pass cannot be
+ * scheduled (no memory for a call), read_start says MO_ENOMEM and the
+ * stream stays stopped; it used to say 0 and leave the frames kept until
+ * the peer sent more, which a peer waiting for an answer never does. */
+static void test_read_start_without_memory_keeps_frames(void **state)
+{
+    (void)state;
+    mo_test_alloc_install();
+    mo_loop_t *loop;
+    assert_ok(mo_loop_new(&loop, 0));
+    mo_addr_t a;
+    assert_ok(mo_addr_parse(&a, "127.0.0.1:0"));
+    mo_stream_t *srv = NULL;
+    mo_listener_t *l;
+    assert_ok(mo_listen(loop, &a, NULL, on_accept_keep, &srv, &l));
+    assert_ok(mo_listener_addr(l, &a));
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, &a.u.sa, a.len), 0);
+    while (!srv) assert_ok(mo_loop_run(loop, MO_RUN_ONCE));
+    struct kept k = {0};
+    struct mo_stream_callbacks cbs = {.on_read = stop_after_one};
+    assert_ok(mo_stream_set_callbacks(srv, &cbs, &k));
+    assert_ok(mo_stream_set_framing(srv, MO_FRAME_LINE, 100));
+    assert_ok(mo_stream_read_start(srv));
+    assert_int_equal(send(fd, "a\nb\nc\n", 6, 0), 6);
+    while (k.frames == 0) assert_ok(mo_loop_run(loop, MO_RUN_ONCE));
+    assert_string_equal(k.last, "a"); /* "b" and "c" are kept */
+    /* No memory for one more call, soon or later. */
+    mo_test_alloc_fail_at(1, 1);
+    while (mo_call_soon(loop, nothing, NULL) == 0) {
+    }
+    while (mo_call_later(loop, MO_SEC(60), nothing, NULL, NULL) == 0) {
+    }
+    int err = mo_stream_read_start(srv);
+    mo_test_alloc_fail_at(0, 0);
+    assert_mo(MO_ENOMEM, err);
+    for (int i = 0; i < 5; i++) assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    assert_int_equal(k.frames, 1); /* still stopped */
+    assert_ok(mo_stream_read_start(srv));
+    for (int i = 0; i < 5 && k.frames < 2; i++) assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    assert_int_equal(k.frames, 2);
+    assert_string_equal(k.last, "b");
+    close(fd);
+    mo_listener_close(l);
+    mo_loop_free(loop);
+    assert_int_equal(mo_test_alloc_live(), 0);
+}
+
 MO_TEST_MAIN(cmocka_unit_test(test_listen_and_accept_each_allocation_in_turn),
              cmocka_unit_test(test_connect_each_allocation_in_turn),
              cmocka_unit_test(test_connect_resolving_each_allocation_in_turn),
              cmocka_unit_test(test_writes_each_allocation_in_turn),
-             cmocka_unit_test(test_framing_each_allocation_in_turn))
+             cmocka_unit_test(test_framing_each_allocation_in_turn),
+             cmocka_unit_test(test_read_start_without_memory_keeps_frames))

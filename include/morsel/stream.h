@@ -179,8 +179,9 @@ MO_EXTERN int mo_stream_set_callbacks(mo_stream_t *s, const struct mo_stream_cal
  * resumeProducing). Frames already read and kept while the stream was
  * stopped are delivered first, from a later pass of the loop. Starting a
  * stream that reads is a no-op. Errors: MO_EINVAL (NULL), MO_EPIPE (the
- * stream is closing or has ended, or the peer's end of file was seen).
- * Loop thread. */
+ * stream is closing or has ended, or the peer's end of file was seen),
+ * MO_ENOMEM (frames are kept and the pass that delivers them could not be
+ * scheduled: the stream stays stopped). Loop thread. */
 MO_EXTERN int mo_stream_read_start(mo_stream_t *s);
 
 /* Stops reading (pauseProducing): on_read is not called again until
