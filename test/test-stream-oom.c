@@ -228,6 +228,18 @@ static int world_close(struct world *w, bool complete)
 
 /* ---- accepting: a raw client, an echoing server ---- */
 
+/* A blocking socket connected to the listener (libc only: no allocation
+ * of morsel's). */
+static int raw_client(const mo_listener_t *l)
+{
+    mo_addr_t a;
+    assert_ok(mo_listener_addr(l, &a));
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, &a.u.sa, a.len), 0);
+    return fd;
+}
+
 static const char hello[] = "hello, morsel, are you there?\n";
 
 static int accept_scenario(void *arg)
@@ -236,11 +248,7 @@ static int accept_scenario(void *arg)
     struct world w = {.echo = true};
     int rc = world_open(&w, "127.0.0.1:0");
     if (rc) return w.bad ? MO_ENOTRECOVERABLE : rc;
-    mo_addr_t a;
-    assert_ok(mo_listener_addr(w.l, &a));
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    assert_int_equal(connect(fd, &a.u.sa, a.len), 0);
+    int fd = raw_client(w.l);
     assert_int_equal(send(fd, hello, sizeof hello - 1, MSG_NOSIGNAL), (ssize_t)(sizeof hello - 1));
     /* Read the echo until it is whole or the server went away. */
     size_t got = 0;
@@ -473,11 +481,7 @@ static int framing_scenario(void *arg)
     struct world w = {.frame_stop = true};
     int rc = world_open(&w, "127.0.0.1:0");
     if (rc) return w.bad ? MO_ENOTRECOVERABLE : rc;
-    mo_addr_t a;
-    assert_ok(mo_listener_addr(w.l, &a));
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    assert_int_equal(connect(fd, &a.u.sa, a.len), 0);
+    int fd = raw_client(w.l);
     static char text[LINES * LINE_LEN];
     for (int i = 0; i < LINES; i++) {
         memset(text + i * LINE_LEN, 'a' + i % 26, LINE_LEN - 1);
@@ -560,10 +564,7 @@ static void test_read_start_without_memory_keeps_frames(void **state)
     mo_stream_t *srv = NULL;
     mo_listener_t *l;
     assert_ok(mo_listen(loop, &a, NULL, on_accept_keep, &srv, &l));
-    assert_ok(mo_listener_addr(l, &a));
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    assert_int_equal(connect(fd, &a.u.sa, a.len), 0);
+    int fd = raw_client(l);
     while (!srv) assert_ok(mo_loop_run(loop, MO_RUN_ONCE));
     struct kept k = {0};
     struct mo_stream_callbacks cbs = {.on_read = stop_after_one};
