@@ -42,18 +42,19 @@
 
 static const char *const cmd = "demo";
 
-#define PING_CONNS    16
-#define PING_PERIOD   MO_MSEC(10)
-#define SEED_STEPS    10 /* the seed's optFactorial: 10 multiplications a call */
-#define HIST_ROWS     17
-#define HIST_BAR      8
-#define SVG_W         960
-#define SVG_H         420
-#define SVG_LEFT      64
-#define SVG_RIGHT     16
-#define SVG_TOP       44
-#define SVG_BOTTOM    40
-#define IDLE_SLACK    MO_SEC(30) /* the idle phase's time limit beyond its duration */
+#define PING_CONNS  16
+#define PING_PERIOD MO_MSEC(10)
+#define SEED_STEPS  10 /* the seed's optFactorial: 10 multiplications a call */
+#define HIST_ROWS   17
+#define HIST_BAR    8
+#define SVG_W       960
+#define SVG_H       420
+#define SVG_LEFT    64
+#define SVG_RIGHT   16
+#define SVG_TOP     44
+#define SVG_BOTTOM  40
+#define STEPS_CUT   MO_SEC(2)  /* the steps phase's time limit beyond its duration */
+#define IDLE_SLACK  MO_SEC(30) /* the idle phase's time limit beyond its duration */
 
 static const char *const phase_names[DEMO_PHASES] = {"idle", "morsel", "blocking", "steps"};
 static const char *const phase_titles[DEMO_PHASES] = {"1 idle", "2 morsel", "3 blocking",
@@ -64,8 +65,8 @@ static const char *const mode_names[] = {"sliced", "blocking", "steps"};
 static const struct {
     int mode;
     unsigned first, count;
-} groups[] = {{SERVE_SLICED, DEMO_IDLE, 2}, {SERVE_BLOCKING, DEMO_BLOCKING, 1},
-              {SERVE_STEPS, DEMO_STEPS, 1}};
+} groups[] = {
+    {SERVE_SLICED, DEMO_IDLE, 2}, {SERVE_BLOCKING, DEMO_BLOCKING, 1}, {SERVE_STEPS, DEMO_STEPS, 1}};
 #define NGROUPS (sizeof groups / sizeof groups[0])
 
 /* ---- the judgement (demo.h) ---- */
@@ -165,6 +166,7 @@ struct demo {
     struct loadgen_result results[DEMO_PHASES];
     struct phase_ctx ctx[DEMO_PHASES];
     bool ran[DEMO_PHASES];
+    int begun, ended; /* the plain lines told of the phases before these */
     unsigned group;
     struct loadgen_thread *lg;
     atomic_int lg_done;
@@ -236,10 +238,8 @@ static void *server_main(void *arg)
 /* Starts a server in `mode` and waits until it listens. */
 static int server_start(struct demo_server *s, int mode)
 {
-    s->o = (struct serve_opts){.listen = "127.0.0.1:0",
-                               .mode = mode,
-                               .steps = SEED_STEPS,
-                               .heartbeat = -1};
+    s->o = (struct serve_opts){
+        .listen = "127.0.0.1:0", .mode = mode, .steps = SEED_STEPS, .heartbeat = -1};
     s->ready = false;
     s->port = 0;
     int err = spawn_quiet(&s->tid, server_main, s);
@@ -435,7 +435,8 @@ static void print_table(const struct demo *d)
            "%u x 'factorial %lu' and %u x 'walk' of a %llu-path tree, all at once\n\n",
            PING_CONNS, (long long)(PING_PERIOD / MO_MSEC(1)), d->jobs, d->n, d->jobs,
            (unsigned long long)d->entries);
-    for (int i = 0; i < DEMO_PHASES; i++) snprintf(cells[i], sizeof cells[i], "%s", phase_titles[i]);
+    for (int i = 0; i < DEMO_PHASES; i++)
+        snprintf(cells[i], sizeof cells[i], "%s", phase_titles[i]);
     table_row("", cells);
     static const char *const what[] = {"ping p50", "ping p99", "ping max"};
     for (int k = 0; k < 3; k++) {
@@ -746,9 +747,10 @@ static void group_done(struct demo *d)
          i++) {
         const struct loadgen_result *r = &d->results[i];
         d->ran[i] = r->status != MO_ECANCELED && r->end > r->start;
-        if (d->ran[i]) plain_phase(d, (int)i);
+        if (d->ran[i] && (int)i >= d->ended) plain_phase(d, (int)i);
         go_on &= phase_goes_on(r, (int)i);
     }
+    d->begun = d->ended = (int)(groups[d->group].first + groups[d->group].count);
     if (!go_on || ++d->group == NGROUPS)
         finish(d);
     else
@@ -762,6 +764,17 @@ static void watch(mo_loop_t *loop, void *arg)
 {
     struct demo *d = arg;
     d->watch = 0;
+    /* The plain lines: a phase has begun, the one before it is over (its
+     * result is complete once the client reports on the next phase: the
+     * mutex orders the two). */
+    pthread_mutex_lock(&d->mu);
+    int now = d->snap_phase;
+    pthread_mutex_unlock(&d->mu);
+    if (d->lg && now >= d->ended) {
+        for (; d->ended < now; d->ended++) plain_phase(d, d->ended);
+        for (; d->begun <= now; d->begun++)
+            plain(d, "demo: phase %s: running", phase_titles[d->begun]);
+    }
     if (d->lg && atomic_load(&d->lg_done)) {
         atomic_store(&d->lg_done, 0);
         group_done(d);
@@ -846,8 +859,9 @@ static void phases_setup(struct demo *d)
         ph->factorial_len = d->ndigits;
         ph->walk_dir = d->tree;
         ph->walk_expect = d->walk_sum;
-        /* the seed's O(n^2) product would take minutes for 1000000!: cut */
-        if (i == DEMO_STEPS) ph->timeout = d->duration + (d->quick ? MO_SEC(4) : MO_SEC(5));
+        /* the seed's O(n^2) product would take minutes for 1000000!: cut
+         * (100000! takes about a second and a half) */
+        if (i == DEMO_STEPS) ph->timeout = d->duration + STEPS_CUT;
     }
 }
 
@@ -913,32 +927,31 @@ static void die_of_signal(int sig)
 
 static void demo_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: morsel demo [--quick] [--duration S] [--jobs N] [--json] [--svg FILE]\n"
-            "                   [--p99-limit MS] [--no-progress]\n\n"
-            "Shows what morsel is for: a server on a morsel loop (in this process) answers\n"
-            "16 connections' pings every 10 ms while other connections ask it for\n"
-            "'factorial 1000000' (the digits checked against GMP's) and a 'walk' of a\n"
-            "200,000-path temporary tree, all at once; then the same served the blocking way,\n"
-            "then the seed's way (10 multiplications per call). Prints the round trips, work\n"
-            "times and requests per second of each phase side by side, and a histogram.\n\n"
-            "  --quick          small work (factorial 100000, 20,000 paths, 1 s phases):\n"
-            "                   the whole run in seconds, what CI runs\n"
-            "  --duration S     pings go on at least S seconds in each loaded phase\n"
-            "                   (default 3; --quick 1)\n"
-            "  --jobs N         N factorial and N walk requests per loaded phase, 1 to 16\n"
-            "                   (default 1)\n"
-            "  --json           the figures as one JSON object (times in microseconds,\n"
-            "                   named *_us) instead of the table\n"
-            "  --svg FILE       also write a chart of every round trip over time (SVG)\n"
-            "  --p99-limit MS   the ping p99 phase 2 must stay under (default 5)\n"
-            "  --no-progress    no live panel (shown when stderr is a terminal) and no\n"
-            "                   progress lines (otherwise)\n"
-            "  -h, --help       this help\n"
-            "  -V, --version    the version\n\n"
-            "Exit status: 0 when phase 2 kept ping p99 under the limit and every answer\n"
-            "was right; 1 otherwise (the reason on stderr); 2 for a usage error. On\n"
-            "SIGINT, SIGTERM or SIGHUP it removes its temporary tree and dies of the signal.\n");
+    fprintf(f, "usage: morsel demo [--quick] [--duration S] [--jobs N] [--json] [--svg FILE]\n"
+               "                   [--p99-limit MS] [--no-progress]\n\n"
+               "Shows what morsel is for: a server on a morsel loop (in this process) answers\n"
+               "16 connections' pings every 10 ms while other connections ask it for\n"
+               "'factorial 1000000' (the digits checked against GMP's) and a 'walk' of a\n"
+               "200,000-path temporary tree, all at once; then the same served the blocking way,\n"
+               "then the seed's way (10 multiplications per call). Prints the round trips, work\n"
+               "times and requests per second of each phase side by side, and a histogram.\n\n"
+               "  --quick          small work (factorial 100000, 20,000 paths, 1 s phases):\n"
+               "                   the whole run in seconds, what CI runs\n"
+               "  --duration S     pings go on at least S seconds in each loaded phase\n"
+               "                   (default 3; --quick 1)\n"
+               "  --jobs N         N factorial and N walk requests per loaded phase, 1 to 16\n"
+               "                   (default 1)\n"
+               "  --json           the figures as one JSON object (times in microseconds,\n"
+               "                   named *_us) instead of the table\n"
+               "  --svg FILE       also write a chart of every round trip over time (SVG)\n"
+               "  --p99-limit MS   the ping p99 phase 2 must stay under (default 5)\n"
+               "  --no-progress    no live panel (shown when stderr is a terminal) and no\n"
+               "                   progress lines (otherwise)\n"
+               "  -h, --help       this help\n"
+               "  -V, --version    the version\n\n"
+               "Exit status: 0 when phase 2 kept ping p99 under the limit and every answer\n"
+               "was right; 1 otherwise (the reason on stderr); 2 for a usage error. On\n"
+               "SIGINT, SIGTERM or SIGHUP it removes its temporary tree and dies of the signal.\n");
 }
 
 enum { OPT_QUICK = 256, OPT_DURATION, OPT_JOBS, OPT_JSON, OPT_SVG, OPT_LIMIT, OPT_NO_PROGRESS };

@@ -886,9 +886,12 @@ int loadgen_spawn_notify(struct loadgen_thread **tp, const struct loadgen_opts *
     if (!tp || !opts || (nphases && (!phases || !results))) return MO_EINVAL;
     struct loadgen_thread *t = calloc(1, sizeof *t);
     if (!t) return MO_ENOMEM;
-    *t = (struct loadgen_thread){
-        .opts = *opts, .phases = phases, .nphases = nphases, .results = results,
-        .finished = finished, .finished_arg = arg};
+    *t = (struct loadgen_thread){.opts = *opts,
+                                 .phases = phases,
+                                 .nphases = nphases,
+                                 .results = results,
+                                 .finished = finished,
+                                 .finished_arg = arg};
     int err = pthread_create(&t->tid, NULL, thread_main, t);
     if (err) {
         free(t);
