@@ -51,7 +51,7 @@ static const char *const cmd = "demo";
 #define SVG_H       420
 #define SVG_LEFT    64
 #define SVG_RIGHT   16
-#define SVG_TOP     44
+#define SVG_TOP     62
 #define SVG_BOTTOM  40
 #define STEPS_CUT   MO_SEC(2)  /* the steps phase's time limit beyond its duration */
 #define IDLE_SLACK  MO_SEC(30) /* the idle phase's time limit beyond its duration */
@@ -623,7 +623,7 @@ static void svg_write(const struct demo *d, FILE *f)
             "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n"
             "<title>morsel demo: ping round trips, phase by phase</title>\n"
             "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-            "<text x=\"%d\" y=\"18\" font-size=\"14\">morsel demo: round trip of every ping "
+            "<text x=\"%d\" y=\"20\" font-size=\"14\">morsel demo: round trip of every ping "
             "(log scale), %lu! and a %llu-path walk in each loaded phase</text>\n",
             SVG_W, SVG_H, SVG_W, SVG_H, SVG_LEFT, d->n, (unsigned long long)d->entries);
     double x = SVG_LEFT;
