@@ -215,7 +215,7 @@ static void interrupt_at(const char *line, int sig)
 static void sigint_while_serving_removes_the_tree(void **state)
 {
     (void)state;
-    interrupt_at("demo: phase 1 idle", SIGINT); /* phase 2 runs */
+    interrupt_at("demo: phase 2 morsel: running", SIGINT);
 }
 
 static void sigterm_while_preparing_removes_the_tree(void **state)

@@ -38,7 +38,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 static const char *const cmd = "demo";
 
@@ -193,17 +192,31 @@ static void demo_fail(struct demo *d, const char *fmt, ...)
     d->status = CLI_FAIL;
 }
 
-/* Starts a thread with the termination signals blocked in it. */
-static int spawn_quiet(pthread_t *tid, void *(*fn)(void *), void *arg)
+/* Blocks the termination signals on this thread, for the threads it is
+ * about to start to inherit (then signals_restore(old)): they reach the
+ * main thread only. */
+static void signals_block(sigset_t *old)
 {
-    sigset_t set, old;
+    sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, &old);
+    pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+static void signals_restore(const sigset_t *old)
+{
+    pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+/* Starts a thread with the termination signals blocked in it. */
+static int spawn_quiet(pthread_t *tid, void *(*fn)(void *), void *arg)
+{
+    sigset_t old;
+    signals_block(&old);
     int err = pthread_create(tid, NULL, fn, arg);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    signals_restore(&old);
     return -err;
 }
 
@@ -326,15 +339,11 @@ static void plain(struct demo *d, const char *fmt, ...) __attribute__((format(pr
 static void plain(struct demo *d, const char *fmt, ...)
 {
     if (!d->plain) return;
-    char line[512];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    vfprintf(stderr, fmt, ap); /* no panel is shown: nothing to erase */
     va_end(ap);
-    if (n < 0) return;
-    if ((size_t)n > sizeof line - 2) n = (int)sizeof line - 2;
-    line[n++] = '\n';
-    (void)cli_write_all(STDERR_FILENO, line, (size_t)n);
+    fputc('\n', stderr);
 }
 
 /* ---- figures ---- */
@@ -804,15 +813,11 @@ static void group_start(struct demo *d)
     struct loadgen_opts o = {
         .port = d->server.port, .ping_conns = PING_CONNS, .ping_period = PING_PERIOD};
     o.cancel = &demo_cancel;
-    sigset_t set, old;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, &old); /* the client's thread inherits it */
+    sigset_t old;
+    signals_block(&old); /* the client's thread inherits it */
     err = loadgen_spawn_notify(&d->lg, &o, &d->phases[first], count, &d->results[first],
                                lg_finished, d);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    signals_restore(&old);
     if (err) {
         d->lg = NULL;
         server_end(&d->server);
@@ -1031,18 +1036,14 @@ static int demo_run(struct demo *d)
     plain(d, "demo: preparing %lu! with GMP and a tree of %llu paths", d->n,
           (unsigned long long)d->entries);
     mo_pool_t *pool = NULL;
-    sigset_t set, old;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, &old); /* the pool's threads inherit it */
+    sigset_t old;
+    signals_block(&old); /* the pool's threads inherit it */
     err = mo_loop_pool(d->loop, &pool);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!err) err = mo_pool_submit(pool, d->loop, &d->job_digits, work_digits, prep_done, d);
     if (!err) d->prep_left++;
     if (!err) err = mo_pool_submit(pool, d->loop, &d->job_tree, work_tree, prep_done, d);
     if (!err) d->prep_left++;
+    signals_restore(&old);
     if (!err) err = mo_call_later(d->loop, MO_MSEC(50), watch, d, &d->watch);
     if (err) { /* what was submitted ends, then the loop */
         demo_fail(d, "cannot start: %s", mo_strerror(err));
