@@ -553,9 +553,13 @@ static void print_json(const struct demo *d, const char *why)
     cli_json_us(stdout, &first, "ping_period_us", PING_PERIOD);
     cli_json_us(stdout, &first, "p99_limit_us", d->limit);
     printf(",\"ok\":%s,\"reason\":\"", d->status == CLI_OK ? "true" : "false");
-    for (const char *p = why; *p; p++) { /* the reasons are ours: no control characters */
-        if (*p == '"' || *p == '\\') putchar('\\');
-        putchar(*p);
+    for (const unsigned char *p = (const unsigned char *)why; *p; p++) {
+        if (*p < 0x20) /* a server's answer may be quoted in it */
+            printf("\\u%04x", *p);
+        else if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else
+            putchar(*p);
     }
     printf("\",\"phases\":[");
     for (int i = 0; i < DEMO_PHASES; i++) {
@@ -766,9 +770,8 @@ static void group_done(struct demo *d)
         group_start(d);
 }
 
-/* Every 50 ms: whether the load client has ended (it says so with an
- * atomic flag: no allocation, nothing to lose), or a signal came while
- * nothing runs that watches the flag. */
+/* Every 50 ms: the plain lines, and whether the load client has ended (it
+ * says so with an atomic flag: no allocation, nothing to lose). */
 static void watch(mo_loop_t *loop, void *arg)
 {
     struct demo *d = arg;
@@ -790,7 +793,11 @@ static void watch(mo_loop_t *loop, void *arg)
     }
     if (!d->finished && mo_call_later(loop, MO_MSEC(50), watch, d, &d->watch) != 0) {
         demo_fail(d, "cannot schedule: out of memory");
-        atomic_store(&demo_cancel, 1);
+        atomic_store(&demo_cancel, 1); /* the client stops within a few ms */
+        if (d->lg)
+            group_done(d); /* waits for it, then finishes */
+        else
+            finish(d);
     }
 }
 
