@@ -34,12 +34,12 @@ static void on_resume(mo_stream_t *s, void *arg)
 
 static void on_accept(mo_listener_t *l, mo_stream_t *s, void *arg)
 {
-    (void)l, (void)arg;
+    (void)arg;
     int small = 16 * 1024; /* a small kernel buffer, so that the queue fills */
     setsockopt(mo_stream_fd(s), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
     mo_stream_set_producer(s, NULL, on_resume, NULL);
     mo_call_soon(mo_stream_loop(s), produce, s);
-    mo_listener_close(listener); /* one client only */
+    mo_listener_pause(l); /* one client only; closing it must wait: not from its own callback */
 }
 
 static void client_read(mo_stream_t *s, char *data, size_t len, void *arg)
@@ -69,6 +69,7 @@ int main(void)
     mo_deferred_add_callback(d, connected, NULL);
     int err = mo_loop_run(loop, MO_RUN_DEFAULT);
     mo_deferred_unref(d);
+    mo_listener_close(listener);
     mo_loop_free(loop);
     printf("client got %zu bytes; producer paused %s; queue stayed under %s\n", got,
            st.pauses > 0 ? "yes" : "no",
