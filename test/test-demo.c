@@ -130,6 +130,33 @@ static void json_figures(void **state)
     dir_remove();
 }
 
+/* On a terminal (script(1) makes one): the panel, redrawn in place, then
+ * erased before the table. */
+static void panel_on_a_terminal(void **state)
+{
+    (void)state;
+    dir_make();
+    int rc = mo_test_sh("TMPDIR='%s' script -qec \"'%s' demo --quick --p99-limit 1000\" /dev/null "
+                        ">'%s/tty' 2>&1 </dev/null",
+                        dir, mo_test_program("morsel"), dir);
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/tty", dir);
+    char *s = mo_test_slurp(path, NULL);
+    if (rc != 0) fail_msg("exit %d: %s", rc, s);
+    assert_non_null(strstr(s, "\rmorsel: demo: phase 2 morsel "));
+    assert_non_null(strstr(s, "  ping p99 "));
+    assert_non_null(strstr(s, "f [")); /* a bar per request */
+    assert_non_null(strstr(s, "w ["));
+    const char *erased = strstr(s, "\r\033[K");
+    const char *table = strstr(s, "ping p50");
+    assert_non_null(erased);
+    assert_non_null(table);
+    assert_true(erased < table);
+    assert_null(strstr(s, "demo: phase 1 idle: running")); /* no plain lines */
+    free(s);
+    dir_remove();
+}
+
 /* ---- usage ---- */
 
 static void bad_options_are_usage_errors(void **state)
@@ -319,5 +346,6 @@ MO_TEST_MAIN(cmocka_unit_test(checker_catches_a_wrong_digit),
              cmocka_unit_test(verdict_names_what_failed),
              cmocka_unit_test(bad_options_are_usage_errors),
              cmocka_unit_test(quick_run_prints_every_phase), cmocka_unit_test(json_figures),
+             cmocka_unit_test(panel_on_a_terminal),
              cmocka_unit_test(sigint_while_serving_removes_the_tree),
              cmocka_unit_test(sigterm_while_preparing_removes_the_tree))

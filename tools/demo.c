@@ -311,12 +311,12 @@ static void draw(void *arg, char *buf, size_t size, int width, int64_t elapsed)
     pthread_mutex_lock(&d->mu);
     int ph = d->snap_phase;
     if (ph < 0) {
-        snprintf(buf, size, "preparing: %lu! with GMP, a tree of %llu paths  %s", d->n,
+        snprintf(buf, size, "morsel: demo: preparing %lu! and a tree of %llu paths  %s", d->n,
                  (unsigned long long)d->entries, cli_progress_time(t, sizeof t, elapsed));
         pthread_mutex_unlock(&d->mu);
         return;
     }
-    int len = snprintf(buf, size, "phase %-12s %s  ping p99 %s", phase_titles[ph],
+    int len = snprintf(buf, size, "morsel: demo: phase %-12s %s  ping p99 %s", phase_titles[ph],
                        cli_progress_time(t, sizeof t, d->snap.elapsed),
                        cli_duration(d->snap.recent.p99, p99, sizeof p99));
     unsigned n = d->snap.njobs;
