@@ -18,7 +18,7 @@ _morsel()
     fi
 
     if ((cword == 1)); then
-        COMPREPLY=($(compgen -W "lag factorial walk serve --help --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "lag factorial walk serve demo --help --version" -- "$cur"))
         return
     fi
 
@@ -42,6 +42,10 @@ _morsel()
               --blocking --steps --help --version"
         args="--listen --max-connections --grace --threads --heartbeat --watchdog --steps"
         ;;
+    demo)
+        opts="--quick --duration --jobs --json --svg --p99-limit --no-progress --help --version"
+        args="--duration --jobs --p99-limit"
+        ;;
     *)
         return
         ;;
@@ -52,8 +56,8 @@ _morsel()
         [[ $cmd == walk ]] && COMPREPLY=($(compgen -W "f d l p s b c" -- "$cur"))
         return
         ;;
-    -o | --output | --unix)
-        [[ $cmd == factorial || $cmd == serve ]] && COMPREPLY=($(compgen -f -- "$cur"))
+    -o | --output | --unix | --svg)
+        [[ $cmd == factorial || $cmd == serve || $cmd == demo ]] && COMPREPLY=($(compgen -f -- "$cur"))
         return
         ;;
     --root)

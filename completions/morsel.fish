@@ -3,7 +3,7 @@
 # options follow 'morsel COMMAND --help'; a new command adds its lines
 # here (the test cli-docs checks that every command and long option is).
 
-set -l commands lag factorial walk serve
+set -l commands lag factorial walk serve demo
 complete -c morsel -f
 complete -c morsel -n "not __fish_seen_subcommand_from $commands" -s h -l help -d 'Show the help'
 complete -c morsel -n "not __fish_seen_subcommand_from $commands" -s V -l version -d 'Show the version'
@@ -11,6 +11,7 @@ complete -c morsel -n "not __fish_seen_subcommand_from $commands" -a lag -d "Wat
 complete -c morsel -n "not __fish_seen_subcommand_from $commands" -a factorial -d 'Print N! without blocking the loop'
 complete -c morsel -n "not __fish_seen_subcommand_from $commands" -a walk -d 'Print the paths under directories, as find does'
 complete -c morsel -n "not __fish_seen_subcommand_from $commands" -a serve -d 'A line-protocol server: ping, factorial, walk, stats'
+complete -c morsel -n "not __fish_seen_subcommand_from $commands" -a demo -d 'A responsive server against a blocking one, in figures'
 complete -c morsel -n "__fish_seen_subcommand_from $commands" -s h -l help -d 'Show the help'
 complete -c morsel -n "__fish_seen_subcommand_from $commands" -s V -l version -d 'Show the version'
 
@@ -65,3 +66,13 @@ complete -c morsel -n $c -l heartbeat -x -d "The timer whose lateness stats repo
 complete -c morsel -n $c -l watchdog -x -d 'Report callbacks holding the loop longer (ms)'
 complete -c morsel -n $c -l blocking -d 'Compute each request in one callback'
 complete -c morsel -n $c -l steps -x -d "Factorial as the seed's optFactorial"
+
+# demo
+set -l c '__fish_seen_subcommand_from demo'
+complete -c morsel -n $c -l quick -d 'Small work, a run of seconds'
+complete -c morsel -n $c -l duration -x -d 'Pings go on this long in each loaded phase (s)'
+complete -c morsel -n $c -l jobs -x -d 'Factorial and walk requests per loaded phase'
+complete -c morsel -n $c -l json -d 'The figures as JSON'
+complete -c morsel -n $c -l svg -r -F -d 'Write a chart of the round trips (SVG)'
+complete -c morsel -n $c -l p99-limit -x -d 'The ping p99 phase 2 must stay under (ms)'
+complete -c morsel -n $c -l no-progress -d 'No live panel or progress lines'

@@ -156,7 +156,9 @@ int mo_test_child(int (*fn)(void *arg), void *arg)
     if (pid == 0) _exit(fn(arg));
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
-    return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+    int code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+    if (getenv("MO_TEST_CHILD_DEBUG")) fprintf(stderr, "child: %d\n", code);
+    return code;
 }
 
 void mo_test_refuse_threads(void)

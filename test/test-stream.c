@@ -599,6 +599,57 @@ static void test_listen_port_in_use(void **state)
     mo_loop_free(loop);
 }
 
+/* Closing a listener from its own on_accept: no use after free (ASan,
+ * valgrind), nothing more accepted, the accepted stream still works. */
+struct closer {
+    struct peer p;
+    int accepted;
+};
+
+static void close_on_accept(mo_listener_t *l, mo_stream_t *s, void *arg)
+{
+    struct closer *c = arg;
+    c->accepted++;
+    peer_attach(&c->p, s, true);
+    mo_listener_close(l);
+    mo_listener_close(l); /* a second close, still inside: ignored */
+}
+
+static void test_close_listener_from_its_callback(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct closer c = {0};
+    c.p.echo = true;
+    mo_addr_t a, bound;
+    assert_ok(mo_addr_parse(&a, "127.0.0.1:0"));
+    mo_listener_t *l;
+    assert_ok(mo_listen(loop, &a, NULL, close_on_accept, &c, &l));
+    assert_ok(mo_listener_addr(l, &bound));
+    int fd1 = raw_connect(&bound); /* both wait in the backlog: one burst */
+    int fd2 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd2 >= 0);
+    int c2 = connect(fd2, &bound.u.sa, bound.len);
+    RUN_UNTIL(loop, c.accepted == 1);
+    run_for(loop, 50);
+    assert_int_equal(c.accepted, 1); /* nothing after the close */
+    assert_int_equal(write(fd1, "hi", 2), 2);
+    RUN_UNTIL(loop, c.p.reads == 1);
+    run_for(loop, 20); /* the echo goes out */
+    char buf[8];
+    assert_int_equal(read(fd1, buf, sizeof buf), 2); /* the accepted stream echoes */
+    if (c2 == 0) { /* the socket is closed: the second connection is refused or reset */
+        ssize_t n = read(fd2, buf, sizeof buf);
+        assert_true(n <= 0);
+    }
+    close(fd1);
+    close(fd2);
+    assert_ok(mo_stream_abort(c.p.s));
+    RUN_UNTIL(loop, c.p.lost);
+    peer_clear(&c.p);
+    mo_loop_free(loop);
+}
+
 /* ---- writing ---- */
 
 struct owned {
@@ -1617,6 +1668,7 @@ MO_TEST_MAIN(cmocka_unit_test(test_addr_parse_and_format), cmocka_unit_test(test
              cmocka_unit_test(test_writes_in_read_callback_go_out_together),
              cmocka_unit_test(test_echo_of_the_read_buffer_survives_the_next_read),
              cmocka_unit_test(test_listen_port_in_use),
+             cmocka_unit_test(test_close_listener_from_its_callback),
              cmocka_unit_test(test_writes_in_order_with_destructors),
              cmocka_unit_test(test_writes_after_close_and_bad_input),
              cmocka_unit_test(test_close_after_flush), cmocka_unit_test(test_abort_drops_queue),

@@ -243,6 +243,17 @@ bool cli_parse_u64(const char *text, uint64_t max, uint64_t *out)
     return true;
 }
 
+bool cli_parse_time(const char *text, int64_t unit, double max, int64_t *ns)
+{
+    if (!text || ((*text < '0' || *text > '9') && *text != '.')) return false;
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end || !(v >= 0) || v > max) return false;
+    *ns = (int64_t)(v * (double)unit);
+    return true;
+}
+
 /* ---- formatting ---- */
 
 const char *cli_duration(int64_t ns, char *buf, unsigned size)

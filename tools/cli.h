@@ -26,6 +26,7 @@ int cli_lag(int argc, char **argv);
 int cli_factorial(int argc, char **argv);
 int cli_walk(int argc, char **argv);
 int cli_serve(int argc, char **argv);
+int cli_demo(int argc, char **argv);
 
 /* The memory a command may use, in bytes: physical memory, or less if
  * RLIMIT_AS or RLIMIT_DATA says so (gmp_memory.c). */
@@ -92,6 +93,10 @@ int cli_getopt(const char *command, void (*usage)(FILE *out), int argc, char **a
 /* Parses a whole non-negative decimal number no larger than max; false on
  * anything else (sign, junk, overflow). */
 bool cli_parse_u64(const char *text, uint64_t max, uint64_t *out);
+
+/* Parses a non-negative decimal number ("2", "0.5") of `unit` ns (MO_SEC(1)
+ * for seconds) no larger than max units, into *ns; false on anything else. */
+bool cli_parse_time(const char *text, int64_t unit, double max, int64_t *ns);
 
 /* ---- formatting ---- */
 

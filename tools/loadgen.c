@@ -430,6 +430,27 @@ static void lines_feed(struct conn *c, const char *p, size_t n)
     }
 }
 
+int loadgen_factorial_check(const char *want, size_t len, size_t *matched, const char *p, size_t n,
+                            char *err, size_t errsize)
+{
+    size_t left = len - *matched;
+    size_t m = n < left ? n : left;
+    if (memcmp(p, want + *matched, m) != 0) {
+        size_t k = 0;
+        while (p[k] == want[*matched + k]) k++;
+        snprintf(err, errsize, "digit %zu of %zu is '%c', expected '%c'", *matched + k + 1, len,
+                 p[k], want[*matched + k]);
+        return LOADGEN_CHECK_WRONG;
+    }
+    *matched += m;
+    if (m == n) return LOADGEN_CHECK_MORE;
+    if (p[m] != '\n' || n > m + 1) {
+        snprintf(err, errsize, "the answer goes on after the %zu expected digits", len);
+        return LOADGEN_CHECK_WRONG;
+    }
+    return LOADGEN_CHECK_DONE;
+}
+
 static void factorial_feed(struct conn *c, const char *p, size_t n)
 {
     const struct loadgen_phase *ph = c->lg->phase;
@@ -438,20 +459,12 @@ static void factorial_feed(struct conn *c, const char *p, size_t n)
         lines_feed(c, p, n); /* an error line: job_line() reports it */
         return;
     }
-    size_t want = ph->factorial_len - c->matched;
-    size_t m = n < want ? n : want;
-    if (memcmp(p, ph->factorial_digits + c->matched, m) != 0) {
-        size_t k = 0;
-        while (p[k] == ph->factorial_digits[c->matched + k]) k++;
-        job_fail(c, "digit %zu of %zu is '%c', expected '%c'", c->matched + k + 1,
-                 ph->factorial_len, p[k], ph->factorial_digits[c->matched + k]);
-        return;
-    }
-    c->matched += m;
-    if (m == n) return;
-    if (p[m] != '\n' || n > m + 1)
-        job_fail(c, "the answer goes on after the %zu expected digits", ph->factorial_len);
-    else
+    char why[160];
+    int r = loadgen_factorial_check(ph->factorial_digits, ph->factorial_len, &c->matched, p, n, why,
+                                    sizeof why);
+    if (r == LOADGEN_CHECK_WRONG)
+        job_fail(c, "%s", why);
+    else if (r == LOADGEN_CHECK_DONE)
         job_finish(c, true);
 }
 
@@ -827,6 +840,8 @@ struct loadgen_thread {
     size_t nphases;
     struct loadgen_result *results;
     int status;
+    void (*finished)(void *arg);
+    void *finished_arg;
 };
 
 static void *thread_main(void *arg)
@@ -853,6 +868,7 @@ static void *thread_main(void *arg)
                  t->status == MO_ETIMEDOUT ? "timed out" : strerror(-t->status));
     }
     loadgen_free(lg);
+    if (t->finished) t->finished(t->finished_arg);
     return NULL;
 }
 
@@ -860,11 +876,22 @@ int loadgen_spawn(struct loadgen_thread **tp, const struct loadgen_opts *opts,
                   const struct loadgen_phase *phases, size_t nphases,
                   struct loadgen_result *results)
 {
+    return loadgen_spawn_notify(tp, opts, phases, nphases, results, NULL, NULL);
+}
+
+int loadgen_spawn_notify(struct loadgen_thread **tp, const struct loadgen_opts *opts,
+                         const struct loadgen_phase *phases, size_t nphases,
+                         struct loadgen_result *results, void (*finished)(void *arg), void *arg)
+{
     if (!tp || !opts || (nphases && (!phases || !results))) return MO_EINVAL;
     struct loadgen_thread *t = calloc(1, sizeof *t);
     if (!t) return MO_ENOMEM;
-    *t = (struct loadgen_thread){
-        .opts = *opts, .phases = phases, .nphases = nphases, .results = results};
+    *t = (struct loadgen_thread){.opts = *opts,
+                                 .phases = phases,
+                                 .nphases = nphases,
+                                 .results = results,
+                                 .finished = finished,
+                                 .finished_arg = arg};
     int err = pthread_create(&t->tid, NULL, thread_main, t);
     if (err) {
         free(t);

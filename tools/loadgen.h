@@ -164,11 +164,30 @@ int loadgen_spawn(struct loadgen_thread **tp, const struct loadgen_opts *opts,
                   struct loadgen_result *results);
 int loadgen_join(struct loadgen_thread *t);
 
+/* loadgen_spawn(), and finished(arg) called on the new thread once every
+ * phase has run and the loadgen is freed, the last thing before the thread
+ * ends: to wake the thread that will loadgen_join() (with
+ * mo_call_from_thread(), say) instead of blocking it. */
+int loadgen_spawn_notify(struct loadgen_thread **tp, const struct loadgen_opts *opts,
+                         const struct loadgen_phase *phases, size_t nphases,
+                         struct loadgen_result *results, void (*finished)(void *arg), void *arg);
+
 /* ---- checking answers (loadgen_tree.c) ---- */
 
 /* N! in decimal, as malloc'd bytes without terminator (the caller frees),
  * computed with GMP. Errors: MO_ENOMEM. */
 int loadgen_factorial_digits(unsigned long n, char **digitsp, size_t *lenp);
+
+/* Checks the next n bytes of a `factorial N` answer, of which *matched
+ * bytes matched already, against `want` (the len digits of N!, from
+ * loadgen_factorial_digits()) and the "\n" that ends them; *matched grows.
+ * Returns LOADGEN_CHECK_MORE (right so far, the answer goes on),
+ * LOADGEN_CHECK_DONE (the digits and the "\n", nothing after), or
+ * LOADGEN_CHECK_WRONG with why in err ("digit 7 of 5566 is '3', expected
+ * '4'", "the answer goes on after the 5566 expected digits"). */
+enum { LOADGEN_CHECK_MORE = 0, LOADGEN_CHECK_DONE = 1, LOADGEN_CHECK_WRONG = -1 };
+int loadgen_factorial_check(const char *want, size_t len, size_t *matched, const char *p, size_t n,
+                            char *err, size_t errsize);
 
 /* Adds one walk answer line (without its "\n") to a sum. */
 void loadgen_walk_sum_line(struct loadgen_walk_sum *sum, const char *line, size_t len);

@@ -14,6 +14,7 @@ static const struct {
     {"factorial", cli_factorial, "print N! without ever blocking the loop"},
     {"walk", cli_walk, "print the paths under directories, as find does, on a loop"},
     {"serve", cli_serve, "a line-protocol server: ping, factorial, walk, stats"},
+    {"demo", cli_demo, "a responsive server against a blocking one, in figures"},
 };
 
 static void usage(FILE *out)

@@ -114,17 +114,6 @@ enum {
     OPT_STEPS
 };
 
-/* A non-negative number of seconds (decimals allowed), at most a day. */
-static bool parse_seconds(const char *text, int64_t *ns)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (errno || end == text || *end || !(v >= 0) || v > 86400) return false;
-    *ns = (int64_t)(v * 1e9);
-    return true;
-}
-
 static int parse_option(int c, struct serve_cli *s)
 {
     uint64_t v;
@@ -145,7 +134,7 @@ static int parse_option(int c, struct serve_cli *s)
         if (cli_parse_u64(optarg, 1000000, &v) && v) return s->o.max_connections = (unsigned)v, 0;
         return cli_usage_error(cmd, "--max-connections takes a whole number from 1 to 1000000");
     case OPT_GRACE:
-        if (parse_seconds(optarg, &s->grace)) return 0;
+        if (cli_parse_time(optarg, MO_SEC(1), 86400, &s->grace)) return 0;
         return cli_usage_error(cmd, "--grace takes a number of seconds from 0 to 86400");
     case OPT_THREADS:
         if (cli_parse_u64(optarg, 256, &v) && v) return s->o.threads = (unsigned)v, 0;

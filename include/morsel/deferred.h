@@ -176,7 +176,8 @@ MO_EXTERN mo_deferred_t *mo_result_deferred(const mo_result_t *result);
 MO_EXTERN int mo_result_set(mo_result_t *result, void *value, mo_dtor_fn dtor);
 
 /* Takes the current value out: returns it, stores its destructor in *dtorp
- * (may be NULL), and leaves NULL (no destructor) as the outcome. Returns
+ * (the destructor may be NULL; dtorp may be NULL too, when the caller
+ * knows it), and leaves NULL (no destructor) as the outcome. Returns
  * NULL, leaving everything as it is, when the outcome is a failure or
  * result is NULL. */
 MO_EXTERN void *mo_result_take(mo_result_t *result, mo_dtor_fn *dtorp);

@@ -100,16 +100,14 @@ typedef void (*mo_watchdog_fn)(const struct mo_watchdog_report *report, void *ar
 
 /* Starts the loop's watchdog thread: a callback running longer than
  * `threshold` ns is reported to hook(report, arg), or, with hook NULL, as
- * one line on stderr ("morsel: watchdog: loop blocked 12.5 ms in fn (file)"
- * and "... returned after 50.1 ms"). Functions are named from the dynamic
- * symbol table (dladdr()) or, failing that, from the full ELF symbol table
- * of the executable or library that holds them (static functions too),
- * read on the watchdog thread the first time it reports (the file is
- * mapped until the watchdog stops); a stripped file names only its
- * exported functions. Errors: MO_EINVAL (NULL loop, threshold
- * below MO_MSEC(1) or above an hour), MO_EBUSY (already started), MO_ENOMEM,
- * MO_EAGAIN (no thread could be created). mo_loop_free() stops it.
- * Loop thread. */
+ * one line on stderr ("morsel: watchdog: loop blocked for 12.5 ms so far in
+ * fn (file, address)" and "morsel: watchdog: fn returned after 50.1 ms"). Functions are named from
+ * the dynamic symbol table (dladdr()) or, failing that, from the full ELF symbol table of the
+ * executable or library that holds them (static functions too), read on the watchdog thread the
+ * first time it reports (the file is mapped until the watchdog stops); a stripped file names only
+ * its exported functions. Errors: MO_EINVAL (NULL loop, threshold below MO_MSEC(1) or above an
+ * hour), MO_EBUSY (already started), MO_ENOMEM, MO_EAGAIN (no thread could be created).
+ * mo_loop_free() stops it. Loop thread. */
 MO_EXTERN int mo_watchdog_start(mo_loop_t *loop, int64_t threshold, mo_watchdog_fn hook, void *arg);
 
 /* Stops and joins the watchdog thread (a report in progress completes

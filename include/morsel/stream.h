@@ -420,8 +420,9 @@ MO_EXTERN int mo_listener_stats(const mo_listener_t *l, struct mo_listener_stats
 
 /* Stops listening, closes the socket (removes a Unix socket's file if it is
  * still the one created) and frees the listener. Streams it accepted are
- * not affected. NULL is ignored. Loop thread, not from the listener's own
- * callbacks (pause it there, close it later). */
+ * not affected. NULL is ignored. Loop thread; also from the listener's own
+ * callbacks (on_accept, on_error): it stops accepting at once and is freed
+ * when the callback returns (the stream just accepted is the caller's). */
 MO_EXTERN void mo_listener_close(mo_listener_t *l);
 
 /* ------------------------------------------------------------------------

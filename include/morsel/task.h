@@ -11,8 +11,9 @@
  * on in the next slices, the round-robin order kept).
  *
  * Batching: the cooperator measures each task's step cost and runs steps in
- * batches between two clock reads, sized so that a turn ends within about a
- * tenth of a step of its end: the seed's `steps=10` chosen per task and
+ * batches between two clock reads, each half of what the turn has left at
+ * the learnt cost, so that a turn ends within about half a step of its end:
+ * the seed's `steps=10` chosen per task and
  * adjusted as the cost changes. Tiny steps cost about what calling the
  * function in a plain loop costs. A single step that takes longer than the
  * loop's slice cannot be cut by the cooperator: it is counted in the task's

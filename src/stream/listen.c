@@ -15,8 +15,10 @@ struct mo_listener {
     struct mo__streams *ctx;
     int fd;
     bool tcp;
-    bool paused;  /* by mo_listener_pause() */
-    bool backoff; /* by an error, until backoff_id runs */
+    bool paused;   /* by mo_listener_pause() */
+    bool backoff;  /* by an error, until backoff_id runs */
+    bool closing;  /* mo_listener_close() from one of its callbacks */
+    unsigned busy; /* its callbacks running now */
     mo_io_id rid;
     mo_call_id backoff_id;
     mo_accept_fn on_accept;
@@ -34,7 +36,7 @@ static void on_acceptable(mo_loop_t *loop, int fd, unsigned events, void *arg);
 /* Watches the socket iff neither the user nor an error paused it. */
 static int listener_sync(mo_listener_t *l)
 {
-    bool want = !l->paused && !l->backoff;
+    bool want = !l->paused && !l->backoff && !l->closing;
     if (want && !l->rid) {
         int err = mo_io_start(l->loop, l->fd, MO_READABLE, on_acceptable, l, &l->rid);
         if (err) l->rid = 0;
@@ -47,10 +49,23 @@ static int listener_sync(mo_listener_t *l)
     return 0;
 }
 
+static void listener_free(mo_listener_t *l);
+
 static void report(mo_listener_t *l, int err)
 {
     l->stats.errors++;
+    l->busy++;
     if (l->on_error) l->on_error(l, err, l->arg);
+    l->busy--;
+}
+
+/* After a callback: true if the listener was closed from it, and is now
+ * freed (the caller must not touch it). */
+static bool gone(mo_listener_t *l)
+{
+    if (!l->closing || l->busy) return false;
+    listener_free(l);
+    return true;
 }
 
 static void backoff_end(mo_loop_t *loop, void *arg)
@@ -59,7 +74,10 @@ static void backoff_end(mo_loop_t *loop, void *arg)
     mo_listener_t *l = arg;
     l->backoff = false;
     l->backoff_id = 0;
-    if (listener_sync(l)) report(l, MO_ENOMEM);
+    if (listener_sync(l)) {
+        report(l, MO_ENOMEM);
+        gone(l);
+    }
 }
 
 /* Stops watching for a while: the condition (no descriptors, no memory)
@@ -127,16 +145,21 @@ static void on_acceptable(mo_loop_t *loop, int lfd, unsigned events, void *arg)
     for (unsigned i = 0; i < MO__ACCEPT_BURST && l->rid; i++) {
         int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (accept_failed(l, errno)) continue;
-            return;
+            bool more = accept_failed(l, errno);
+            if (gone(l) || !more) return;
+            continue;
         }
         mo_stream_t *s;
         if (mo__stream_new(l->ctx, fd, l->tcp, &l->sopts, &s) != 0) {
             report(l, MO_ENOMEM);
+            if (gone(l)) return;
             continue;
         }
         l->stats.accepted++;
+        l->busy++;
         l->on_accept(l, s, l->arg);
+        l->busy--;
+        if (gone(l)) return;
     }
 }
 
@@ -264,7 +287,16 @@ int mo_listener_stats(const mo_listener_t *l, struct mo_listener_stats *out)
 
 void mo_listener_close(mo_listener_t *l)
 {
-    if (l) listener_free(l);
+    if (!l || l->closing) return;
+    if (!l->busy) {
+        listener_free(l);
+        return;
+    }
+    /* From its own callback: stop now, free when the callback returns. */
+    l->closing = true;
+    listener_sync(l);
+    if (l->backoff_id) mo_call_cancel(l->loop, l->backoff_id);
+    l->backoff_id = 0;
 }
 
 void mo__listener_free_now(mo_listener_t *l)

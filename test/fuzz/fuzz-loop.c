@@ -640,7 +640,8 @@ static void op_def_new(struct fz *h, struct fz_in *in, uint8_t ttl)
         rc = mo_deferred_new_succeeded(h->loop, tok_new(), tok_free, &d);
         break;
     case 2:
-        rc = mo_deferred_new_failed(h->loop, mo_failure_new(-(1 + how % 100), "fuzz", "made failed"), &d);
+        rc = mo_deferred_new_failed(h->loop,
+                                    mo_failure_new(-(1 + how % 100), "fuzz", "made failed"), &d);
         break;
     default:
         rc = mo_deferred_new(h->loop, canceller, x, &d);
