@@ -358,7 +358,6 @@ static void writable_fired(mo_result_t *r, void *arg)
 static int writes_scenario(void *arg)
 {
     (void)arg;
-
     struct world w = {0};
     int rc = world_open(&w, "127.0.0.1:0");
     if (rc) return w.bad ? MO_ENOTRECOVERABLE : rc;
@@ -398,6 +397,7 @@ static int writes_scenario(void *arg)
                 rc = mo_stream_write_copy(s, pattern, len);
                 break;
             case 2: /* frames enough to need new write records and chunks */
+                rc = 0;
                 for (int f = 0; f < FRAMES && rc == 0; f++) {
                     before = mo_stream_queued(s);
                     rc = mo_stream_write_frame(s, pattern, 700, owned_dtor, &frames[f]);
@@ -436,6 +436,8 @@ static int writes_scenario(void *arg)
         if (!w.bad && mo_stream_writable(s) >= 0 && w.srv.s) {
             note(&w, mo_stream_read_start(w.srv.s), w.srv.s);
             SPIN_UNTIL(&w, w.srv.inlen >= expected || w.srv.lost || w.cli.lost);
+            /* What was accepted arrives whole, a refused write or not. */
+            if (!w.srv.lost && !w.cli.lost && w.srv.inlen != expected) set_bad(&w, __LINE__);
             if (w.cli.s) note(&w, mo_stream_close(w.cli.s), w.cli.s);
             SPIN_UNTIL(&w, (w.srv.lost && w.cli.lost) || w.nomem);
         }
