@@ -25,6 +25,14 @@ struct host_ops {
     /* A host timer calling fn(arg) every `ms` until stopped. */
     void (*timer_start)(void *host, int ms, void (*fn)(void *arg), void *arg);
     void (*timer_stop)(void *host);
+    /* Optional: attach with a NULL host is refused (MO_EINVAL). */
+    bool null_host_refused;
+    /* Optional: create that returns NULL when memory runs out (NULL:
+     * create cannot fail under morsel's allocator). */
+    void *(*try_create)(void);
+    /* Optional: routes the host library's allocations through the tests'
+     * fault-injecting allocator, before its first allocation. */
+    void (*alloc_install)(void);
 };
 
 /* Provided by the adapter's test file. */
@@ -274,6 +282,7 @@ static void test_bad_input(void **state)
     void *host = host_ops.create(), *other = host_ops.create();
     mo_loop_t *loop = mo_test_loop();
     assert_mo(MO_EINVAL, host_ops.attach(NULL, host));
+    if (host_ops.null_host_refused) assert_mo(MO_EINVAL, host_ops.attach(loop, NULL));
     assert_mo(MO_EINVAL, host_ops.detach(NULL));
     assert_mo(MO_EINVAL, host_ops.detach(loop));
     assert_ok(host_ops.attach(loop, host));
@@ -295,6 +304,16 @@ static void test_bad_input(void **state)
     assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
     assert_ok(host_ops.attach(loop, other));
     assert_ok(host_ops.detach(loop));
+    /* A virtual-clock loop, a closed loop: refused, nothing left in the
+     * host (destroy checks that the host has no handle of ours). */
+    mo_loop_t *virt = mo_test_virtual_loop();
+    assert_mo(MO_EINVAL, host_ops.attach(virt, host));
+    mo_loop_free(virt);
+    mo_loop_t *closed = mo_test_loop();
+    assert_ok(mo_loop_close(closed));
+    assert_mo(MO_ESHUTDOWN, host_ops.attach(closed, host));
+    assert_mo(MO_EINVAL, host_ops.detach(closed));
+    mo_loop_free(closed);
     host_ops.destroy(host);
     host_ops.destroy(other);
     mo_loop_free(loop);
@@ -380,6 +399,52 @@ static void test_nothing_lost_across_attach_detach(void **state)
     mo_loop_free(loop);
 }
 
+/* Allocation failure, each allocation in turn (morsel's, and the host
+ * library's where it lets us fail them): a loop attached, a call and a
+ * delayed call run from the host, detached, freed. Every run ends in 0 or
+ * MO_ENOMEM; an attach that failed left the loop unattached and ordinary;
+ * every call that was accepted ran exactly once; nothing leaks. */
+static int eh_oom_scenario(void *arg)
+{
+    (void)arg;
+    mo_loop_t *loop;
+    int rc = mo_loop_new(&loop, 0);
+    if (rc) return rc;
+    void *host = host_ops.try_create ? host_ops.try_create() : host_ops.create();
+    if (!host) {
+        mo_loop_free(loop);
+        return MO_ENOMEM;
+    }
+    rc = host_ops.attach(loop, host);
+    if (rc) {
+        int64_t ns;
+        if (mo_embed_timeout(loop, &ns) != MO_EINVAL || mo_loop_run(loop, MO_RUN_NOWAIT) != 0)
+            rc = MO_ENOTRECOVERABLE; /* half attached */
+    } else {
+        int ran = 0;
+        int e1 = mo_call_soon(loop, eh_count, &ran);
+        int e2 = mo_call_later(loop, MO_MSEC(1), eh_count, &ran, NULL);
+        int want = (e1 == 0) + (e2 == 0);
+        int64_t give_up = mo_hrtime() + MO_SEC(10);
+        while (ran < want && mo_hrtime() < give_up) host_ops.iterate(host, true);
+        for (int i = 0; i < 3; i++) host_ops.iterate(host, false);
+        rc = ran != want ? MO_ENOTRECOVERABLE : e1 ? e1 : e2;
+        if (host_ops.detach(loop) != 0) rc = MO_ENOTRECOVERABLE;
+    }
+    host_ops.destroy(host);
+    mo_loop_free(loop);
+    return rc;
+}
+
+static void test_attach_each_allocation_in_turn(void **state)
+{
+    (void)state;
+    mo_test_alloc_install();
+    if (host_ops.alloc_install) host_ops.alloc_install();
+    long n = mo_test_oom_sweep(eh_oom_scenario, NULL, 3);
+    printf("attached loop: %ld allocations, each failed in turn\n", n);
+}
+
 #define EMBED_HOST_TESTS                                                                           \
     cmocka_unit_test(test_host_runs_morsel_work),                                                  \
         cmocka_unit_test(test_host_timer_fires_while_tasks_run),                                   \
@@ -387,6 +452,7 @@ static void test_nothing_lost_across_attach_detach(void **state)
         cmocka_unit_test(test_host_callback_queues_work),                                          \
         cmocka_unit_test(test_idle_loop_costs_host_nothing), cmocka_unit_test(test_bad_input),     \
         cmocka_unit_test(test_free_attached_loop),                                                 \
-        cmocka_unit_test(test_nothing_lost_across_attach_detach)
+        cmocka_unit_test(test_nothing_lost_across_attach_detach),                                  \
+        cmocka_unit_test(test_attach_each_allocation_in_turn)
 
 #endif

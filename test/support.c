@@ -80,6 +80,26 @@ static void alloc_free(void *p)
     free(p);
 }
 
+void *mo_test_alloc_malloc(size_t n)
+{
+    return alloc_malloc(n);
+}
+
+void *mo_test_alloc_realloc(void *p, size_t n)
+{
+    return alloc_realloc(p, n);
+}
+
+void *mo_test_alloc_calloc(size_t c, size_t n)
+{
+    return alloc_calloc(c, n);
+}
+
+void mo_test_alloc_free(void *p)
+{
+    alloc_free(p);
+}
+
 void mo_test_alloc_install(void)
 {
     assert_ok(mo_replace_allocator(alloc_malloc, alloc_realloc, alloc_calloc, alloc_free));

@@ -62,8 +62,9 @@ static void gh_timer_stop(void *host)
     h->timer = NULL;
 }
 
-static const struct host_ops host_ops = {gh_create,  gh_destroy,     gh_attach,    mo_glib_detach,
-                                         gh_iterate, gh_timer_start, gh_timer_stop};
+static const struct host_ops host_ops = {
+    gh_create,      gh_destroy,    gh_attach, mo_glib_detach, gh_iterate,
+    gh_timer_start, gh_timer_stop, false,     NULL,           NULL};
 
 /* The default context (NULL) works as well. */
 static void test_glib_default_context(void **state)

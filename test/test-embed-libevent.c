@@ -22,6 +22,25 @@ static void *evh_create(void)
     return h;
 }
 
+/* As evh_create, but NULL when libevent runs out of memory. */
+static void *evh_try_create(void)
+{
+    struct ev_host *h = calloc(1, sizeof(*h));
+    assert_non_null(h);
+    h->base = event_base_new();
+    if (!h->base) {
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+/* libevent's allocations through the tests' fault-injecting allocator. */
+static void evh_alloc_install(void)
+{
+    event_set_mem_functions(mo_test_alloc_malloc, mo_test_alloc_realloc, mo_test_alloc_free);
+}
+
 static void evh_destroy(void *host)
 {
     struct ev_host *h = host;
@@ -64,8 +83,8 @@ static void evh_timer_stop(void *host)
     h->timer = NULL;
 }
 
-static const struct host_ops host_ops = {evh_create,      evh_destroy, evh_attach,
-                                         mo_event_detach, evh_iterate, evh_timer_start,
-                                         evh_timer_stop};
+static const struct host_ops host_ops = {
+    evh_create,      evh_destroy,    evh_attach, mo_event_detach, evh_iterate,
+    evh_timer_start, evh_timer_stop, true,       evh_try_create,  evh_alloc_install};
 
 MO_TEST_MAIN(EMBED_HOST_TESTS)

@@ -63,8 +63,9 @@ static void uvh_timer_stop(void *host)
     uv_timer_stop(&((struct uv_host *)host)->timer);
 }
 
-static const struct host_ops host_ops = {uvh_create,  uvh_destroy,     uvh_attach,    mo_uv_detach,
-                                         uvh_iterate, uvh_timer_start, uvh_timer_stop};
+static const struct host_ops host_ops = {
+    uvh_create,      uvh_destroy,    uvh_attach, mo_uv_detach, uvh_iterate,
+    uvh_timer_start, uvh_timer_stop, false,      NULL,         NULL};
 
 /* uv_run(UV_RUN_DEFAULT) runs while the loop is attached, until a morsel
  * callback stops it; once detached, libuv has nothing of ours left. */
@@ -110,6 +111,7 @@ static void test_uv_attach_refused_by_libuv(void **state)
     assert_int_equal(uv_poll_init(&h->uv, &poll, mo_embed_fd(loop)), 0);
     assert_int_equal(uv_poll_start(&poll, UV_READABLE, never_polled), 0);
     assert_mo(MO_EEXIST, mo_uv_attach(loop, &h->uv));
+    assert_mo(MO_EINVAL, mo_uv_attach(loop, NULL));
     assert_mo(MO_EINVAL, mo_uv_detach(loop));
     assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT)); /* not attached */
     uv_close((uv_handle_t *)&poll, NULL);
@@ -261,7 +263,9 @@ static void test_drive_update_after_morsel_starts_libuv_work(void **state)
     assert_int_equal(l.fired, 2);
     assert_mo(MO_EINVAL, mo_uv_drive(NULL, &l.uv, &l.driver));
     assert_mo(MO_EINVAL, mo_uv_drive_update(NULL));
-    assert_ok(mo_uv_drive_stop(NULL));
+    assert_mo(MO_EINVAL, mo_uv_drive(loop, NULL, &l.driver));
+    assert_mo(MO_EINVAL, mo_uv_drive(loop, &l.uv, NULL));
+    assert_ok(mo_uv_drive_stop(NULL)); /* ignored */
     assert_ok(mo_uv_drive_stop(l.driver));
     assert_int_equal(uv_loop_close(&l.uv), 0);
     mo_loop_free(loop);

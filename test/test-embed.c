@@ -85,8 +85,9 @@ static void ph_timer_stop(void *host)
     ((struct poll_host *)host)->timer_at = 0;
 }
 
-static const struct host_ops host_ops = {ph_create,  ph_destroy,     ph_attach,    ph_detach,
-                                         ph_iterate, ph_timer_start, ph_timer_stop};
+static const struct host_ops host_ops = {
+    ph_create,      ph_destroy,    ph_attach, ph_detach, ph_iterate,
+    ph_timer_start, ph_timer_stop, false,     NULL,      NULL};
 
 /* ---- the API, directly ---- */
 
@@ -395,6 +396,66 @@ static void test_pool_completion_wakes_host(void **state)
     mo_loop_free(loop);
 }
 
+/* Allocation failure, each allocation in turn, for the work that reaches
+ * an attached loop through its fd: a pool job's completion and a call
+ * posted by another thread. Every run ends in 0 or MO_ENOMEM, what was
+ * accepted runs exactly once (the host is woken for it), nothing leaks. */
+struct oom_thread {
+    mo_loop_t *loop;
+    int ran;
+    int rc;
+};
+
+static void oom_count(mo_loop_t *loop, void *arg)
+{
+    (void)loop;
+    ((struct oom_thread *)arg)->ran++;
+}
+
+static void *oom_post(void *arg)
+{
+    struct oom_thread *t = arg;
+    t->rc = mo_call_from_thread(t->loop, oom_count, t);
+    return NULL;
+}
+
+static int thread_work_scenario(void *arg)
+{
+    (void)arg;
+    mo_loop_t *loop;
+    int rc = mo_loop_new(&loop, 0);
+    if (rc) return rc;
+    void *host = ph_create();
+    assert_ok(ph_attach(loop, host));
+    mo_pool_t *pool;
+    mo_pool_job_t job = {0};
+    int done = 0;
+    rc = mo_loop_pool(loop, &pool);
+    if (!rc) rc = mo_pool_submit(pool, loop, &job, slow_work, job_done, &done);
+    int want = rc == 0;
+    struct oom_thread t = {loop, 0, 1};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, oom_post, &t), 0);
+    pthread_join(th, NULL);
+    int64_t give_up = mo_hrtime() + MO_SEC(10);
+    while ((done < want || (t.rc == 0 && t.ran == 0)) && mo_hrtime() < give_up)
+        ph_iterate(host, true);
+    if (done != want || t.ran != (t.rc == 0)) rc = MO_ENOTRECOVERABLE;
+    if (!rc) rc = t.rc;
+    assert_ok(ph_detach(loop));
+    ph_destroy(host);
+    mo_loop_free(loop);
+    return rc;
+}
+
+static void test_thread_work_each_allocation_in_turn(void **state)
+{
+    (void)state;
+    mo_test_alloc_install();
+    long n = mo_test_oom_sweep(thread_work_scenario, NULL, 3);
+    printf("pool job and thread call into an attached loop: %ld allocations\n", n);
+}
+
 /* ---- bad input ---- */
 
 struct detach_log {
@@ -570,6 +631,7 @@ MO_TEST_MAIN(EMBED_HOST_TESTS, cmocka_unit_test(test_fd_timeout_and_run),
              cmocka_unit_test(test_io_readiness_wakes_host),
              cmocka_unit_test(test_tasks_keep_timeout_zero_and_runs_short),
              cmocka_unit_test(test_pool_completion_wakes_host),
+             cmocka_unit_test(test_thread_work_each_allocation_in_turn),
              cmocka_unit_test(test_attach_twice_and_detach_unattached),
              cmocka_unit_test(test_bad_arguments), cmocka_unit_test(test_run_from_own_callback),
              cmocka_unit_test(test_attach_while_running_refused),

@@ -942,7 +942,9 @@ static int without_threads(void *arg)
     CHECK(mo_deferred_result(d, NULL, &f) == 0 && mo_failure_code(f) == MO_EAGAIN);
     CHECK(coro_rc == MO_EAGAIN);
     CHECK(atomic_load(&t.ran) == 0);
-    mo_deferred_take(d, &(void *){0}, &(mo_dtor_fn){0}, &(mo_failure_t *){0});
+    mo_failure_t *taken = NULL; /* handled: taken, and released */
+    mo_deferred_take(d, &(void *){0}, &(mo_dtor_fn){0}, &taken);
+    mo_failure_unref(taken);
     mo_deferred_unref(d);
     mo_task_release(task);
     mo_loop_free(loop);

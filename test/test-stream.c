@@ -1263,6 +1263,269 @@ static void test_nodelay_keepalive_and_watermarks(void **state)
     pair_close(loop, &sv, &c);
 }
 
+/* ---- bad input, everywhere (docs/errors.md) ---- */
+
+static void test_stream_bad_input(void **state)
+{
+    (void)state;
+    mo_addr_t a;
+    char buf[64];
+    struct mo_stream_stats st;
+    struct mo_listener_stats lst;
+    mo_deferred_t *d = NULL;
+    struct mo_stream_callbacks cbs = {0};
+    struct owned o = {0};
+    /* NULL streams and listeners. */
+    assert_mo(MO_EINVAL, mo_stream_set_callbacks(NULL, &cbs, NULL));
+    assert_mo(MO_EINVAL, mo_stream_read_start(NULL));
+    assert_mo(MO_EINVAL, mo_stream_read_stop(NULL));
+    assert_mo(MO_EINVAL, mo_stream_set_framing(NULL, MO_FRAME_LINE, 10));
+    assert_mo(MO_EINVAL, mo_stream_write_copy(NULL, "x", 1));
+    assert_mo(MO_EINVAL, mo_stream_write_frame(NULL, "x", 1, owned_free, &o));
+    assert_int_equal(o.freed, 1); /* taken in every case */
+    assert_int_equal(mo_stream_queued(NULL), 0);
+    assert_mo(MO_EINVAL, mo_stream_set_watermarks(NULL, 10, 1));
+    assert_mo(MO_EINVAL, mo_stream_shutdown(NULL));
+    assert_mo(MO_EINVAL, mo_stream_close(NULL));
+    assert_mo(MO_EINVAL, mo_stream_abort(NULL));
+    assert_mo(MO_EINVAL, mo_stream_writable(NULL));
+    assert_mo(MO_EINVAL, mo_stream_set_producer(NULL, NULL, NULL, NULL));
+    assert_mo(MO_EINVAL, mo_stream_set_producer_task(NULL, NULL));
+    assert_mo(MO_EINVAL, mo_stream_when_writable(NULL, &d));
+    assert_mo(MO_EINVAL, mo_stream_await_writable(NULL, NULL));
+    assert_mo(MO_EINVAL, mo_stream_set_nodelay(NULL, 1));
+    assert_mo(MO_EINVAL, mo_stream_set_keepalive(NULL, 1, 0));
+    assert_mo(MO_EINVAL, mo_stream_peer_addr(NULL, &a));
+    assert_mo(MO_EINVAL, mo_stream_local_addr(NULL, &a));
+    assert_mo(MO_EINVAL, mo_stream_fd(NULL));
+    assert_null(mo_stream_loop(NULL));
+    assert_mo(MO_EINVAL, mo_stream_stats(NULL, &st));
+    assert_mo(MO_EINVAL, mo_listener_addr(NULL, &a));
+    assert_mo(MO_EINVAL, mo_listener_pause(NULL));
+    assert_mo(MO_EINVAL, mo_listener_resume(NULL));
+    assert_mo(MO_EINVAL, mo_listener_stats(NULL, &lst));
+    mo_listener_close(NULL); /* ignored */
+    /* Addresses. */
+    assert_mo(MO_EINVAL, mo_addr_parse(&a, NULL));
+    assert_mo(MO_EINVAL, mo_addr_port(NULL));
+    assert_ok(mo_addr_parse(&a, "127.0.0.1:1"));
+    assert_mo(MO_EINVAL, mo_addr_format(&a, NULL, 4));
+    assert_int_equal(mo_addr_format(&a, NULL, 0), 11); /* the length needed */
+    mo_addr_t odd = a;
+    odd.u.sa.sa_family = AF_PACKET;
+    assert_mo(MO_EINVAL, mo_addr_format(&odd, buf, sizeof buf));
+    assert_mo(MO_EINVAL, mo_addr_port(&odd));
+    /* Listening: NULL arguments, unknown flags, bad watermarks, an unknown family. */
+    mo_loop_t *loop = mo_test_loop();
+    mo_listener_t *l = NULL;
+    assert_mo(MO_EINVAL, mo_listen(NULL, &a, NULL, on_accept, NULL, &l));
+    assert_mo(MO_EINVAL, mo_listen(loop, NULL, NULL, on_accept, NULL, &l));
+    assert_mo(MO_EINVAL, mo_listen(loop, &a, NULL, NULL, NULL, &l));
+    assert_mo(MO_EINVAL, mo_listen(loop, &a, NULL, on_accept, NULL, NULL));
+    struct mo_listen_opts lo = {.flags = 4};
+    assert_mo(MO_EINVAL, mo_listen(loop, &a, &lo, on_accept, NULL, &l));
+    lo = (struct mo_listen_opts){.stream = {.high_water = 10, .low_water = 10}};
+    assert_mo(MO_EINVAL, mo_listen(loop, &a, &lo, on_accept, NULL, &l));
+    lo = (struct mo_listen_opts){.stream = {.flags = 8}};
+    assert_mo(MO_EINVAL, mo_listen(loop, &a, &lo, on_accept, NULL, &l));
+    assert_mo(MO_EINVAL, mo_listen(loop, &odd, NULL, on_accept, NULL, &l));
+    assert_null(l);
+    /* Connecting: NULL arguments, a name too long, a closed loop. */
+    assert_mo(MO_EINVAL, mo_connect(loop, "127.0.0.1:1", NULL, NULL));
+    assert_mo(MO_EINVAL, mo_connect_addr(NULL, &a, NULL, &d));
+    assert_mo(MO_EINVAL, mo_connect_addr(loop, NULL, NULL, &d));
+    assert_mo(MO_EINVAL, mo_connect_addr(loop, &a, NULL, NULL));
+    assert_mo(MO_EINVAL, mo_connect_addr(loop, &odd, NULL, &d));
+    char longname[400];
+    memset(longname, 'h', sizeof longname);
+    memcpy(longname + sizeof longname - 4, ":80", 4);
+    assert_mo(MO_ENAMETOOLONG, mo_connect(loop, longname, NULL, &d));
+    memcpy(longname, "unix:/", 6);
+    assert_mo(MO_ENAMETOOLONG, mo_connect(loop, longname, NULL, &d));
+    assert_null(d);
+    mo_loop_t *closed = mo_test_loop();
+    assert_ok(mo_loop_close(closed));
+    assert_mo(MO_ESHUTDOWN, mo_connect(closed, "127.0.0.1:1", NULL, &d));
+    assert_mo(MO_ESHUTDOWN, mo_connect(closed, "localhost:1", NULL, &d));
+    assert_mo(MO_ESHUTDOWN, mo_connect_addr(closed, &a, NULL, &d));
+    assert_null(d);
+    assert_mo(MO_ESHUTDOWN, mo_listen(closed, &a, NULL, on_accept, NULL, &l));
+    assert_null(l);
+    mo_loop_free(closed);
+    mo_loop_free(loop);
+}
+
+/* An open stream's refusals: NULL arguments, bad framing and watermarks,
+ * a frame too long, and every answer of an ended stream until on_lost. */
+static void test_stream_refusals_open_and_ended(void **state)
+{
+    (void)state;
+    mo_loop_t *loop;
+    struct server sv;
+    struct peer c;
+    pair_open(&loop, &sv, &c, false);
+    mo_stream_t *s = c.s;
+    struct owned o = {0};
+    assert_mo(MO_EINVAL, mo_stream_set_callbacks(s, NULL, NULL));
+    assert_mo(MO_EINVAL, mo_stream_set_framing(s, -1, 10));
+    assert_mo(MO_EINVAL, mo_stream_set_framing(s, MO_FRAME_U32, ((size_t)1 << 31) + 1));
+    assert_ok(mo_stream_set_framing(s, MO_FRAME_U32, (size_t)1 << 31));
+    assert_mo(MO_EINVAL, mo_stream_write_copy(s, NULL, 1));
+    assert_mo(MO_EINVAL, mo_stream_write_frame(s, NULL, 1, owned_free, &o));
+    assert_int_equal(o.freed, 1);
+    /* A frame longer than a u32 length: refused, destroyed, nothing queued. */
+    assert_mo(MO_EMSGSIZE, mo_stream_write_frame(s, "x", (size_t)UINT32_MAX + 1, owned_free, &o));
+    assert_int_equal(o.freed, 2);
+    assert_int_equal(mo_stream_queued(s), 0);
+    assert_mo(MO_EINVAL, mo_stream_set_watermarks(s, 10, 11));
+    assert_mo(MO_EINVAL, mo_stream_when_writable(s, NULL));
+    assert_mo(MO_EINVAL, mo_stream_peer_addr(s, NULL));
+    assert_mo(MO_EINVAL, mo_stream_local_addr(s, NULL));
+    assert_mo(MO_EINVAL, mo_stream_stats(s, NULL));
+    assert_mo(MO_EINVAL, mo_listener_addr(sv.l, NULL));
+    assert_mo(MO_EINVAL, mo_listener_stats(sv.l, NULL));
+    /* Ended (aborted), until on_lost: writes MO_EPIPE, the rest as documented. */
+    assert_ok(mo_stream_abort(s));
+    assert_ok(mo_stream_abort(s)); /* a no-op on an ended stream */
+    assert_ok(mo_stream_close(s));
+    assert_mo(MO_EPIPE, mo_stream_write_frame(s, "x", 1, owned_free, &o));
+    assert_int_equal(o.freed, 3);
+    assert_mo(MO_EPIPE, mo_stream_write_copy(s, "x", 1));
+    assert_mo(MO_EPIPE, mo_stream_shutdown(s));
+    assert_mo(MO_EPIPE, mo_stream_writable(s));
+    assert_mo(MO_EPIPE, mo_stream_set_nodelay(s, 1));
+    assert_mo(MO_EPIPE, mo_stream_set_keepalive(s, 1, 0));
+    mo_addr_t a;
+    assert_mo(MO_EPIPE, mo_stream_local_addr(s, &a));
+    assert_ok(mo_stream_read_stop(s));
+    assert_ok(mo_stream_set_producer(s, NULL, NULL, NULL));
+    assert_ok(mo_stream_set_producer_task(s, NULL));
+    /* "Writable" on an ended stream: a Deferred that has failed with the
+     * reason (here the abort's MO_ECONNABORTED). */
+    mo_deferred_t *d = NULL;
+    assert_ok(mo_stream_when_writable(s, &d));
+    const mo_failure_t *f = NULL;
+    void *v;
+    assert_ok(mo_deferred_result(d, &v, &f));
+    assert_mo(MO_ECONNABORTED, mo_failure_code(f));
+    mo_deferred_t *keep = d;
+    mo_failure_t *taken = NULL;
+    mo_dtor_fn dtor;
+    assert_ok(mo_deferred_take(keep, &v, &dtor, &taken));
+    mo_failure_unref(taken);
+    mo_deferred_unref(d);
+    RUN_UNTIL(loop, c.lost);
+    assert_mo(MO_ECONNABORTED, c.lost_code);
+    pair_close(loop, &sv, &c);
+}
+
+/* A write that finds the connection reset answers the socket's error at
+ * once (nothing queued, the buffer destroyed); the stream has ended and
+ * on_lost follows with the same code. */
+static void test_write_to_reset_peer_fails(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    struct server sv;
+    server_start(&sv, loop, "127.0.0.1:0");
+    sv.start = false; /* the server's stream does not read: it sees the RST on the write */
+    int fd = raw_connect(&sv.addr);
+    RUN_UNTIL(loop, sv.n == 1);
+    struct linger lg = {1, 0};
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    close(fd); /* RST */
+    run_for(loop, 20);
+    mo_stream_t *s = sv.peers[0].s;
+    struct owned o = {0};
+    int err = mo_stream_write(s, "x", 1, owned_free, &o);
+    if (err != MO_ECONNRESET && err != MO_EPIPE) fail_msg("write gave %s", mo_err_name(err));
+    assert_int_equal(o.freed, 1);
+    assert_int_equal(mo_stream_queued(s), 0);
+    assert_mo(MO_EPIPE, mo_stream_write_copy(s, "x", 1)); /* ended */
+    RUN_UNTIL(loop, sv.peers[0].lost);
+    assert_mo(err, sv.peers[0].lost_code);
+    server_stop(&sv);
+    mo_loop_free(loop);
+}
+
+/* mo_listen() out of descriptors: MO_EMFILE, nothing listens. */
+static void test_listen_out_of_descriptors(void **state)
+{
+    (void)state;
+    mo_loop_t *loop = mo_test_loop();
+    mo_addr_t a;
+    assert_ok(mo_addr_parse(&a, "127.0.0.1:0"));
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int probe = dup(0); /* the lowest free descriptor: all below are open */
+    assert_true(probe >= 0);
+    close(probe);
+    low = old;
+    low.rlim_cur = (rlim_t)probe;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    mo_listener_t *l = NULL;
+    int err = mo_listen(loop, &a, NULL, on_accept, NULL, &l);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_mo(MO_EMFILE, err);
+    assert_null(l);
+    mo_loop_free(loop);
+}
+
+/* mo_stream_await_writable() outside its coroutine is refused even when
+ * the stream is writable; inside a stopped task it answers MO_ECANCELED. */
+struct await_check {
+    mo_stream_t *s;
+    int stopped_err;
+};
+
+static int await_after_stop(mo_coro_t *co, void *arg)
+{
+    struct await_check *k = arg;
+    assert_ok(mo_task_stop(mo_coro_task(co)));
+    k->stopped_err = mo_stream_await_writable(k->s, co);
+    return 0;
+}
+
+struct parked {
+    mo_coro_t *co;
+    bool done;
+};
+
+/* Keeps its coroutine alive, yielding, until told to end. */
+static int park(mo_coro_t *co, void *arg)
+{
+    struct parked *p = arg;
+    p->co = co;
+    while (!p->done)
+        if (mo_yield(co) != 0) break;
+    return 0;
+}
+
+static void test_await_writable_refusals(void **state)
+{
+    (void)state;
+    mo_loop_t *loop;
+    struct server sv;
+    struct peer c;
+    pair_open(&loop, &sv, &c, false);
+    assert_int_equal(mo_stream_writable(c.s), 1);
+    mo_task_t *task;
+    struct await_check k = {c.s, 1};
+    /* A coroutine that is not running: the caller is not inside it. */
+    struct parked p = {NULL, false};
+    assert_ok(mo_coro_spawn(loop, park, &p, NULL, &task));
+    RUN_UNTIL(loop, p.co != NULL);
+    assert_mo(MO_EINVAL, mo_stream_await_writable(c.s, p.co));
+    p.done = true;
+    RUN_UNTIL(loop, mo_task_state(task) == MO_TASK_DONE);
+    mo_task_release(task);
+    assert_ok(mo_coro_spawn(loop, await_after_stop, &k, NULL, &task));
+    RUN_UNTIL(loop, k.stopped_err != 1);
+    assert_mo(MO_ECANCELED, k.stopped_err);
+    mo_task_release(task);
+    pair_close(loop, &sv, &c);
+}
+
 /* ---- the loop freed with streams open ---- */
 
 /* Everything still open is ended by mo_loop_free(): destructors of queued
@@ -1419,4 +1682,8 @@ MO_TEST_MAIN(cmocka_unit_test(test_addr_parse_and_format), cmocka_unit_test(test
              cmocka_unit_test(test_nodelay_keepalive_and_watermarks),
              cmocka_unit_test(test_loop_freed_with_open_streams),
              cmocka_unit_test(test_loop_freed_on_lost_closes_listener),
-             cmocka_unit_test(test_emfile_on_accept))
+             cmocka_unit_test(test_emfile_on_accept), cmocka_unit_test(test_stream_bad_input),
+             cmocka_unit_test(test_stream_refusals_open_and_ended),
+             cmocka_unit_test(test_await_writable_refusals),
+             cmocka_unit_test(test_listen_out_of_descriptors),
+             cmocka_unit_test(test_write_to_reset_peer_fails))

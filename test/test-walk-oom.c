@@ -140,6 +140,62 @@ static void test_parallel_each_allocation_in_turn(void **state)
     sweep(MO_WALK_PARALLEL, "parallel");
 }
 
+/* mo_walk_resume() when the cooperator cannot schedule the walk's slice:
+ * MO_ENOMEM, and the walk stays paused (no visit) until a resume that
+ * succeeds; then it visits the whole tree. */
+struct pausing {
+    mo_deferred_t *d;
+    int visits;
+};
+
+static void pause_first(void *arg, const char *dirname, mo_walk_names *names)
+{
+    (void)dirname;
+    (void)names;
+    struct pausing *p = arg;
+    if (p->visits++ == 0) assert_ok(mo_walk_pause(p->d));
+}
+
+static void nothing(mo_loop_t *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+}
+
+static void test_resume_out_of_memory_stays_paused(void **state)
+{
+    (void)state;
+    mo_test_alloc_install();
+    tree_build();
+    mo_loop_t *loop;
+    assert_ok(mo_loop_new(&loop, 0));
+    struct pausing p = {0};
+    assert_ok(mo_walk(loop, root, pause_first, &p, NULL, &p.d));
+    while (p.visits == 0) assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    for (int i = 0; i < 5; i++) assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    assert_int_equal(p.visits, 1);
+    mo_test_alloc_fail_at(1, 1);
+    int err;
+    while ((err = mo_call_soon(loop, nothing, NULL)) == 0) {
+    }
+    assert_mo(MO_ENOMEM, err); /* the ready queue is full */
+    assert_mo(MO_ENOMEM, mo_walk_resume(p.d));
+    mo_test_alloc_fail_at(0, 0);
+    for (int i = 0; i < 5; i++) assert_ok(mo_loop_run(loop, MO_RUN_NOWAIT));
+    assert_int_equal(p.visits, 1); /* still paused */
+    assert_ok(mo_walk_resume(p.d));
+    assert_ok(mo_loop_run(loop, MO_RUN_DEFAULT));
+    assert_int_equal(p.visits, TREE_DIRS);
+    const mo_failure_t *f = NULL;
+    void *v = NULL;
+    assert_ok(mo_deferred_result(p.d, &v, &f));
+    assert_null(f);
+    mo_deferred_unref(p.d);
+    mo_loop_free(loop);
+    assert_int_equal(mo_test_alloc_live(), 0);
+    tree_remove();
+}
+
 /* Threads: a parallel walk whose pool cannot start says MO_EAGAIN and
  * starts nothing. */
 static int parallel_without_threads(void *arg)
@@ -165,4 +221,5 @@ static void test_parallel_without_threads(void **state)
 MO_TEST_MAIN(cmocka_unit_test(test_sequential_each_allocation_in_turn),
              cmocka_unit_test(test_pieces_each_allocation_in_turn),
              cmocka_unit_test(test_parallel_each_allocation_in_turn),
-             cmocka_unit_test(test_parallel_without_threads))
+             cmocka_unit_test(test_parallel_without_threads),
+             cmocka_unit_test(test_resume_out_of_memory_stays_paused))

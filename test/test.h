@@ -61,6 +61,13 @@ struct mo_test_tag {
  * counted from the last mo_test_alloc_fail_at() — or, with `lasting`, that
  * one and every later one (memory that stays exhausted). Any thread. */
 void mo_test_alloc_install(void);
+/* The allocator's functions, for libraries that take their own (libevent's
+ * event_set_mem_functions, libuv's uv_replace_allocator): their
+ * allocations are then counted and failed with morsel's. */
+void *mo_test_alloc_malloc(size_t n);
+void *mo_test_alloc_realloc(void *p, size_t n);
+void *mo_test_alloc_calloc(size_t c, size_t n);
+void mo_test_alloc_free(void *p);
 /* Restarts the count; allocation k (1-based) fails; 0: none fails. */
 void mo_test_alloc_fail_at(long k, int lasting);
 /* Allocations since the last mo_test_alloc_fail_at() (or install). */

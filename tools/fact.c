@@ -311,7 +311,7 @@ static struct ref add_pow5(struct fact_plan *p, unsigned long s)
     int id = add_piece(p, K_POW5, (double)s * LOG2_5);
     if (id >= 0) {
         p->pieces[id].a = s;
-        p->pieces[id].big = p->pieces[id].bits > BIG_MUL_BITS / 4;
+        p->pieces[id].big = p->pieces[id].bits > BIG_MUL_BITS / 4.0;
     }
     return R0(id);
 }
@@ -383,14 +383,14 @@ static int link_plan(struct fact_plan *p)
     size_t n = p->npieces;
     p->dep_off = calloc(n + 1, sizeof *p->dep_off);
     p->deps = malloc((p->ninputs + 1) * sizeof *p->deps);
-    p->heap = malloc((n + 1) * sizeof *p->heap);
+    p->heap = calloc(n + 1, sizeof *p->heap);
     if (!p->dep_off || !p->deps || !p->heap) return -ENOMEM;
     for (size_t i = 0; i < p->ninputs; i++) {
         p->dep_off[p->inputs[i].piece + 1]++;
         p->pieces[p->inputs[i].piece].users[p->inputs[i].which]++;
     }
     for (size_t i = 0; i < n; i++) p->dep_off[i + 1] += p->dep_off[i];
-    int *fill = calloc(n, sizeof *fill);
+    int *fill = calloc(n + 1, sizeof *fill); /* + 1: never calloc(0), which may give NULL */
     if (!fill) return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
         struct piece *pc = &p->pieces[i];

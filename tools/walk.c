@@ -24,7 +24,7 @@
 #include "progress.h"
 #include "walk_filter.h"
 
-#define OUT_SIZE (1024 * 1024)
+#define OUT_SIZE ((size_t)1024 * 1024)
 #define BEAT     MO_MSEC(1)
 /* The walk's slice: half the heartbeat's period, so that a timer due
  * during a slice is late by well under a millisecond. */

@@ -15,7 +15,11 @@ static const struct mo_embed_ops event_ops = {"libevent", event_detached};
 
 /* Sets the timer to morsel's timeout. Re-adding the timer also takes it off
  * libevent's active list if it had fired in this iteration, so a run from
- * the fd is never followed by a stale run from the timer. */
+ * the fd is never followed by a stale run from the timer. event_add() can
+ * fail when libevent's timer heap cannot grow (out of memory): then the
+ * timer is made active at once instead, which needs no memory, so that the
+ * loop runs in the base's next iteration and arms again, rather than
+ * sleeping past its deadline (a delayed call would never run). */
 static void ev_arm(struct mo_ev *e)
 {
     int64_t ns = -1;
@@ -26,7 +30,7 @@ static void ev_arm(struct mo_ev *e)
     }
     int64_t us = (ns + 999) / 1000; /* up: never wake before the deadline */
     struct timeval tv = {.tv_sec = us / 1000000, .tv_usec = us % 1000000};
-    event_add(e->timer, &tv);
+    if (event_add(e->timer, &tv) != 0) event_active(e->timer, EV_TIMEOUT, 0);
 }
 
 static void ev_run(evutil_socket_t fd, short what, void *arg)

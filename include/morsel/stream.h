@@ -179,8 +179,9 @@ MO_EXTERN int mo_stream_set_callbacks(mo_stream_t *s, const struct mo_stream_cal
  * resumeProducing). Frames already read and kept while the stream was
  * stopped are delivered first, from a later pass of the loop. Starting a
  * stream that reads is a no-op. Errors: MO_EINVAL (NULL), MO_EPIPE (the
- * stream is closing or has ended, or the peer's end of file was seen).
- * Loop thread. */
+ * stream is closing or has ended, or the peer's end of file was seen),
+ * MO_ENOMEM (frames are kept and the pass that delivers them could not be
+ * scheduled: the stream stays stopped). Loop thread. */
 MO_EXTERN int mo_stream_read_start(mo_stream_t *s);
 
 /* Stops reading (pauseProducing): on_read is not called again until
@@ -232,12 +233,17 @@ MO_EXTERN int mo_stream_write(mo_stream_t *s, const void *data, size_t len, mo_d
 
 /* Like mo_stream_write(), but copies what cannot be sent at once into
  * buffers of the stream's loop (16 KiB chunks, recycled). Errors: those of
- * mo_stream_write(). Loop thread. */
+ * mo_stream_write(); on MO_ENOMEM nothing was queued, but if the kernel had
+ * taken part of the bytes already (the queue was empty), the stream has
+ * ended (the rest cannot follow: on_lost comes with MO_ENOMEM). Loop
+ * thread. */
 MO_EXTERN int mo_stream_write_copy(mo_stream_t *s, const void *data, size_t len);
 
 /* Queues one MO_FRAME_U32 frame: a 4-byte big-endian length (copied), then
- * data as mo_stream_write() takes it. Errors: those of mo_stream_write(),
- * and MO_EMSGSIZE for len above 2^32 - 1 (data destroyed). Loop thread. */
+ * data as mo_stream_write() takes it. Both or neither are queued: on
+ * MO_ENOMEM nothing was and the stream goes on. Errors: those of
+ * mo_stream_write(), and MO_EMSGSIZE for len above 2^32 - 1 (data
+ * destroyed). Loop thread. */
 MO_EXTERN int mo_stream_write_frame(mo_stream_t *s, const void *data, size_t len, mo_dtor_fn dtor,
                                     void *owner);
 
@@ -387,7 +393,8 @@ struct mo_listen_opts {
  * listens): MO_EINVAL (NULL loop, addr, on_accept or lp, an empty address,
  * negative backlog, unknown flags, bad watermarks), MO_EADDRINUSE (the
  * port or the Unix path is taken), MO_EACCES, MO_EADDRNOTAVAIL, MO_EMFILE,
- * MO_ENOMEM, another socket/bind/listen errno. Loop thread. */
+ * MO_ENOMEM, MO_ESHUTDOWN (the loop is closed), another socket/bind/listen
+ * errno. Loop thread. */
 MO_EXTERN int mo_listen(mo_loop_t *loop, const mo_addr_t *addr, const struct mo_listen_opts *opts,
                         mo_accept_fn on_accept, void *arg, mo_listener_t **lp);
 
@@ -396,8 +403,9 @@ MO_EXTERN int mo_listen(mo_loop_t *loop, const mo_addr_t *addr, const struct mo_
 MO_EXTERN int mo_listener_addr(const mo_listener_t *l, mo_addr_t *addr);
 
 /* Stops accepting for a while (connections wait in the backlog) and
- * starts again. Idempotent. Errors: MO_EINVAL (NULL), MO_ENOMEM (resume:
- * the watcher could not be started; still paused). Loop thread. */
+ * starts again. Idempotent. Errors: MO_EINVAL (NULL); resume: the error of
+ * epoll_ctl() when the kernel refuses to watch the socket again (MO_ENOMEM,
+ * MO_ENOSPC: still not accepting; resume again later). Loop thread. */
 MO_EXTERN int mo_listener_pause(mo_listener_t *l);
 MO_EXTERN int mo_listener_resume(mo_listener_t *l);
 

@@ -152,9 +152,15 @@ static void drain_call(mo_loop_t *loop, void *arg)
     mo__frame_kept(s);
 }
 
-void mo__frame_drain(mo_stream_t *s)
+int mo__frame_drain(mo_stream_t *s)
 {
-    if (s->drain_queued) return;
-    if (mo_call_soon(s->loop, drain_call, s) == 0) s->drain_queued = true;
-    /* Out of memory: the frames are delivered with the next read. */
+    if (s->drain_queued) return 0;
+    /* If the ready queue cannot grow, a delayed call needs no memory but
+     * its slab slot. Not waiting for the next read instead: a peer that
+     * waits for the answer to what it sent never sends it. */
+    if (mo_call_soon(s->loop, drain_call, s) != 0 &&
+        mo_call_later(s->loop, 0, drain_call, s, NULL) != 0)
+        return MO_ENOMEM;
+    s->drain_queued = true;
+    return 0;
 }

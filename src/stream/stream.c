@@ -181,7 +181,11 @@ int mo_stream_read_start(mo_stream_t *s)
     if (s->reading) return 0;
     s->reading = true;
     mo__stream_sync_read(s);
-    if (s->state == MO__S_OPEN && mo__frame_ready(s)) mo__frame_drain(s);
+    if (s->state == MO__S_OPEN && mo__frame_ready(s) && mo__frame_drain(s) != 0) {
+        s->reading = false; /* as it was: the kept frames wait for a start that works */
+        mo__stream_sync_read(s);
+        return MO_ENOMEM;
+    }
     return 0;
 }
 

@@ -191,8 +191,9 @@ void mo__frame_input(mo_stream_t *s, char *data, size_t len);
 /* Delivers the frames kept while the stream was stopped, now (with the
  * writes corked), as long as it reads. */
 void mo__frame_kept(mo_stream_t *s);
-/* The same from a later pass of the loop. */
-void mo__frame_drain(mo_stream_t *s);
+/* The same from a later pass of the loop. Errors: MO_ENOMEM (that pass
+ * could not be scheduled). */
+int mo__frame_drain(mo_stream_t *s);
 /* True if kept bytes hold at least one whole frame. */
 bool mo__frame_ready(const mo_stream_t *s);
 

@@ -182,7 +182,10 @@ int mo_stream_when_writable(mo_stream_t *s, mo_deferred_t **dp)
 
 int mo_stream_await_writable(mo_stream_t *s, mo_coro_t *co)
 {
-    if (!s || !co) return MO_EINVAL;
+    /* Checked before "writable", so that a misuse is an error every time,
+     * not only when the stream happens to be paused. */
+    if (!s || !mo__coro_inside(co)) return MO_EINVAL;
+    if (mo__task_finished(mo_coro_task(co))) return MO_ECANCELED;
     int w = mo_stream_writable(s);
     if (w != 0) return w < 0 ? w : 0;
     mo_deferred_t *d;
@@ -475,8 +478,8 @@ static int copy_out(mo_stream_t *s, struct mo__wrec *r)
     if (!first) return MO_ENOMEM;
     const char *src = r->data;
     size_t left = r->len;
-    struct mo__wrec *after = r->next, *last = NULL;
-    for (struct mo__wrec *x = r; x; last = x, x = recs, recs = recs ? recs->next : NULL) {
+    struct mo__wrec *after = r->next, *last = NULL, *x = r;
+    do { /* r first, then the new records */
         struct mo__sbuf *b = x == r ? first : x->owner;
         size_t k = left < MO__SBUF_SIZE ? left : MO__SBUF_SIZE;
         memcpy(b->data, src, k);
@@ -484,9 +487,12 @@ static int copy_out(mo_stream_t *s, struct mo__wrec *r)
         b->refs = 1;
         *x = (struct mo__wrec){NULL, b->data, k, mo__sbuf_release, b};
         if (last) last->next = x;
+        last = x;
         src += k;
         left -= k;
-    }
+        x = recs;
+        recs = recs ? recs->next : NULL;
+    } while (x);
     last->next = after;
     if (s->tail == r) s->tail = last;
     return 0;
@@ -535,6 +541,17 @@ int mo_stream_write_frame(mo_stream_t *s, const void *data, size_t len, mo_dtor_
         return MO_EMSGSIZE;
     }
     if (!s || (!data && len) || !takes_writes(s)) return mo_stream_write(s, data, len, dtor, owner);
+    /* The header's record and the body's are taken first, so that running
+     * out of memory is found before anything is queued: a header queued
+     * without its body would garble every later frame. Given back to the
+     * free list, they are the ones the two writes take. */
+    struct mo__wrec *a = mo__wrec_get(s->ctx), *b = a ? mo__wrec_get(s->ctx) : NULL;
+    if (b) mo__wrec_put(s->ctx, b);
+    if (a) mo__wrec_put(s->ctx, a);
+    if (!b) {
+        if (dtor) dtor(owner);
+        return MO_ENOMEM;
+    }
     unsigned char hdr[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
                             (unsigned char)(len >> 8), (unsigned char)len};
     int err = mo_stream_write_copy(s, hdr, sizeof hdr);
@@ -542,8 +559,10 @@ int mo_stream_write_frame(mo_stream_t *s, const void *data, size_t len, mo_dtor_
         if (dtor) dtor(owner);
         return err;
     }
+    /* The body's record is on the free list, unless a producer's pause
+     * callback (run by the header's write) took it for writes of its own:
+     * then, out of memory, the header must not stay alone. */
     err = mo_stream_write(s, data, len, dtor, owner);
-    /* A header without its body would garble every later frame. */
     if (err == MO_ENOMEM) mo__stream_end(s, MO_ENOMEM, "out of memory in the middle of a frame");
     return err;
 }

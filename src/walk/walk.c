@@ -34,10 +34,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#define WALK_BUF  (8 * 1024)   /* bytes per getdents64 batch: ~60 us of ext4 */
-#define WALK_STEP MO_USEC(100) /* work per cooperator step */
-#define WALK_SCAN 8192         /* names scanned for subdirectories per unit */
-#define WALK_KEEP (256 * 1024) /* a popped frame keeps buffers up to this size */
+#define WALK_BUF  ((size_t)8 * 1024)   /* bytes per getdents64 batch: ~60 us of ext4 */
+#define WALK_STEP MO_USEC(100)         /* work per cooperator step */
+#define WALK_SCAN 8192                 /* names scanned for subdirectories per unit */
+#define WALK_KEEP ((size_t)256 * 1024) /* a popped frame keeps buffers up to this size */
 
 enum frame_phase { PH_OPEN, PH_READ, PH_VISIT, PH_DESCEND };
 

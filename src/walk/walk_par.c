@@ -49,14 +49,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#define PAR_BUF (64 * 1024) /* bytes per getdents64 call */
+#define PAR_BUF ((size_t)64 * 1024) /* bytes per getdents64 call */
 /* MO_WALK_PIECES: bytes of records per job round, read in one getdents64
  * call for a large directory: about 0.3 ms of a worker's CPU, so that a
  * round does not hold a CPU the loop thread may need for long (woken by
  * a timer, the loop thread often waits for the worker's CPU). */
-#define PAR_PIECE (32 * 1024)
-#define PAR_KEEP  (512 * 1024) /* a job keeps buffers up to this size */
-#define PAR_BATCH 16           /* directories per job at most */
+#define PAR_PIECE ((size_t)32 * 1024)
+#define PAR_KEEP  ((size_t)512 * 1024) /* a job keeps buffers up to this size */
+#define PAR_BATCH 16                   /* directories per job at most */
 
 struct pnode {
     struct pnode *parent; /* one reference */

@@ -167,6 +167,11 @@ mo_task_t *mo_coro_task(mo_coro_t *co)
     return co ? co->task : NULL;
 }
 
+bool mo__coro_inside(const mo_coro_t *co)
+{
+    return co && co->running;
+}
+
 static int coro_new(mo_coro_fn fn, void *arg, size_t stack_size, mo_coro_t **cop)
 {
     mo_coro_t *co = mo__calloc(1, sizeof(*co));

@@ -63,7 +63,8 @@ static const struct mo__symobj *object_map(struct mo__symtab *t, const char *pat
 {
     for (unsigned i = 0; i < t->n; i++)
         if (strcmp(t->objs[i].path, path) == 0) return &t->objs[i];
-    if (t->n == MO__SYMTAB_OBJECTS || strlen(path) >= sizeof(t->objs[0].path)) return NULL;
+    size_t plen = strlen(path);
+    if (t->n == MO__SYMTAB_OBJECTS || plen >= sizeof(t->objs[0].path)) return NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return NULL;
     struct stat st;
@@ -73,7 +74,7 @@ static const struct mo__symobj *object_map(struct mo__symtab *t, const char *pat
     close(fd);
     if (map == MAP_FAILED) return NULL;
     struct mo__symobj *o = &t->objs[t->n++];
-    strcpy(o->path, path);
+    memcpy(o->path, path, plen + 1);
     o->map = map;
     o->size = (size_t)st.st_size;
     return o;

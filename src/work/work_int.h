@@ -178,6 +178,10 @@ int mo__task_start(mo_loop_t *loop, mo_step_fn step, void *arg, const struct mo_
 void mo__task_ref(mo_task_t *t);
 void mo__task_unref(mo_task_t *t);
 
+/* True if the caller runs on co's stack (inside the coroutine): for the
+ * upper layers' functions that suspend a coroutine they are given. */
+bool mo__coro_inside(const mo_coro_t *co);
+
 /* Submits fn(arg, ...) to the task's pool; the task then waits until the
  * piece returned. For mo_task_offload() and mo_coro_offload(), which check
  * that the task is the one running. Errors: MO_EBUSY (a piece is already
