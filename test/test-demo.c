@@ -210,6 +210,15 @@ static void interrupt_at(const char *line, int sig)
         int null = open("/dev/null", O_WRONLY);
         dup2(null, 1);
         setenv("TMPDIR", dir, 1);
+        /* The demo keeps a signal ignored if it started ignored (as a
+         * background job's SIGINT is): start it with the defaults, whatever
+         * this process (under valgrind, say) left. */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
         /* Phases of at least 20 s: the signal lands in the one it is meant
          * for however slow this process is (valgrind), and ends it early. */
         execl(morsel, morsel, "demo", "--quick", "--duration", "20", "--p99-limit", "1000",
