@@ -219,8 +219,8 @@ static void interrupt_at(const char *line, int sig)
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         signal(SIGHUP, SIG_DFL);
-        /* Phases of at least 20 s: the signal lands in the one it is meant
-         * for however slow this process is (valgrind), and ends it early. */
+        /* Phases of at least 20 s: the signal surely lands in the phase it
+         * is meant for, and ends the run early. */
         execl(morsel, morsel, "demo", "--quick", "--duration", "20", "--p99-limit", "1000",
               (char *)NULL);
         _exit(127);
